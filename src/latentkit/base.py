@@ -1,0 +1,237 @@
+"""The model contract (DESIGN section 2).
+
+`LatentModel` is what every latentkit model is: a scikit-learn estimator with
+score_samples / score / posterior / transform / sample / bic / aic / save. `EMModel` adds
+`fit` and `partial_fit` on the shared EM engine for models that supply the three kernels
+`_em_init`, `_e_step`, `_m_step`, plus `_store_params` / `_current_params` that map the
+engine's parameter record to the public fitted attributes (names ending in `_`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from . import em
+from ._validation import (
+    RANDOM_STATE,
+    InstanceOf,
+    Interval,
+    Options,
+    as_generator,
+    check_params,
+    check_X,
+)
+
+
+class LatentModel(BaseEstimator):
+    """Base of every latentkit model: p(x, z | θ) = p(z | θ) p(x | z, θ).
+
+    Subclasses implement `score_samples`, `posterior`, `sample` and `_n_parameters`.
+    """
+
+    #: whether NaN in X means "missing" and is marginalized exactly
+    _allow_nan: ClassVar[bool] = True
+    #: hyper-parameter constraints, checked on fit: {name: [constraint, ...]}
+    _parameter_constraints: ClassVar[dict] = {}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self._allow_nan
+        tags.non_deterministic = False
+        return tags
+
+    # -- validation -----------------------------------------------------------------------
+
+    def _validate_params(self):
+        constraints = {}
+        for klass in reversed(type(self).__mro__):
+            constraints.update(getattr(klass, "_parameter_constraints", {}))
+        check_params(self, constraints)
+
+    def _validate_X(self, X, *, reset: bool) -> np.ndarray:
+        """X : (n_samples, n_features) as float32/float64; n_features checked when not reset."""
+        if not reset:
+            check_is_fitted(self)
+        return check_X(self, X, reset=reset, allow_nan=self._allow_nan)
+
+    # -- the contract ---------------------------------------------------------------------
+
+    def score_samples(self, X) -> np.ndarray:
+        """log p(x) for each row : (n_samples,); missing entries are marginalized."""
+        raise NotImplementedError
+
+    def score(self, X, y=None) -> float:
+        """Mean per-row log-likelihood log p(x)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def posterior(self, X):
+        """p(z | x) for each row, as a distribution object (`latentkit.distributions`)."""
+        raise NotImplementedError
+
+    def transform(self, X) -> np.ndarray:
+        """The posterior mean of z for each row: the usable representation."""
+        return self.posterior(X).mean
+
+    @property
+    def n_parameters_(self) -> int:
+        """Number of free parameters, for BIC/AIC."""
+        check_is_fitted(self)
+        return int(self._n_parameters())
+
+    def _n_parameters(self) -> int:
+        raise NotImplementedError
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion: -2 log p(X) + n_parameters log n (lower is better)."""
+        n = np.shape(X)[0]
+        return -2 * self.score(X) * n + self.n_parameters_ * math.log(n)
+
+    def aic(self, X) -> float:
+        """Akaike information criterion: -2 log p(X) + 2 n_parameters (lower is better)."""
+        return -2 * self.score(X) * np.shape(X)[0] + 2 * self.n_parameters_
+
+    def save(self, path) -> None:
+        """Write the model to one file, atomically and without pickle (see `latentkit.load`)."""
+        from .io import save
+
+        save(self, path)
+
+    def _show_progress(self) -> bool:
+        verbose = getattr(self, "verbose", 0)
+        if verbose is None:
+            return sys.stderr.isatty()
+        return bool(verbose)
+
+
+ENGINE_CONSTRAINTS = {
+    "tol": [Interval(float, 0, None)],
+    "max_iter": [Interval(int, 0, None)],
+    "n_init": [Interval(int, 1, None)],
+    "random_state": RANDOM_STATE,
+    "warm_start": [Options(True, False)],
+    "verbose": [Interval(int, 0, None), Options(None, True, False)],
+    "max_time": [Interval(float, 0, None, closed="neither"), Options(None)],
+    "callbacks": [InstanceOf(list, tuple, type(None), description="a list of callables")],
+    "chunk_size": [Interval(int, 1, None), Options(None)],
+    "learning_decay": [Interval(float, 0.5, 1.0, closed="right")],
+    "learning_offset": [Interval(float, 1.0, None)],
+}
+
+
+class EMModel(LatentModel):
+    """A model learned by (exact or MAP) EM on the shared engine.
+
+    Engine hyper-parameters every subclass accepts (and lists in its own __init__):
+    tol, max_iter, n_init, random_state, warm_start, verbose, max_time, callbacks,
+    chunk_size, learning_decay, learning_offset.
+    """
+
+    _parameter_constraints: ClassVar[dict] = ENGINE_CONSTRAINTS
+
+    # -- kernels a subclass supplies ------------------------------------------------------
+
+    def _em_init(self, X: np.ndarray, rng: np.random.Generator):
+        raise NotImplementedError
+
+    def _e_step(self, params, X: np.ndarray):
+        raise NotImplementedError
+
+    def _m_step(self, stats):
+        raise NotImplementedError
+
+    def _store_params(self, params, dtype) -> None:
+        """Write the engine's parameter record to the public fitted attributes."""
+        raise NotImplementedError
+
+    def _current_params(self):
+        """The parameter record rebuilt from the public fitted attributes."""
+        raise NotImplementedError
+
+    def _check_data(self, n_samples: int | None, n_features: int) -> None:
+        """Model-specific checks that need the data's size (e.g. K <= N)."""
+
+    def _chunk_floats_per_row(self, n_features: int) -> int:
+        return n_features
+
+    # -- fitting --------------------------------------------------------------------------
+
+    def _source(self, X, *, reset: bool) -> em.ChunkSource:
+        """Validate X and wrap it as chunks: in memory, memory-mapped .npy, or iterator."""
+        if em.is_streaming(X):
+            n_features = None if reset else self.n_features_in_
+            probe = self.chunk_size or em.auto_chunk_rows(self._chunk_floats_per_row(
+                n_features or 1))
+            source = em.as_source(X, chunk_rows=probe, allow_nan=self._allow_nan)
+            if n_features is not None and source.n_features != n_features:
+                raise ValueError(f"X has {source.n_features} features, but "
+                                 f"{type(self).__name__} is expecting {n_features} features.")
+            if self.chunk_size is None and isinstance(source, em.ArraySource):
+                source.chunk_rows = em.auto_chunk_rows(
+                    self._chunk_floats_per_row(source.n_features))
+            if reset:
+                self.n_features_in_ = source.n_features
+            return source
+        X = self._validate_X(X, reset=reset)
+        rows = self.chunk_size or em.auto_chunk_rows(self._chunk_floats_per_row(X.shape[1]))
+        return em.ArraySource(X, rows, validated=True, allow_nan=self._allow_nan)
+
+    def fit(self, X, y=None):
+        """Learn θ by maximum marginal likelihood with EM.
+
+        X : (n_samples, n_features) array (NaN = missing where the model marginalizes), or
+        for out-of-core data a path to a `.npy` file, an np.memmap, a list of 2-D arrays, or
+        a function returning a fresh iterator of 2-D arrays. Returns self.
+        """
+        self._validate_params()
+        warm = self.warm_start and hasattr(self, "converged_")
+        source = self._source(X, reset=not warm)
+        n_samples = getattr(source, "n_samples", None)
+        self._check_data(n_samples, source.n_features)
+        result = em.fit_em(
+            self, source, n_init=self.n_init, rng=as_generator(self.random_state),
+            init_params=self._current_params() if warm else None, tol=self.tol,
+            max_iter=self.max_iter, max_time=self.max_time, callbacks=self.callbacks or (),
+            progress=self._show_progress())
+        self._store_params(result.params, source.dtype)
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.history_ = np.asarray(result.history)
+        self.lower_bound_ = result.lower_bound
+        self.stop_reason_ = result.stop_reason
+        self.__dict__.pop("_online", None)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """One step of online EM on a batch X : (n_batch, n_features); returns self.
+
+        Running statistics blend with step size ρ_t = (t + learning_offset)^(-learning_decay).
+        The first call initializes from its batch (or from the fitted parameters).
+        """
+        self._validate_params()
+        first = not hasattr(self, "_online")
+        X = self._validate_X(X, reset=first and not hasattr(self, "converged_"))
+        if first:
+            self._check_data(len(X), X.shape[1])
+            rng = as_generator(self.random_state)
+            params = (self._current_params() if hasattr(self, "converged_")
+                      else self._em_init(X, rng))
+            self._online = em.OnlineState()
+            self.history_ = np.empty(0)
+        else:
+            params = self._current_params()
+        params, self._online, ll = em.online_em_step(
+            self, params, self._online, X, learning_decay=self.learning_decay,
+            learning_offset=self.learning_offset)
+        self._store_params(params, X.dtype)
+        self.history_ = np.append(self.history_, ll)
+        self.lower_bound_ = ll
+        self.n_iter_ = self._online.n_updates
+        self.converged_ = False
+        self.stop_reason_ = "online"
+        return self

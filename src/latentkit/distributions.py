@@ -1,0 +1,135 @@
+"""Posterior distributions over latent variables, one per data row.
+
+`posterior(X)` of every model returns one of these: a batch of distributions with batch shape
+(n_rows,) and an event shape that depends on the latent (scalar for a categorical z, (M,) for
+a Gaussian z). Each has `.mean`, `.sample(n, random_state)` and `.log_prob(z)`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import logsumexp
+
+from ._validation import as_generator
+
+
+class Categorical:
+    """Categorical distributions over K states, one per row.
+
+    Build from `log_probs` (preferred: stays exact in log space) or `probs`,
+    each (n_rows, K) with rows summing to 1.
+    """
+
+    def __init__(self, probs=None, *, log_probs=None):
+        if (probs is None) == (log_probs is None):
+            raise ValueError("Categorical takes exactly one of probs= or log_probs=.")
+        if log_probs is not None:
+            log_probs = np.atleast_2d(np.asarray(log_probs))
+            self.log_probs = log_probs - logsumexp(log_probs, axis=1, keepdims=True)
+        else:
+            probs = np.atleast_2d(np.asarray(probs))
+            if np.any(probs < 0):
+                raise ValueError("Categorical probs must be non-negative.")
+            with np.errstate(divide="ignore"):
+                self.log_probs = np.log(probs / probs.sum(axis=1, keepdims=True))
+
+    @property
+    def probs(self) -> np.ndarray:
+        """(n_rows, K) probabilities."""
+        return np.exp(self.log_probs)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """E[one_hot(z)] : (n_rows, K), i.e. the probabilities (responsibilities)."""
+        return self.probs
+
+    @property
+    def mode(self) -> np.ndarray:
+        """(n_rows,) most probable state."""
+        return np.argmax(self.log_probs, axis=1)
+
+    @property
+    def batch_shape(self) -> tuple[int]:
+        return (self.log_probs.shape[0],)
+
+    def entropy(self) -> np.ndarray:
+        """(n_rows,) entropy in nats."""
+        p = self.probs
+        return -np.sum(np.where(p > 0, p * self.log_probs, 0.0), axis=1)
+
+    def sample(self, n: int = 1, random_state=None) -> np.ndarray:
+        """(n, n_rows) integer states, by inverse-CDF sampling of each row."""
+        rng = as_generator(random_state)
+        cdf = np.cumsum(self.probs, axis=1)
+        u = rng.random((n, cdf.shape[0], 1)) * cdf[None, :, -1:]
+        return np.minimum((u > cdf[None]).sum(axis=2), cdf.shape[1] - 1)
+
+    def log_prob(self, z) -> np.ndarray:
+        """log q(z) for integer states z : (n_rows,) or (n, n_rows); same shape out."""
+        z = np.asarray(z, dtype=np.intp)
+        rows = np.arange(self.log_probs.shape[0])
+        return self.log_probs[rows, z]
+
+    def __len__(self) -> int:
+        return self.log_probs.shape[0]
+
+    def __repr__(self) -> str:
+        n, k = self.log_probs.shape
+        return f"Categorical(n_rows={n}, n_states={k})"
+
+
+class Gaussian:
+    """Multivariate normal distributions N(mean_i, cov_i), one per row.
+
+    mean : (n_rows, M); cov : (n_rows, M, M), or (M, M) shared by all rows.
+    """
+
+    def __init__(self, mean, cov):
+        self.mean = np.atleast_2d(np.asarray(mean))
+        cov = np.asarray(cov)
+        M = self.mean.shape[1]
+        if cov.shape not in ((M, M), (self.mean.shape[0], M, M)):
+            raise ValueError(
+                f"Gaussian cov must have shape ({M}, {M}) or ({self.mean.shape[0]}, {M}, {M}) "
+                f"to match mean {self.mean.shape}; got {cov.shape}."
+            )
+        self.cov = cov
+        # Store the factor, never the inverse (STYLE 3).
+        self._chol = np.linalg.cholesky(cov)
+
+    @property
+    def batch_shape(self) -> tuple[int]:
+        return (self.mean.shape[0],)
+
+    @property
+    def event_shape(self) -> tuple[int]:
+        return (self.mean.shape[1],)
+
+    def sample(self, n: int = 1, random_state=None) -> np.ndarray:
+        """(n, n_rows, M) draws: mean + L eps with cov = L L^T."""
+        rng = as_generator(random_state)
+        eps = rng.standard_normal((n, *self.mean.shape))
+        return self.mean + np.einsum("...ij,...j->...i", self._chol, eps)
+
+    def log_prob(self, z) -> np.ndarray:
+        """log N(z; mean, cov) for z : (n_rows, M) or (n, n_rows, M); leading shape out.
+
+        Mahalanobis term by a triangular solve with the Cholesky factor; log-det as the sum of
+        the log-diagonal of the factor.
+        """
+        z = np.asarray(z)
+        diff = z - self.mean
+        L = self._chol
+        sol = np.linalg.solve(L, diff[..., None])[..., 0]  # L^{-1} (z - mean), batched
+        M = self.mean.shape[1]
+        log_det = 2 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
+        return -0.5 * (M * math.log(2 * math.pi) + log_det + np.sum(sol**2, axis=-1))
+
+    def __len__(self) -> int:
+        return self.mean.shape[0]
+
+    def __repr__(self) -> str:
+        n, m = self.mean.shape
+        return f"Gaussian(n_rows={n}, dim={m})"

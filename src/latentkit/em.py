@@ -1,0 +1,393 @@
+"""The EM engine over additive sufficient statistics (DESIGN section 3).
+
+A model supplies three pure pieces:
+
+    _em_init(X_sample, rng)   -> params
+    _e_step(params, X_chunk)  -> (stats, loglik_sum)    # stats add across chunks
+    _m_step(stats)            -> params
+
+and the engine owns everything else, once: iterating over chunks (in-memory arrays, memory-
+mapped `.npy` files, lists of arrays or a function returning a fresh iterator of arrays),
+summing the statistics, convergence on the change of the mean log-likelihood, the
+monotonicity guard, restarts, warm starts, callbacks, the progress bar, the time budget,
+Ctrl-C, and online EM.
+
+EM never decreases log p(X | θ) (each iteration maximizes a lower bound that touches the
+log-likelihood at the current θ), so a decrease beyond round-off signals a bug or a numerical
+failure and raises a `ConvergenceWarning` naming the iteration.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
+from tqdm.auto import tqdm
+
+from ._validation import check_finite
+
+
+class ConvergenceWarning(_SklearnConvergenceWarning):
+    """EM stopped before converging, or its log-likelihood decreased (a numerical failure)."""
+
+
+class ReseedWarning(UserWarning):
+    """An empty or collapsed component was re-seeded; the next log-likelihood may drop."""
+
+
+# -- sufficient statistics ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SufficientStats:
+    """Base for a model's statistics record.
+
+    Fields named in `additive` add across chunks and scale in online EM; any other field is
+    carried unchanged from the left operand (e.g. the data shift the chunk was centred by).
+    """
+
+    additive: ClassVar[tuple[str, ...]] = ()
+
+    def __add__(self, other):
+        return replace(self, **{f: getattr(self, f) + getattr(other, f) for f in self.additive})
+
+    def scaled(self, a: float):
+        return replace(self, **{f: a * getattr(self, f) for f in self.additive})
+
+
+@dataclass(frozen=True)
+class WorstPoint:
+    """The complete row with the lowest log-likelihood: where an empty component is re-seeded.
+
+    Merges by minimum, so it travels with additive statistics across chunks.
+    """
+
+    log_likelihood: float = math.inf
+    x: np.ndarray | None = None
+
+    def __add__(self, other: WorstPoint) -> WorstPoint:
+        return self if self.log_likelihood <= other.log_likelihood else other
+
+    @staticmethod
+    def of(X: np.ndarray, log_likelihood: np.ndarray) -> WorstPoint:
+        """X : (n, D); log_likelihood : (n,). Rows with NaN are skipped."""
+        complete = ~np.isnan(X).any(axis=1)
+        if not complete.any():
+            return WorstPoint()
+        ll = np.where(complete, log_likelihood, np.inf)
+        i = int(np.argmin(ll))
+        return WorstPoint(float(ll[i]), np.array(X[i], dtype=np.float64))
+
+
+# -- data sources -------------------------------------------------------------------------
+
+
+class ChunkSource:
+    """Re-iterable chunks of rows; each pass yields validated float arrays (n_chunk, D)."""
+
+    n_features: int
+    dtype: np.dtype
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def init_sample(self, max_rows: int, rng: np.random.Generator) -> np.ndarray:
+        """All rows when there are at most `max_rows`, else a random subset, in order."""
+        raise NotImplementedError
+
+
+class ArraySource(ChunkSource):
+    """An in-memory or memory-mapped array sliced into row chunks.
+
+    A memory-mapped array is read chunk by chunk, so peak memory is bounded by the chunk
+    size; each chunk is converted to `dtype` and validated as it is read.
+    """
+
+    def __init__(self, X: np.ndarray, chunk_rows: int, *, validated: bool, allow_nan: bool,
+                 dtype=None):
+        if X.ndim != 2:
+            raise ValueError(f"data must be 2-D (n_samples, n_features); got shape {X.shape}.")
+        self.X, self.chunk_rows = X, max(1, int(chunk_rows))
+        self.validated, self.allow_nan = validated, allow_nan
+        self.n_samples, self.n_features = X.shape
+        self.dtype = np.dtype(dtype or (X.dtype if X.dtype in (np.float32, np.float64)
+                                        else np.float64))
+
+    def _prepare(self, chunk: np.ndarray) -> np.ndarray:
+        if self.validated:
+            return chunk
+        chunk = np.asarray(chunk, dtype=self.dtype)
+        check_finite(chunk, allow_nan=self.allow_nan, name="data chunk")
+        return chunk
+
+    def __iter__(self):
+        for start in range(0, self.n_samples, self.chunk_rows):
+            yield self._prepare(self.X[start:start + self.chunk_rows])
+
+    def init_sample(self, max_rows, rng):
+        if self.n_samples <= max_rows:
+            return self._prepare(self.X[:])
+        rows = np.sort(rng.choice(self.n_samples, size=max_rows, replace=False))
+        return self._prepare(self.X[rows])
+
+
+class IterableSource(ChunkSource):
+    """Chunks from a list/tuple of arrays, or from a zero-argument function that returns a
+    fresh iterator of arrays on each call (EM needs one pass per iteration)."""
+
+    def __init__(self, make_iter: Callable[[], Iterable], *, allow_nan: bool, dtype=None):
+        self.make_iter, self.allow_nan = make_iter, allow_nan
+        first = next(iter(make_iter()), None)
+        if first is None:
+            raise ValueError("the iterator of chunks yielded no data.")
+        first = np.asarray(first)
+        if first.ndim != 2:
+            raise ValueError(
+                f"each chunk must be 2-D (n_rows, n_features); the first has shape {first.shape}."
+            )
+        self.n_features = first.shape[1]
+        self.dtype = np.dtype(dtype or (first.dtype if first.dtype in (np.float32, np.float64)
+                                        else np.float64))
+
+    def __iter__(self):
+        for i, chunk in enumerate(self.make_iter()):
+            chunk = np.asarray(chunk, dtype=self.dtype)
+            if chunk.ndim != 2 or chunk.shape[1] != self.n_features:
+                raise ValueError(
+                    f"chunk {i} has shape {chunk.shape}; every chunk must be 2-D with "
+                    f"{self.n_features} columns like the first."
+                )
+            check_finite(chunk, allow_nan=self.allow_nan, name=f"chunk {i}")
+            yield chunk
+
+    def init_sample(self, max_rows, rng):
+        taken, rows = [], 0
+        for chunk in self:
+            taken.append(chunk[: max_rows - rows])
+            rows += len(taken[-1])
+            if rows >= max_rows:
+                break
+        return np.concatenate(taken)
+
+
+def as_source(data, *, chunk_rows: int, allow_nan: bool) -> ChunkSource:
+    """Wrap what `fit` was given as a ChunkSource.
+
+    data : a path to a `.npy` file (memory-mapped), an np.memmap, a list/tuple of 2-D arrays,
+    or a zero-argument callable returning a fresh iterator of 2-D arrays.
+    """
+    if isinstance(data, str | os.PathLike):
+        path = os.fspath(data)
+        if not path.endswith(".npy"):
+            raise ValueError(f"a data path for streaming must be a .npy file; got {path!r}.")
+        try:
+            X = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot memory-map {path!r} as a .npy array: {exc}") from None
+        return ArraySource(X, chunk_rows, validated=False, allow_nan=allow_nan)
+    if isinstance(data, np.memmap):
+        return ArraySource(data, chunk_rows, validated=False, allow_nan=allow_nan)
+    if isinstance(data, list | tuple):
+        chunks = list(data)
+        return IterableSource(lambda: iter(chunks), allow_nan=allow_nan)
+    if callable(data):
+        return IterableSource(data, allow_nan=allow_nan)
+    if isinstance(data, Iterator):
+        raise TypeError(
+            "a one-shot iterator cannot be used: EM makes one pass over the data per iteration. "
+            "Pass a list of arrays or a function that returns a fresh iterator."
+        )
+    raise TypeError(f"cannot read data of type {type(data).__name__} as chunks.")
+
+
+def is_streaming(data) -> bool:
+    """True for inputs that `as_source` streams; False for an in-memory array-like."""
+    if isinstance(data, str | os.PathLike | np.memmap | Iterator):
+        return True
+    if isinstance(data, list | tuple):
+        return len(data) > 0 and np.ndim(data[0]) == 2
+    return callable(data)
+
+
+def auto_chunk_rows(floats_per_row: int, budget_floats: int = 2**20) -> int:
+    """Rows per chunk so that the E-step temporaries stay near `budget_floats` (cache-sized)."""
+    return int(min(65536, max(256, budget_floats // max(1, floats_per_row))))
+
+
+# -- the EM loop --------------------------------------------------------------------------
+
+
+@dataclass
+class EMIteration:
+    """What a callback receives after each iteration."""
+
+    iteration: int
+    log_likelihood: float  # mean per row, at the parameters before this M-step
+    change: float
+    params: Any
+    elapsed: float
+
+
+@dataclass
+class EMResult:
+    params: Any
+    history: list[float] = field(default_factory=list)
+    converged: bool = False
+    n_iter: int = 0
+    stop_reason: str = "max_iter"  # max_iter | converged | max_time | interrupted | callback
+
+    @property
+    def lower_bound(self) -> float:
+        return self.history[-1] if self.history else -math.inf
+
+
+def monotone_tolerance(log_likelihood: float, dtype) -> float:
+    """The round-off allowed in a decrease of the mean log-likelihood."""
+    rtol = 1e-5 if np.dtype(dtype) == np.float32 else 1e-9
+    return rtol * max(1.0, abs(log_likelihood))
+
+
+def e_pass(model, params, source: Iterable[np.ndarray]):
+    """One E-step over all chunks: (summed stats, total log-likelihood, number of rows)."""
+    stats, total, n = None, 0.0, 0
+    for chunk in source:
+        if len(chunk) == 0:
+            continue
+        s, ll = model._e_step(params, chunk)
+        stats = s if stats is None else stats + s
+        total += float(ll)
+        n += len(chunk)
+    if stats is None:
+        raise ValueError("the data has no rows.")
+    return stats, total, n
+
+
+def run_em(model, source: ChunkSource, params, *, tol: float, max_iter: int,
+           max_time: float | None = None, callbacks=(), progress: bool = False,
+           desc: str = "EM") -> EMResult:
+    """Iterate E and M steps from `params` until the mean log-likelihood changes by < tol."""
+    result = EMResult(params)
+    start = time.perf_counter()
+    prev, reseeded = -math.inf, False
+    bar = tqdm(total=max_iter, desc=desc, disable=not progress, leave=False, file=sys.stderr)
+    try:
+        for it in range(1, max_iter + 1):
+            try:
+                stats, total, n = e_pass(model, params, source)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    new_params = model._m_step(stats)
+            except KeyboardInterrupt:
+                warnings.warn(
+                    f"EM interrupted during iteration {it}; keeping the parameters of the last "
+                    "complete iteration (converged_=False).", ConvergenceWarning, stacklevel=3)
+                result.stop_reason = "interrupted"
+                break
+            ll = total / n
+            if not math.isfinite(ll):
+                raise FloatingPointError(
+                    f"EM produced a non-finite log-likelihood at iteration {it}. Increase "
+                    "the regularization (reg_covar), use fewer components, or float64.")
+            if not reseeded and prev - ll > monotone_tolerance(ll, source.dtype):
+                warnings.warn(
+                    f"EM log-likelihood decreased at iteration {it}: {prev:.10g} -> {ll:.10g}. "
+                    "Exact EM never decreases it; this signals a numerical failure (try float64 "
+                    "or a larger regularization).", ConvergenceWarning, stacklevel=3)
+            for w in caught:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            reseeded = any(issubclass(w.category, ReseedWarning) for w in caught)
+            change, prev = ll - prev, ll
+            result.params, result.n_iter = new_params, it
+            result.history.append(ll)
+            params = new_params
+            bar.update(1)
+            bar.set_postfix(loglik=f"{ll:.6g}", change=f"{change:.2g}")
+            info = EMIteration(it, ll, change, params, time.perf_counter() - start)
+            if any(cb(info) is True for cb in callbacks):
+                result.stop_reason = "callback"
+                break
+            if abs(change) < tol and not reseeded:
+                result.converged, result.stop_reason = True, "converged"
+                break
+            if max_time is not None and time.perf_counter() - start > max_time:
+                result.stop_reason = "max_time"
+                break
+    finally:
+        bar.close()
+    return result
+
+
+def fit_em(model, source: ChunkSource, *, n_init: int, rng: np.random.Generator,
+           init_params=None, max_init_rows: int = 100_000, **loop) -> EMResult:
+    """Run EM from `n_init` initializations (or once from `init_params`) and keep the best.
+
+    The best run is the one with the highest final mean log-likelihood.
+    """
+    best = None
+    runs = 1 if init_params is not None else n_init
+    for run in range(runs):
+        if init_params is not None:
+            params = init_params
+        else:
+            params = model._em_init(source.init_sample(max_init_rows, rng), rng)
+        desc = f"EM {run + 1}/{runs}" if runs > 1 else "EM"
+        result = run_em(model, source, params, desc=desc, **loop)
+        if best is None or result.lower_bound > best.lower_bound:
+            best = result
+        if result.stop_reason == "interrupted":
+            break
+    if best.stop_reason == "max_iter":
+        warnings.warn(
+            f"EM did not converge in max_iter={loop['max_iter']} iterations (tol={loop['tol']}). "
+            "Increase max_iter or tol, or check the data for degeneracies.",
+            ConvergenceWarning, stacklevel=3)
+    elif best.stop_reason == "max_time":
+        warnings.warn(
+            f"EM stopped at the max_time budget after {best.n_iter} iterations, before "
+            "converging.", ConvergenceWarning, stacklevel=3)
+    return best
+
+
+@dataclass
+class OnlineState:
+    """Running statistics of online EM (stats are per-row averages)."""
+
+    stats: Any = None
+    n_updates: int = 0
+    n_seen: int = 0
+
+
+def online_em_step(model, params, state: OnlineState, X: np.ndarray, *,
+                   learning_decay: float, learning_offset: float):
+    """One step of online (stochastic) EM on a batch.
+
+    s_t = (1 - ρ_t) s_{t-1} + ρ_t s̄(batch), ρ_t = (t + τ)^(-κ), with s̄ the per-row average
+    of the batch statistics; the M-step sees s_t scaled back to the number of rows seen.
+    Returns (params, state, mean log-likelihood of the batch under the old params).
+    """
+    stats, total = model._e_step(params, X)
+    batch = stats.scaled(1.0 / len(X))
+    if state.stats is None:
+        running = batch
+    else:
+        rho = (state.n_updates + learning_offset) ** (-learning_decay)
+        running = state.stats.scaled(1.0 - rho) + batch.scaled(rho)
+    n_seen = state.n_seen + len(X)
+    params = model._m_step(running.scaled(n_seen))
+    state = OnlineState(running, state.n_updates + 1, n_seen)
+    return params, state, float(total) / len(X)
+
+
+__all__ = [
+    "ConvergenceWarning", "ReseedWarning", "SufficientStats", "WorstPoint", "ChunkSource",
+    "ArraySource", "IterableSource", "as_source", "auto_chunk_rows", "EMIteration", "EMResult",
+    "run_em", "fit_em", "e_pass", "online_em_step", "OnlineState", "monotone_tolerance",
+]
