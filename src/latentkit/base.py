@@ -145,6 +145,10 @@ class EMModel(LatentModel):
     def _m_step(self, stats):
         raise NotImplementedError
 
+    def _log_prior(self, params) -> float:
+        """log p(θ) up to a constant, for MAP-EM (Dirichlet/Beta smoothing); 0 for ML-EM."""
+        return 0.0
+
     def _store_params(self, params, dtype) -> None:
         """Write the engine's parameter record to the public fitted attributes."""
         raise NotImplementedError

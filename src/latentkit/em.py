@@ -256,7 +256,10 @@ def monotone_tolerance(log_likelihood: float, dtype) -> float:
 
 
 def e_pass(model, params, source: Iterable[np.ndarray]):
-    """One E-step over all chunks: (summed stats, total log-likelihood, number of rows)."""
+    """One E-step over all chunks: (summed stats, objective, number of rows).
+
+    The objective is the total log-likelihood plus `model._log_prior(params)` (0 for ML).
+    """
     stats, total, n = None, 0.0, 0
     for chunk in source:
         if len(chunk) == 0:
@@ -267,6 +270,8 @@ def e_pass(model, params, source: Iterable[np.ndarray]):
         n += len(chunk)
     if stats is None:
         raise ValueError("the data has no rows.")
+    # MAP-EM (a prior on θ) is monotone in log p(X | θ) + log p(θ): that is the objective.
+    total += model._log_prior(params)
     return stats, total, n
 
 

@@ -1,0 +1,294 @@
+"""Pure kernels of the Gaussian mixture: densities, sufficient statistics, M-step.
+
+    p(x) = Σ_k π_k N(x; μ_k, Σ_k)
+
+Covariance types (shapes of `covariances` and `precisions_cholesky`):
+    full      (K, D, D)   one matrix per component
+    tied      (D, D)      one matrix shared by all components
+    diag      (K, D)      per-component variances
+    spherical (K,)        per-component single variance
+
+Complete rows take the fast path: all K components in one GEMM, X @ [P_1 ... P_K], with P_k
+the precision Cholesky factor (Σ_k^{-1} = P_k P_k^T). Rows with missing entries (NaN) are
+grouped by missingness pattern; each group is marginalized exactly onto its observed
+coordinates o, and the M-step uses the conditional moments of the missing ones m:
+
+    E[x_m | x_o, k]   = μ_m + Σ_mo Σ_oo^{-1} (x_o - μ_o)
+    Cov[x_m | x_o, k] = Σ_mm - Σ_mo Σ_oo^{-1} Σ_om          (Schur complement)
+
+All statistics are accumulated in coordinates shifted by a fixed vector (a data mean), which
+keeps Σ r x x^T - N μ μ^T free of cancellation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from .._linalg import LOG_2PI, cholesky, precision_cholesky, solve_lower
+from ..em import ReseedWarning, SufficientStats, WorstPoint
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+#: a component with less total responsibility than this many samples is "empty"
+MIN_COMPONENT_SUPPORT = 1.0
+
+
+class GaussianParams(NamedTuple):
+    """θ of a Gaussian mixture, in the coordinates the data are given in."""
+
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, D)
+    covariances: np.ndarray  # see module docstring for the shape per covariance type
+    precisions_cholesky: np.ndarray  # same shape as covariances
+    covariance_type: str
+
+    @property
+    def shift(self) -> np.ndarray:
+        """(D,) the mixture mean Σ π_k μ_k: the centre statistics are accumulated around."""
+        return self.weights @ self.means
+
+
+@dataclass(frozen=True)
+class GaussianStats(SufficientStats):
+    """Σ over rows of r_nk, r_nk x_n and r_nk x_n x_n^T (shifted coordinates).
+
+    sxx : full (K, D, D); tied (D, D); diag and spherical (K, D) (diagonals only).
+    """
+
+    additive = ("n", "nk", "sx", "sxx")
+    n: float
+    nk: np.ndarray  # (K,)
+    sx: np.ndarray  # (K, D)
+    sxx: np.ndarray
+    shift: np.ndarray  # (D,) carried, not added
+    worst: WorstPoint = WorstPoint()
+
+    def __add__(self, other):
+        return replace(super().__add__(other), worst=self.worst + other.worst)
+
+
+# -- densities ----------------------------------------------------------------------------
+
+
+def log_gaussian_prob(X, means, precisions_cholesky, covariance_type) -> np.ndarray:
+    """log N(x_n; μ_k, Σ_k) for complete rows : (n, K).
+
+    X : (n, D); means : (K, D); precisions_cholesky : per covariance type. Computed in X's
+    dtype: float32 is the fast path.
+    """
+    n, D = X.shape
+    K = means.shape[0]
+    P = precisions_cholesky.astype(X.dtype, copy=False)
+    mu = means.astype(X.dtype, copy=False)
+    if covariance_type == "full":
+        # one GEMM for all components: Y = X [P_1 ... P_K] - [μ_1 P_1 ... μ_K P_K]
+        W = np.ascontiguousarray(P.transpose(1, 0, 2).reshape(D, K * D))
+        b = np.einsum("kd,kde->ke", mu, P).reshape(K * D)
+        Y = X @ W
+        Y -= b
+        Y = Y.reshape(n, K, D)
+        maha = np.einsum("nkd,nkd->nk", Y, Y)
+        log_det = np.log(np.diagonal(P, axis1=1, axis2=2)).sum(axis=1)
+    elif covariance_type == "tied":
+        Y = (X @ P)[:, None, :] - (mu @ P)[None]
+        maha = np.einsum("nkd,nkd->nk", Y, Y)
+        log_det = np.log(np.diag(P)).sum()
+    elif covariance_type == "diag":
+        prec = P**2  # (K, D) precisions
+        maha = (X**2) @ prec.T - 2 * (X @ (mu * prec).T) + np.sum(mu**2 * prec, axis=1)
+        log_det = np.log(P).sum(axis=1)
+    else:  # spherical
+        prec = P**2  # (K,)
+        maha = (np.einsum("nd,nd->n", X, X)[:, None] * prec - 2 * (X @ mu.T) * prec
+                + np.sum(mu**2, axis=1) * prec)
+        log_det = D * np.log(P)
+    return -0.5 * (D * LOG_2PI + maha) + log_det
+
+
+def full_covariances(params: GaussianParams) -> np.ndarray:
+    """Σ_k as dense matrices (K, D, D), whatever the covariance type."""
+    K, D = params.means.shape
+    cov = params.covariances
+    if params.covariance_type == "full":
+        return cov
+    if params.covariance_type == "tied":
+        return np.broadcast_to(cov, (K, D, D)).copy()
+    if params.covariance_type == "diag":
+        return cov[:, :, None] * np.eye(D)
+    return cov[:, None, None] * np.eye(D)
+
+
+def missingness_patterns(observed: np.ndarray):
+    """Group rows by which coordinates are observed.
+
+    observed : (n, D) bool. Yields (rows, obs) with rows an index array and obs : (D,) bool.
+    """
+    patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
+    order = np.argsort(inverse.ravel(), kind="stable")
+    bounds = np.searchsorted(inverse.ravel()[order], np.arange(len(patterns) + 1))
+    for p, obs in enumerate(patterns):
+        yield order[bounds[p]:bounds[p + 1]], obs
+
+
+def conditional_gaussians(X_obs, obs, means, covariances):
+    """Marginal and conditional moments for rows sharing the observed set `obs`.
+
+    X_obs : (n, d_o) observed values; obs : (D,) bool; means : (K, D); covariances :
+    (K, D, D). Returns log N(x_o; μ_o, Σ_oo) : (n, K), E[x_m | x_o, k] : (K, n, d_m) and
+    Cov[x_m | x_o, k] : (K, d_m, d_m). With Σ_oo = L L^T, Z = L^{-1}(x_o - μ_o) and
+    A = L^{-1} Σ_om: Mahalanobis = ||Z||², E[x_m] = μ_m + A^T Z, Cov = Σ_mm - A^T A.
+    """
+    mis = ~obs
+    n, d_o = X_obs.shape
+    K = means.shape[0]
+    S_oo = covariances[:, obs][:, :, obs]
+    S_om = covariances[:, obs][:, :, mis]
+    S_mm = covariances[:, mis][:, :, mis]
+    if d_o == 0:  # nothing observed: p(x_o) = 1, the conditional is the prior
+        return (np.zeros((n, K)), np.broadcast_to(means[:, None, mis], (K, n, mis.sum())),
+                S_mm)
+    L = cholesky(S_oo)
+    diff = X_obs[None, :, :] - means[:, None, obs]  # (K, n, d_o)
+    Z = solve_lower(L, np.swapaxes(diff, 1, 2))  # (K, d_o, n)
+    A = solve_lower(L, S_om)  # (K, d_o, d_m)
+    log_det = 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+    log_prob = -0.5 * (d_o * LOG_2PI + log_det[:, None] + np.sum(Z**2, axis=1))
+    cond_mean = means[:, None, mis] + np.swapaxes(Z, 1, 2) @ A  # (K, n, d_m)
+    cond_cov = S_mm - np.swapaxes(A, 1, 2) @ A
+    return log_prob.T, cond_mean, cond_cov
+
+
+# -- sufficient statistics ----------------------------------------------------------------
+
+
+def complete_stats(X, resp, covariance_type):
+    """(nk, sx, sxx) from complete rows X : (n, D) and responsibilities resp : (n, K)."""
+    nk = resp.sum(axis=0, dtype=np.float64)
+    sx = (resp.T @ X).astype(np.float64)
+    if covariance_type == "full":
+        weighted = resp.T[:, :, None] * X[None]  # (K, n, D)
+        sxx = np.matmul(np.swapaxes(weighted, 1, 2), X).astype(np.float64)
+    elif covariance_type == "tied":
+        sxx = (X.T @ (X * resp.sum(axis=1, keepdims=True))).astype(np.float64)
+    else:
+        sxx = (resp.T @ (X**2)).astype(np.float64)
+    return nk, sx, sxx
+
+
+def pattern_stats(X_obs, obs, resp, cond_mean, cond_cov, covariance_type):
+    """(nk, sx, sxx) from rows sharing observed set `obs`, with the missing coordinates
+    replaced by their conditional moments: E[x x^T | x_o, k] = x̂ x̂^T + [0 0; 0 Cov_mm].
+
+    X_obs : (n, d_o); resp : (n, K); cond_mean : (K, n, d_m); cond_cov : (K, d_m, d_m).
+    """
+    K = resp.shape[1]
+    D = obs.size
+    mis = ~obs
+    nk = resp.sum(axis=0)
+    x_full = np.empty((K, len(X_obs), D))
+    x_full[:, :, obs] = X_obs[None]
+    x_full[:, :, mis] = cond_mean
+    weighted = resp.T[:, :, None] * x_full  # (K, n, D)
+    sx = weighted.sum(axis=1)
+    sxx = np.matmul(np.swapaxes(weighted, 1, 2), x_full)  # (K, D, D)
+    sxx[:, mis[:, None] & mis[None, :]] += (nk[:, None, None] * cond_cov).reshape(K, -1)
+    if covariance_type == "tied":
+        sxx = sxx.sum(axis=0)
+    elif covariance_type in ("diag", "spherical"):
+        sxx = np.diagonal(sxx, axis1=1, axis2=2).copy()
+    return nk, sx, sxx
+
+
+# -- M-step -------------------------------------------------------------------------------
+
+
+def m_step(stats: GaussianStats, covariance_type: str, reg_covar: float) -> GaussianParams:
+    """Maximize the expected complete-data log-likelihood given summed statistics.
+
+    π_k = N_k / N; μ_k = Σ r x / N_k; Σ_k = Σ r x x^T / N_k - μ_k μ_k^T + reg_covar I
+    (tied: pooled over components). Components with N_k < MIN_COMPONENT_SUPPORT are
+    re-seeded at the worst-explained complete row, with a ReseedWarning.
+    """
+    eps = 10 * np.finfo(np.float64).eps
+    nk = stats.nk + eps
+    means = stats.sx / nk[:, None]
+    K, D = means.shape
+    if covariance_type == "full":
+        cov = stats.sxx / nk[:, None, None] - means[:, :, None] * means[:, None, :]
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        cov[:, np.arange(D), np.arange(D)] += reg_covar
+    elif covariance_type == "tied":
+        cov = (stats.sxx - (nk[:, None] * means).T @ means) / nk.sum()
+        cov = 0.5 * (cov + cov.T)
+        cov[np.arange(D), np.arange(D)] += reg_covar
+    else:
+        cov = stats.sxx / nk[:, None] - means**2 + reg_covar
+        if covariance_type == "spherical":
+            cov = cov.mean(axis=1)
+    weights = nk / stats.n
+    empty = np.flatnonzero(stats.nk < MIN_COMPONENT_SUPPORT)
+    if empty.size and empty.size < K:
+        weights, means, cov = _reseed(empty, stats, weights, means, cov, covariance_type)
+    weights = weights / weights.sum()
+    return make_params(weights, means + stats.shift, cov, covariance_type)
+
+
+def _reseed(empty, stats, weights, means, cov, covariance_type):
+    """Move empty components onto the worst-explained row with the pooled covariance."""
+    full = covariance_type in ("full", "diag", "spherical")
+    alive = np.setdiff1d(np.arange(len(weights)), empty)
+    seed = stats.worst.x - stats.shift if stats.worst.x is not None else np.zeros(means.shape[1])
+    for k in empty:
+        warnings.warn(
+            f"component {k} was empty (responsibility {stats.nk[k]:.3g} < "
+            f"{MIN_COMPONENT_SUPPORT} sample); re-seeded at the worst-explained sample.",
+            ReseedWarning, stacklevel=4)
+        means = means.copy()
+        means[k] = seed
+        weights = weights.copy()
+        weights[k] = 1.0 / stats.n
+        if full:
+            cov = cov.copy()
+            cov[k] = np.average(cov[alive], axis=0, weights=weights[alive])
+    return weights, means, cov
+
+
+def make_params(weights, means, covariances, covariance_type) -> GaussianParams:
+    """Complete a parameter record with the precision Cholesky factors."""
+    if covariance_type in ("full", "tied"):
+        P = precision_cholesky(covariances)
+    else:
+        if np.any(covariances <= 0):
+            raise ValueError("a variance is not positive; increase reg_covar.")
+        P = 1.0 / np.sqrt(covariances)
+    return GaussianParams(weights, means, covariances, P, covariance_type)
+
+
+def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
+    """Free parameters: K-1 weights, K·D means, and the covariances of the type."""
+    K, D = n_components, n_features
+    cov = {"full": K * D * (D + 1) // 2, "tied": D * (D + 1) // 2, "diag": K * D,
+           "spherical": K}[covariance_type]
+    return cov + K * D + K - 1
+
+
+def check_precisions(precisions, covariance_type, n_components, n_features) -> np.ndarray:
+    """Validate user-given precisions_init and return their Cholesky factors (lower)."""
+    K, D = n_components, n_features
+    shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
+    precisions = np.asarray(precisions, dtype=np.float64)
+    if precisions.shape != shape[covariance_type]:
+        raise ValueError(
+            f"precisions_init must have shape {shape[covariance_type]} for "
+            f"covariance_type={covariance_type!r}; got {precisions.shape}.")
+    if covariance_type in ("diag", "spherical"):
+        if np.any(precisions <= 0):
+            raise ValueError("precisions_init must be positive.")
+        return np.sqrt(precisions)
+    if not np.allclose(precisions, np.swapaxes(precisions, -1, -2)):
+        raise ValueError("precisions_init must be symmetric.")
+    return cholesky(precisions, what="precisions_init")

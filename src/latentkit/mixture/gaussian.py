@@ -1,0 +1,286 @@
+"""Gaussian mixture model fitted by EM, with exact handling of missing values.
+
+    z ~ Categorical(π),   x | z = k ~ N(μ_k, Σ_k),   p(x) = Σ_k π_k N(x; μ_k, Σ_k)
+
+Names follow scikit-learn's GaussianMixture so users can switch by changing one import.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .._linalg import cholesky, covariance_from_precision_cholesky, log_normalize
+from .._validation import (
+    InstanceOf,
+    Interval,
+    Options,
+    as_generator,
+    check_n_components,
+)
+from ..base import EMModel
+from ..distributions import Categorical
+from ..em import WorstPoint
+from ..io import register_model
+from . import _gaussian_kernels as gk
+from ._init import INIT_METHODS, fill_missing_with_means, initial_responsibilities
+
+ARRAY_OR_NONE = [InstanceOf(np.ndarray, list, tuple, type(None), description="an array or None")]
+
+
+@register_model
+class GaussianMixture(EMModel):
+    """Gaussian mixture: clustering and density estimation, with missing values.
+
+    Parameters
+    ----------
+    n_components : int, number of mixture components K (K <= n_samples).
+    covariance_type : {"full", "tied", "diag", "spherical"}.
+    tol : float, convergence threshold on the change of the mean log-likelihood.
+    reg_covar : float >= 0, added to every covariance diagonal (the one regularizer).
+    max_iter : int, EM iterations per initialization.
+    n_init : int, initializations; the best final log-likelihood is kept.
+    init_params : {"kmeans", "kmeans++", "random", "random_from_data"}.
+    weights_init, means_init, precisions_init : optional user-given initial parameters
+        (K,), (K, D), and precisions shaped as the covariance type.
+    random_state, warm_start, verbose, max_time, callbacks, chunk_size, learning_decay,
+    learning_offset : the EM engine's options (see `latentkit.em`). `verbose=None` shows a
+        progress bar when stderr is a terminal.
+
+    Missing values: NaN entries are marginalized exactly; EM uses the conditional moments
+    of the missing coordinates. `impute(X)` fills them with E[x_m | x_o].
+
+    Attributes
+    ----------
+    weights_ (K,), means_ (K, D), covariances_, precisions_, precisions_cholesky_ (shapes
+    per covariance type), converged_, n_iter_, lower_bound_ (mean log-likelihood at the last
+    E-step), history_ (mean log-likelihood per iteration), n_features_in_.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_components": [Interval(int, 1, None)],
+        "covariance_type": [Options(*gk.COVARIANCE_TYPES)],
+        "reg_covar": [Interval(float, 0, None)],
+        "init_params": [Options(*INIT_METHODS)],
+        "weights_init": ARRAY_OR_NONE,
+        "means_init": ARRAY_OR_NONE,
+        "precisions_init": ARRAY_OR_NONE,
+    }
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
+                 verbose=0, max_time=None, callbacks=None, chunk_size=None,
+                 learning_decay=0.7, learning_offset=10.0):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.max_time = max_time
+        self.callbacks = callbacks
+        self.chunk_size = chunk_size
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+
+    # -- the engine's kernels -------------------------------------------------------------
+
+    def _chunk_floats_per_row(self, n_features):
+        return self.n_components * n_features
+
+    def _check_data(self, n_samples, n_features):
+        if n_samples is not None:
+            check_n_components(self.n_components, n_samples)
+        K, D = self.n_components, n_features
+        for name, shape in (("weights_init", (K,)), ("means_init", (K, D))):
+            value = getattr(self, name)
+            if value is not None and np.shape(value) != shape:
+                raise ValueError(f"{name} must have shape {shape}; got {np.shape(value)}.")
+        if self.weights_init is not None:
+            w = np.asarray(self.weights_init, dtype=float)
+            if np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+                raise ValueError(f"weights_init must be non-negative and sum to 1; got {w}.")
+        if self.precisions_init is not None:
+            gk.check_precisions(self.precisions_init, self.covariance_type, K, D)
+
+    def _em_init(self, X, rng):
+        """Initial θ: user-given parameters where set, else an M-step from initial
+        responsibilities of `init_params`."""
+        user = (self.weights_init, self.means_init, self.precisions_init)
+        if any(v is None for v in user):
+            resp = initial_responsibilities(X, self.n_components, self.init_params, rng)
+            Xf = fill_missing_with_means(np.asarray(X, dtype=np.float64))
+            shift = Xf.mean(axis=0)
+            nk, sx, sxx = gk.complete_stats(Xf - shift, resp, self.covariance_type)
+            stats = gk.GaussianStats(float(len(Xf)), nk, sx, sxx, shift)
+            params = gk.m_step(stats, self.covariance_type, self.reg_covar)
+        else:
+            params = None
+        weights = (np.asarray(self.weights_init, dtype=np.float64)
+                   if self.weights_init is not None else params.weights)
+        means = (np.asarray(self.means_init, dtype=np.float64)
+                 if self.means_init is not None else params.means)
+        if self.precisions_init is None:
+            return gk.make_params(weights, means, params.covariances, self.covariance_type)
+        P = gk.check_precisions(self.precisions_init, self.covariance_type,
+                                self.n_components, means.shape[1])
+        if self.covariance_type in ("full", "tied"):
+            cov = covariance_from_precision_cholesky(P)
+        else:
+            cov = 1.0 / P**2
+        return gk.GaussianParams(weights, means, cov, P, self.covariance_type)
+
+    def _e_step(self, params, X):
+        """Responsibilities and statistics of one chunk X : (n, D) (NaN = missing)."""
+        shift = params.shift
+        log_prob, parts = self._log_prob(params, X, shift=shift, moments=True)
+        log_resp, log_norm = log_normalize(log_prob + np.log(params.weights))
+        resp = np.exp(log_resp)
+        Xs = X - shift.astype(X.dtype)
+        K, D = params.means.shape
+        if parts is None:
+            nk, sx, sxx = gk.complete_stats(Xs, resp.astype(X.dtype), self.covariance_type)
+        else:
+            nk, sx, sxx = 0.0, 0.0, 0.0
+            for rows, obs, cond_mean, cond_cov in parts:
+                if obs.all():
+                    part = gk.complete_stats(Xs[rows], resp[rows].astype(X.dtype),
+                                             self.covariance_type)
+                else:
+                    part = gk.pattern_stats(Xs[rows][:, obs], obs, resp[rows], cond_mean,
+                                            cond_cov, self.covariance_type)
+                nk, sx, sxx = nk + part[0], sx + part[1], sxx + part[2]
+        stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift,
+                                 WorstPoint.of(X, log_norm))
+        return stats, float(log_norm.sum(dtype=np.float64))
+
+    def _m_step(self, stats):
+        return gk.m_step(stats, self.covariance_type, self.reg_covar)
+
+    def _log_prob(self, params, X, *, shift=None, moments=False):
+        """log N(x_n; μ_k, Σ_k) marginalized over missing entries : (n, K).
+
+        With `moments`, also returns the per-pattern pieces (rows, obs, E[x_m|x_o,k],
+        Cov[x_m|x_o,k]) for rows with missing values (None when X is complete).
+        """
+        shift = params.shift if shift is None else shift
+        Xs = X - shift.astype(X.dtype)
+        means = params.means - shift
+        missing = np.isnan(X)
+        if not missing.any():
+            out = gk.log_gaussian_prob(Xs, means, params.precisions_cholesky,
+                                       self.covariance_type)
+            return (out, None) if moments else out
+        out = np.empty((len(X), self.n_components), dtype=np.float64)
+        covs = gk.full_covariances(params)
+        parts = []
+        for rows, obs in gk.missingness_patterns(~missing):
+            if obs.all():
+                out[rows] = gk.log_gaussian_prob(Xs[rows], means, params.precisions_cholesky,
+                                                 self.covariance_type)
+                parts.append((rows, obs, None, None))
+                continue
+            log_prob, cond_mean, cond_cov = gk.conditional_gaussians(
+                Xs[rows][:, obs].astype(np.float64), obs, means, covs)
+            out[rows] = log_prob
+            parts.append((rows, obs, cond_mean, cond_cov))
+        return (out, parts) if moments else out
+
+    # -- parameters <-> fitted attributes -------------------------------------------------
+
+    def _store_params(self, params, dtype):
+        self.weights_ = params.weights.astype(dtype)
+        self.means_ = params.means.astype(dtype)
+        self.covariances_ = params.covariances.astype(dtype)
+        self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype)
+        P = params.precisions_cholesky
+        if self.covariance_type in ("full", "tied"):
+            self.precisions_ = (P @ np.swapaxes(P, -1, -2)).astype(dtype)
+        else:
+            self.precisions_ = (P**2).astype(dtype)
+
+    def _current_params(self):
+        check_is_fitted(self)
+        return gk.GaussianParams(
+            self.weights_.astype(np.float64), self.means_.astype(np.float64),
+            self.covariances_.astype(np.float64),
+            self.precisions_cholesky_.astype(np.float64), self.covariance_type)
+
+    def _n_parameters(self):
+        return gk.n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
+
+    # -- inference ------------------------------------------------------------------------
+
+    def _log_weighted(self, X):
+        X = self._validate_X(X, reset=False)
+        params = self._current_params()
+        return X, self._log_prob(params, X) + np.log(params.weights)
+
+    def score_samples(self, X):
+        """log p(x) : (n_samples,), exact, with missing entries marginalized."""
+        X, log_weighted = self._log_weighted(X)
+        return log_normalize(log_weighted)[1].astype(X.dtype)
+
+    def posterior(self, X) -> Categorical:
+        """p(z | x) for each row: Categorical over the K components."""
+        X, log_weighted = self._log_weighted(X)
+        return Categorical(log_probs=log_normalize(log_weighted)[0])
+
+    def predict_proba(self, X):
+        """Responsibilities p(z = k | x) : (n_samples, K)."""
+        X, log_weighted = self._log_weighted(X)
+        return np.exp(log_normalize(log_weighted)[0]).astype(X.dtype)
+
+    def transform(self, X):
+        """The posterior mean of one_hot(z): the responsibilities (n_samples, K)."""
+        return self.predict_proba(X)
+
+    def predict(self, X):
+        """Most probable component for each row : (n_samples,)."""
+        return np.argmax(self._log_weighted(X)[1], axis=1)
+
+    def fit_predict(self, X, y=None):
+        """Fit, then return the most probable component of each row."""
+        return self.fit(X).predict(X)
+
+    def impute(self, X):
+        """X with each NaN replaced by E[x_m | x_o] = Σ_k p(k | x_o) E[x_m | x_o, k]."""
+        X = self._validate_X(X, reset=False)
+        out = X.copy()
+        params = self._current_params()
+        shift = params.shift
+        log_prob, parts = self._log_prob(params, X, shift=shift, moments=True)
+        if parts is None:
+            return out
+        resp = np.exp(log_normalize(log_prob + np.log(params.weights))[0])
+        for rows, obs, cond_mean, _ in parts:
+            if obs.all():
+                continue
+            filled = np.einsum("nk,knm->nm", resp[rows], cond_mean) + shift[~obs]
+            block = out[rows]
+            block[:, ~obs] = filled
+            out[rows] = block
+        return out
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw (X, z): z ~ Categorical(π), x | z ~ N(μ_z, Σ_z). X : (n, D), z : (n,)."""
+        check_is_fitted(self)
+        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        rng = as_generator(random_state)
+        params = self._current_params()
+        z = rng.choice(self.n_components, size=n_samples, p=params.weights)
+        L = cholesky(gk.full_covariances(params))
+        eps = rng.standard_normal((n_samples, params.means.shape[1]))
+        X = params.means[z] + np.einsum("nij,nj->ni", L[z], eps)
+        return X.astype(self.means_.dtype), z
