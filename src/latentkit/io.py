@@ -1,0 +1,341 @@
+"""Safe persistence (DESIGN section 6): one `.npz` file, no pickle, atomic writes.
+
+File layout, written with `np.savez_compressed` (deflate: model files are for storage and
+transfer, parameters such as covariances and feature names shrink, and the cost is negligible
+next to fitting):
+
+- `__header__` : (n_bytes,) uint8, UTF-8 JSON with "format" ("latentkit-model"),
+  "format_version", "library_version", "class", "params" (JSON hyper-parameters; null where a
+  value lives in an array or could not be saved), "param_types", "fitted" (one description per
+  fitted attribute: its python type and, for array-backed values, dtype and shape) and
+  "checksums" (sha256 over dtype, shape and C-order bytes of every other member).
+- `param/<name>` : hyper-parameters that are arrays or numpy scalars (e.g. `means_init`).
+- `fitted/<name>` : fitted attributes, i.e. instance attributes named `name_` (not `_name`).
+
+Loading uses `np.load(path, allow_pickle=False)`: nothing in the file is executed or
+unpickled, and only classes decorated with `register_model` can be rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+import warnings
+import zipfile
+import zlib
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+FORMAT = "latentkit-model"
+FORMAT_VERSION = 1
+HEADER = "__header__"
+
+_REGISTRY: dict[str, type] = {}
+_ARRAY_KINDS = "biufcU"  # bool, integers, floats, complex, unicode
+_SCALAR_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+# what numpy and zipfile raise on damaged bytes (bad zip structure, deflate stream, npy header)
+_DAMAGE = (ValueError, EOFError, OSError, NotImplementedError, zipfile.BadZipFile, zlib.error)
+
+
+class ModelFileError(ValueError):
+    """A file that is not a readable, intact latentkit model file."""
+
+
+def register_model(cls: type) -> type:
+    """Class decorator: allow `load` to rebuild `cls` from a file (registry: name -> class)."""
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
+        raise TypeError(f"register_model expects an estimator class, got {cls!r}")
+    known = _REGISTRY.get(cls.__name__)
+    if known is not None and (known.__module__, known.__qualname__) != (
+            cls.__module__, cls.__qualname__):
+        raise ValueError(f"cannot register {cls.__module__}.{cls.__qualname__}: the name "
+                         f"{cls.__name__!r} already belongs to {known.__module__}."
+                         f"{known.__qualname__}")
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def registered_models() -> dict[str, type]:
+    """A copy of the registry: class name -> class."""
+    return dict(_REGISTRY)
+
+
+# -- encoding values ----------------------------------------------------------------------
+
+
+def _checksum(array: np.ndarray) -> str:
+    digest = hashlib.sha256(f"{array.dtype.str}|{list(array.shape)}|".encode())
+    digest.update(array.tobytes(order="C"))
+    return digest.hexdigest()
+
+
+def _encode(value) -> tuple[dict, np.ndarray | None]:
+    """(description, array or None) for a storable value; TypeError for anything else."""
+    if value is None:
+        return {"type": "none"}, None
+    if isinstance(value, np.ndarray):
+        if type(value) not in (np.ndarray, np.memmap):
+            raise TypeError(f"unsupported array subclass {type(value).__name__}")
+        kind = "ndarray"
+        if value.dtype == object:
+            if not all(isinstance(item, str) for item in value.flat):
+                raise TypeError("object arrays are supported only when every element is a str")
+            value, kind = value.astype(str), "object_str"
+        elif value.dtype.kind not in _ARRAY_KINDS:
+            raise TypeError(f"unsupported array dtype {value.dtype}")
+        array = np.asarray(value)
+    elif isinstance(value, np.generic):
+        kind, array = "numpy_scalar", np.asarray(value)
+        if array.dtype.kind not in _ARRAY_KINDS:
+            raise TypeError(f"unsupported numpy scalar type {type(value).__name__}")
+    elif type(value) in _SCALAR_TYPES.values():
+        kind, array = type(value).__name__, np.asarray(value)
+        if array.dtype == object:  # an int beyond int64
+            raise TypeError(f"integer {value} does not fit in int64")
+    elif type(value) in (list, tuple):
+        numbers = (bool, int, float, np.bool_, np.integer, np.floating)
+        if not all(isinstance(item, numbers) for item in value):
+            raise TypeError(f"only flat {type(value).__name__}s of numbers are supported")
+        kind, array = type(value).__name__, np.asarray(value)
+        if array.dtype == object:
+            raise TypeError(f"{type(value).__name__} holds an integer beyond int64")
+    else:
+        raise TypeError(f"unsupported type {type(value).__name__}")
+    return {"type": kind, "dtype": array.dtype.str, "shape": list(array.shape)}, array
+
+
+def _decode(desc: dict, array: np.ndarray | None, where: str):
+    kind = desc.get("type") if isinstance(desc, dict) else None
+    if kind == "none":
+        return None
+    if array is None:
+        raise ModelFileError(f"array {where!r} is missing: corrupted or tampered")
+    if desc.get("dtype") != array.dtype.str or desc.get("shape") != list(array.shape):
+        raise ModelFileError(f"array {where!r} does not match its description in the header")
+    if kind == "ndarray":
+        return array
+    if kind == "object_str" and array.dtype.kind == "U":
+        return array.astype(object)
+    if kind == "numpy_scalar" and array.ndim == 0:
+        return array[()]
+    if kind in _SCALAR_TYPES and array.ndim == 0:
+        return _SCALAR_TYPES[kind](array.item())
+    if kind in ("list", "tuple") and array.ndim == 1:
+        return array.tolist() if kind == "list" else tuple(array.tolist())
+    raise ModelFileError(f"invalid description {desc!r} for {where!r} in the header")
+
+
+def _is_json(value) -> bool:
+    """Plain JSON that round-trips exactly (finite floats, str keys)."""
+    if value is None or type(value) in (bool, int, str):
+        return True
+    if type(value) is float:
+        return bool(np.isfinite(value))
+    if type(value) in (list, tuple):
+        return all(_is_json(item) for item in value)
+    if type(value) is dict:
+        return all(type(k) is str and _is_json(v) for k, v in value.items())
+    return False
+
+
+def _encode_params(model, arrays: dict) -> tuple[dict, dict]:
+    """(JSON params, param_types); array params go into `arrays` as param/<name>."""
+    params, types = {}, {}
+    for name, value in model.get_params(deep=False).items():
+        params[name] = None
+        if _is_json(value):
+            params[name] = value
+            if type(value) is tuple:
+                types[name] = {"type": "tuple"}
+            continue
+        try:
+            types[name], array = _encode(value)
+        except TypeError:
+            types[name] = {"type": "dropped", "python_type": type(value).__name__}
+            warnings.warn(
+                f"hyper-parameter {name!r} of {type(model).__name__} holds a "
+                f"{type(value).__name__}, which cannot be saved without pickle; it is saved "
+                "as None and the loaded model will have "
+                f"{name}=None. Set it again after loading if needed.", UserWarning, stacklevel=3)
+            continue
+        if array is not None:
+            arrays[f"param/{name}"] = array
+    return params, types
+
+
+# -- save ---------------------------------------------------------------------------------
+
+
+def save(model, path) -> None:
+    """Write a fitted `model` to the single file `path` (used as given, no suffix added).
+
+    The write is atomic: a temporary file in the same directory is renamed over `path` only
+    once complete; on failure it is removed and an existing file at `path` is untouched.
+    Hyper-parameters that cannot be stored without pickle (callables, random generators)
+    are saved as None with a UserWarning; an unsupported fitted attribute is a TypeError.
+    """
+    cls = type(model)
+    if _REGISTRY.get(cls.__name__) is not cls:
+        raise TypeError(f"{cls.__name__} is not registered with latentkit.io.register_model, "
+                        "so a saved file could not be loaded")
+    try:
+        check_is_fitted(model)
+    except NotFittedError as exc:
+        raise NotFittedError(f"cannot save this {cls.__name__}: it is not fitted yet; call "
+                             "fit before save") from exc
+    arrays: dict[str, np.ndarray] = {}
+    params, param_types = _encode_params(model, arrays)
+    fitted = {}
+    for name, value in vars(model).items():
+        if not name.endswith("_") or name.startswith("_"):
+            continue
+        try:
+            fitted[name], array = _encode(value)
+        except TypeError as exc:
+            raise TypeError(f"cannot save fitted attribute {name!r} of {cls.__name__}: "
+                            f"{exc}") from None
+        if array is not None:
+            arrays[f"fitted/{name}"] = array
+    from . import __version__
+
+    header = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
+        "class": cls.__name__, "params": params, "param_types": param_types,
+        "fitted": fitted, "checksums": {key: _checksum(a) for key, a in arrays.items()},
+    }
+    text = json.dumps(header, allow_nan=False, sort_keys=True).encode("utf-8")
+    arrays[HEADER] = np.frombuffer(text, dtype=np.uint8)
+    _atomic_write(os.fspath(path), arrays)
+
+
+def _write_npz(file, arrays: dict) -> None:
+    np.savez_compressed(file, allow_pickle=False, **arrays)
+
+
+def _atomic_write(path: str, arrays: dict) -> None:
+    directory, base = os.path.split(path)
+    temp = os.path.join(directory, f".{base}.{uuid.uuid4().hex}.tmp")
+    # O_EXCL: never clobber; mode 0o666 lets the umask decide, as for a plain open()
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                 0o666)
+    try:
+        with os.fdopen(fd, "wb") as file:  # a file object: numpy appends no ".npz"
+            _write_npz(file, arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.remove(temp)
+        except OSError:
+            pass
+        raise
+
+
+# -- load ---------------------------------------------------------------------------------
+
+
+def load(path):
+    """Rebuild the model saved at `path` by `save`; never executes code from the file.
+
+    Raises FileNotFoundError for a missing file and ModelFileError for a file that is
+    truncated, foreign, from a newer format, of an unregistered class, or corrupted.
+    """
+    path = os.fspath(path)
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except _DAMAGE as exc:
+        if isinstance(exc, OSError) and exc.filename is not None:
+            raise  # the file could not be opened: missing, a directory, no permission
+        raise ModelFileError(f"{path!r} is truncated or not a latentkit model file "
+                             f"({exc})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ModelFileError(f"{path!r} is not a latentkit model file (it holds one array)")
+    with npz:
+        header = _read_header(npz, path)
+        cls = _REGISTRY.get(header["class"])
+        if cls is None:
+            raise ModelFileError(
+                f"{path!r} holds a {header['class']!r}, which is not a registered latentkit "
+                f"model; known classes: {', '.join(sorted(_REGISTRY)) or 'none'}")
+        arrays = _read_arrays(npz, header, path)
+    params = dict(header["params"])
+    for name, desc in header["param_types"].items():
+        kind = desc.get("type") if isinstance(desc, dict) else None
+        if kind == "tuple" and isinstance(params.get(name), list):
+            params[name] = tuple(params[name])
+        elif kind not in ("tuple", "dropped"):
+            params[name] = _decode(desc, arrays.get(f"param/{name}"), f"param/{name}")
+    try:
+        model = cls(**params)
+    except TypeError as exc:
+        raise ModelFileError(f"{path!r}: {cls.__name__} rejects the saved hyper-parameters "
+                             f"(written by latentkit {header['library_version']}): {exc}"
+                             ) from None
+    for name, desc in header["fitted"].items():
+        if not (name.isidentifier() and name.endswith("_") and not name.startswith("_")):
+            raise ModelFileError(f"{path!r}: invalid fitted attribute name {name!r}")
+        vars(model)[name] = _decode(desc, arrays.get(f"fitted/{name}"), f"fitted/{name}")
+    if hasattr(model, "_after_load"):
+        model._after_load()
+    return model
+
+
+def _read_header(npz, path: str) -> dict:
+    """The parsed, validated JSON header."""
+    foreign = ModelFileError(f"{path!r} is not a latentkit model file (no valid header)")
+    if HEADER not in npz.files:
+        raise foreign
+    try:
+        raw = npz[HEADER]
+        valid = raw.dtype == np.uint8 and raw.ndim == 1
+        header = json.loads(raw.tobytes().decode("utf-8")) if valid else None
+    except _DAMAGE:
+        raise foreign from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise foreign
+    version = header.get("format_version")
+    if type(version) is not int or version < 1:
+        raise ModelFileError(f"{path!r} has an invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path!r} was written by a newer latentkit ({header.get('library_version')}, "
+            f"format_version {version}; this one reads up to {FORMAT_VERSION}); upgrade "
+            "latentkit to load it")
+    expected = {"class": str, "library_version": str, "params": dict, "param_types": dict,
+                "fitted": dict, "checksums": dict}
+    for key, kind in expected.items():
+        if not isinstance(header.get(key), kind):
+            raise ModelFileError(f"{path!r} has a malformed header: {key!r} is missing or "
+                                 f"not a {kind.__name__}")
+    return header
+
+
+def _read_arrays(npz, header: dict, path: str) -> dict:
+    """Every member listed in the header's checksums, verified."""
+    checksums = header["checksums"]
+    members = set(npz.files) - {HEADER}
+    missing = sorted(set(checksums) - members)
+    if missing:
+        raise ModelFileError(f"{path!r} is missing arrays {missing}: corrupted or tampered")
+    unexpected = sorted(members - set(checksums))
+    if unexpected:
+        raise ModelFileError(f"{path!r} has unlisted arrays {unexpected}: corrupted or "
+                             "tampered")
+    arrays = {}
+    for name, digest in checksums.items():
+        try:
+            array = npz[name]  # allow_pickle=False: an object array raises, never unpickles
+        except _DAMAGE as exc:
+            raise ModelFileError(f"{path!r}: array {name!r} is unreadable ({exc}); the file "
+                                 "is corrupted or tampered") from None
+        if _checksum(array) != digest:
+            raise ModelFileError(f"{path!r}: checksum mismatch for array {name!r}; the file "
+                                 "is corrupted or tampered")
+        arrays[name] = array
+    return arrays

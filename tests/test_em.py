@@ -1,0 +1,153 @@
+"""The EM engine: sources, convergence, monotonicity guard, budget, Ctrl-C, callbacks."""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from latentkit import GaussianMixture
+from latentkit import em
+from latentkit.em import ConvergenceWarning
+
+
+@dataclass(frozen=True)
+class CountStats(em.SufficientStats):
+    additive = ("n",)
+    n: float
+
+
+class ScriptedModel:
+    """A stand-in model whose log-likelihood per iteration is scripted."""
+
+    def __init__(self, script):
+        self.script, self.calls = list(script), 0
+
+    def _e_step(self, params, X):
+        value = self.script[min(self.calls, len(self.script) - 1)]
+        return CountStats(float(len(X))), value * len(X)
+
+    def _m_step(self, stats):
+        self.calls += 1
+        return self.calls
+
+    def _log_prior(self, params):
+        return 0.0
+
+
+def run(script, **kw):
+    source = em.ArraySource(np.zeros((10, 1)), 4, validated=True, allow_nan=False)
+    options = dict(tol=1e-12, max_iter=len(script))
+    options.update(kw)
+    return em.run_em(ScriptedModel(script), source, 0, **options)
+
+
+def test_guard_warns_on_a_decrease_and_names_the_iteration():
+    with pytest.warns(ConvergenceWarning, match="decreased at iteration 3"):
+        run([-5.0, -4.0, -4.5, -4.4])
+
+
+def test_guard_is_silent_on_round_off_and_on_increase():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        run([-5.0, -4.0, -4.0 - 1e-13, -3.0])
+
+
+def test_stops_when_the_change_is_below_tol():
+    result = run([-5.0, -4.0, -3.9995, -3.9994, -3.0], tol=1e-3)
+    assert result.converged and result.n_iter == 3 and result.stop_reason == "converged"
+    np.testing.assert_allclose(result.history, [-5.0, -4.0, -3.9995])
+
+
+def test_max_time_budget_stops_early():
+    result = run([-float(100 - i) for i in range(100)], max_time=1e-9)
+    assert result.stop_reason == "max_time" and result.n_iter == 1 and not result.converged
+
+
+def test_callback_can_stop_and_sees_each_iteration():
+    seen = []
+
+    def callback(info):
+        seen.append(info.iteration)
+        return info.iteration == 2
+
+    result = run([-3.0, -2.0, -1.0, 0.0], callbacks=[callback])
+    assert seen == [1, 2] and result.stop_reason == "callback"
+
+
+def test_ctrl_c_keeps_the_last_complete_parameters():
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    passes = []
+
+    def chunks():
+        passes.append(1)
+        # pass 1 probes the source, pass 2 draws the init sample, EM pass k is pass k + 2
+        if len(passes) == 5:
+            raise KeyboardInterrupt
+        return iter([X[:100], X[100:]])
+
+    complete = []
+    model = GaussianMixture(2, random_state=0, max_iter=50, tol=0,
+                            callbacks=[lambda info: complete.append(info.params)])
+    with pytest.warns(ConvergenceWarning, match="interrupted"):
+        model.fit(chunks)
+    assert model.converged_ is False and model.stop_reason_ == "interrupted"
+    assert model.n_iter_ == 2
+    np.testing.assert_array_equal(model.means_, complete[-1].means)
+
+
+def test_one_shot_iterator_is_rejected_with_the_fix():
+    X = np.zeros((10, 2))
+    with pytest.raises(TypeError, match="fresh iterator"):
+        GaussianMixture(1).fit(iter([X]))
+
+
+def test_chunks_must_agree_on_columns():
+    with pytest.raises(ValueError, match="chunk 1 has shape"):
+        GaussianMixture(1).fit([np.zeros((5, 2)), np.zeros((5, 3))])
+
+
+def test_streamed_chunks_are_validated():
+    bad = np.ones((20, 2))
+    bad[13, 1] = np.inf
+    with pytest.raises(ValueError, match="inf at row 3, column 1"):
+        GaussianMixture(1, chunk_size=10).fit([bad[:10], bad[10:]])
+
+
+def test_npy_path_must_be_an_array_file(tmp_path):
+    with pytest.raises(ValueError, match=".npy"):
+        GaussianMixture(1).fit(str(tmp_path / "data.csv"))
+
+
+def test_progress_bar_when_verbose(capsys):
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    GaussianMixture(2, random_state=0, verbose=1).fit(X)
+    assert "EM" in capsys.readouterr().err
+    GaussianMixture(2, random_state=0, verbose=0).fit(X)
+    assert capsys.readouterr().err == ""
+
+
+def test_online_step_size_schedule():
+    """ρ_t = (t + τ)^(-κ): the running statistics are a weighted average of batches."""
+
+    class Echo:
+        def _e_step(self, params, X):
+            return CountStats(float(X.sum())), 0.0
+
+        def _m_step(self, stats):
+            return stats.n
+
+    state = em.OnlineState()
+    values = []
+    for batch in (1.0, 3.0, 5.0):
+        params, state, _ = em.online_em_step(Echo(), None, state, np.full((2, 1), batch),
+                                             learning_decay=0.5, learning_offset=4.0)
+        values.append(state.stats.n)
+    rho1, rho2 = (1 + 4.0) ** -0.5, (2 + 4.0) ** -0.5
+    expect1 = (1 - rho1) * 1.0 + rho1 * 3.0
+    np.testing.assert_allclose(values, [1.0, expect1, (1 - rho2) * expect1 + rho2 * 5.0])
+
+
+def test_auto_chunk_rows_is_bounded():
+    assert em.auto_chunk_rows(1) == 65536
+    assert em.auto_chunk_rows(10**9) == 256
