@@ -64,27 +64,40 @@ class SufficientStats:
 
 
 @dataclass(frozen=True)
-class WorstPoint:
-    """The complete row with the lowest log-likelihood: where an empty component is re-seeded.
+class WorstPoints:
+    """The complete rows with the lowest log-likelihood (at most `capacity` of them): where
+    empty components are re-seeded, one distinct row each.
 
-    Merges by minimum, so it travels with additive statistics across chunks.
+    Merges by keeping the lowest, so it travels with additive statistics across chunks.
+    log_likelihood : (m,) ascending; X : (m, D).
     """
 
-    log_likelihood: float = math.inf
-    x: np.ndarray | None = None
+    log_likelihood: np.ndarray = field(default_factory=lambda: np.empty(0))
+    X: np.ndarray | None = None
+    capacity: int = 0
 
-    def __add__(self, other: WorstPoint) -> WorstPoint:
-        return self if self.log_likelihood <= other.log_likelihood else other
+    def __add__(self, other: WorstPoints) -> WorstPoints:
+        if other.X is None:
+            return self
+        if self.X is None:
+            return other
+        ll = np.concatenate([self.log_likelihood, other.log_likelihood])
+        X = np.concatenate([self.X, other.X])
+        keep = np.argsort(ll, kind="stable")[: max(self.capacity, other.capacity)]
+        return WorstPoints(ll[keep], X[keep], max(self.capacity, other.capacity))
 
     @staticmethod
-    def of(X: np.ndarray, log_likelihood: np.ndarray) -> WorstPoint:
+    def of(X: np.ndarray, log_likelihood: np.ndarray, capacity: int) -> WorstPoints:
         """X : (n, D); log_likelihood : (n,). Rows with NaN are skipped."""
-        complete = ~np.isnan(X).any(axis=1)
-        if not complete.any():
-            return WorstPoint()
-        ll = np.where(complete, log_likelihood, np.inf)
-        i = int(np.argmin(ll))
-        return WorstPoint(float(ll[i]), np.array(X[i], dtype=np.float64))
+        complete = np.flatnonzero(~np.isnan(X).any(axis=1))
+        if complete.size == 0 or capacity < 1:
+            return WorstPoints(capacity=capacity)
+        ll = log_likelihood[complete]
+        m = min(capacity, complete.size)
+        keep = np.argpartition(ll, m - 1)[:m] if m < complete.size else np.arange(m)
+        keep = keep[np.argsort(ll[keep], kind="stable")]
+        return WorstPoints(ll[keep].astype(np.float64), np.array(X[complete[keep]],
+                                                                  dtype=np.float64), capacity)
 
 
 # -- data sources -------------------------------------------------------------------------
@@ -392,7 +405,7 @@ def online_em_step(model, params, state: OnlineState, X: np.ndarray, *,
 
 
 __all__ = [
-    "ConvergenceWarning", "ReseedWarning", "SufficientStats", "WorstPoint", "ChunkSource",
+    "ConvergenceWarning", "ReseedWarning", "SufficientStats", "WorstPoints", "ChunkSource",
     "ArraySource", "IterableSource", "as_source", "auto_chunk_rows", "EMIteration", "EMResult",
     "run_em", "fit_em", "e_pass", "online_em_step", "OnlineState", "monotone_tolerance",
 ]

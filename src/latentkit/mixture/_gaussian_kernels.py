@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._linalg import LOG_2PI, cholesky, precision_cholesky, solve_lower
-from ..em import ReseedWarning, SufficientStats, WorstPoint
+from ..em import ReseedWarning, SufficientStats, WorstPoints
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -45,11 +45,9 @@ class GaussianParams(NamedTuple):
     covariances: np.ndarray  # see module docstring for the shape per covariance type
     precisions_cholesky: np.ndarray  # same shape as covariances
     covariance_type: str
-
-    @property
-    def shift(self) -> np.ndarray:
-        """(D,) the mixture mean Σ π_k μ_k: the centre statistics are accumulated around."""
-        return self.weights @ self.means
+    # (D,) the centre statistics are accumulated around: fixed for the life of a fit (all
+    # statistics that are summed or blended must share it), set from the data at init.
+    shift: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class GaussianStats(SufficientStats):
     sx: np.ndarray  # (K, D)
     sxx: np.ndarray
     shift: np.ndarray  # (D,) carried, not added
-    worst: WorstPoint = WorstPoint()
+    worst: WorstPoints = WorstPoints()
 
     def __add__(self, other):
         return replace(super().__add__(other), worst=self.worst + other.worst)
@@ -234,38 +232,43 @@ def m_step(stats: GaussianStats, covariance_type: str, reg_covar: float) -> Gaus
     if empty.size and empty.size < K:
         weights, means, cov = _reseed(empty, stats, weights, means, cov, covariance_type)
     weights = weights / weights.sum()
-    return make_params(weights, means + stats.shift, cov, covariance_type)
+    return make_params(weights, means + stats.shift, cov, covariance_type, stats.shift)
 
 
 def _reseed(empty, stats, weights, means, cov, covariance_type):
-    """Move empty components onto the worst-explained row with the pooled covariance."""
-    full = covariance_type in ("full", "diag", "spherical")
-    alive = np.setdiff1d(np.arange(len(weights)), empty)
-    seed = stats.worst.x - stats.shift if stats.worst.x is not None else np.zeros(means.shape[1])
-    for k in empty:
+    """Move each empty component onto its own badly explained row, with weight 1/K and the
+    pooled covariance of the others."""
+    K = len(weights)
+    alive = np.setdiff1d(np.arange(K), empty)
+    seeds = (stats.worst.X - stats.shift if stats.worst.X is not None
+             else np.zeros((0, means.shape[1])))
+    means, weights = means.copy(), weights.copy()
+    if covariance_type != "tied":
+        cov = cov.copy()
+        pooled = np.average(cov[alive], axis=0, weights=weights[alive])
+    for i, k in enumerate(empty):
         warnings.warn(
             f"component {k} was empty (responsibility {stats.nk[k]:.3g} < "
-            f"{MIN_COMPONENT_SUPPORT} sample); re-seeded at the worst-explained sample.",
+            f"{MIN_COMPONENT_SUPPORT} sample); re-seeded at a badly explained sample.",
             ReseedWarning, stacklevel=4)
-        means = means.copy()
-        means[k] = seed
-        weights = weights.copy()
-        weights[k] = 1.0 / stats.n
-        if full:
-            cov = cov.copy()
-            cov[k] = np.average(cov[alive], axis=0, weights=weights[alive])
+        means[k] = seeds[i] if i < len(seeds) else 0.0
+        weights[k] = 1.0 / K
+        if covariance_type != "tied":
+            cov[k] = pooled
     return weights, means, cov
 
 
-def make_params(weights, means, covariances, covariance_type) -> GaussianParams:
-    """Complete a parameter record with the precision Cholesky factors."""
+def make_params(weights, means, covariances, covariance_type, shift=None) -> GaussianParams:
+    """Complete a parameter record with the precision Cholesky factors; the shift defaults
+    to the mixture mean Σ π_k μ_k."""
+    shift = weights @ means if shift is None else shift
     if covariance_type in ("full", "tied"):
         P = precision_cholesky(covariances)
     else:
         if np.any(covariances <= 0):
             raise ValueError("a variance is not positive; increase reg_covar.")
         P = 1.0 / np.sqrt(covariances)
-    return GaussianParams(weights, means, covariances, P, covariance_type)
+    return GaussianParams(weights, means, covariances, P, covariance_type, shift)
 
 
 def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:

@@ -22,7 +22,7 @@ from .._validation import (
 )
 from ..base import EMModel
 from ..distributions import Categorical
-from ..em import WorstPoint
+from ..em import WorstPoints
 from ..io import register_model
 from . import _gaussian_kernels as gk
 from ._init import INIT_METHODS, fill_missing_with_means, initial_responsibilities
@@ -114,31 +114,29 @@ class GaussianMixture(EMModel):
             gk.check_precisions(self.precisions_init, self.covariance_type, K, D)
 
     def _em_init(self, X, rng):
-        """Initial θ: user-given parameters where set, else an M-step from initial
-        responsibilities of `init_params`."""
-        user = (self.weights_init, self.means_init, self.precisions_init)
-        if any(v is None for v in user):
-            resp = initial_responsibilities(X, self.n_components, self.init_params, rng)
-            Xf = fill_missing_with_means(np.asarray(X, dtype=np.float64))
-            shift = Xf.mean(axis=0)
-            nk, sx, sxx = gk.complete_stats(Xf - shift, resp, self.covariance_type)
-            stats = gk.GaussianStats(float(len(Xf)), nk, sx, sxx, shift)
-            params = gk.m_step(stats, self.covariance_type, self.reg_covar)
-        else:
-            params = None
-        weights = (np.asarray(self.weights_init, dtype=np.float64)
-                   if self.weights_init is not None else params.weights)
-        means = (np.asarray(self.means_init, dtype=np.float64)
-                 if self.means_init is not None else params.means)
+        """Initial θ: user-given parameters where set, else an M-step from the initial
+        responsibilities of `init_params` (missing entries filled by column means)."""
+        X = fill_missing_with_means(np.asarray(X, dtype=np.float64))
+        shift = X.mean(axis=0)
+        K, D = self.n_components, X.shape[1]
+        if self.weights_init is None or self.means_init is None or self.precisions_init is None:
+            resp = initial_responsibilities(X, K, self.init_params, rng)
+            nk, sx, sxx = gk.complete_stats(X - shift, resp, self.covariance_type)
+            stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift)
+            data_params = gk.m_step(stats, self.covariance_type, self.reg_covar)
+        weights = (data_params.weights if self.weights_init is None
+                   else np.asarray(self.weights_init, dtype=np.float64))
+        means = (data_params.means if self.means_init is None
+                 else np.asarray(self.means_init, dtype=np.float64))
         if self.precisions_init is None:
-            return gk.make_params(weights, means, params.covariances, self.covariance_type)
-        P = gk.check_precisions(self.precisions_init, self.covariance_type,
-                                self.n_components, means.shape[1])
+            return gk.make_params(weights, means, data_params.covariances,
+                                  self.covariance_type, shift)
+        P = gk.check_precisions(self.precisions_init, self.covariance_type, K, D)
         if self.covariance_type in ("full", "tied"):
             cov = covariance_from_precision_cholesky(P)
         else:
             cov = 1.0 / P**2
-        return gk.GaussianParams(weights, means, cov, P, self.covariance_type)
+        return gk.GaussianParams(weights, means, cov, P, self.covariance_type, shift)
 
     def _e_step(self, params, X):
         """Responsibilities and statistics of one chunk X : (n, D) (NaN = missing)."""
@@ -161,7 +159,7 @@ class GaussianMixture(EMModel):
                                             cond_cov, self.covariance_type)
                 nk, sx, sxx = nk + part[0], sx + part[1], sxx + part[2]
         stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift,
-                                 WorstPoint.of(X, log_norm))
+                                 WorstPoints.of(X, log_norm, self.n_components))
         return stats, float(log_norm.sum(dtype=np.float64))
 
     def _m_step(self, stats):
@@ -199,6 +197,7 @@ class GaussianMixture(EMModel):
     # -- parameters <-> fitted attributes -------------------------------------------------
 
     def _store_params(self, params, dtype):
+        self._shift = params.shift  # kept so online EM blends statistics around one centre
         self.weights_ = params.weights.astype(dtype)
         self.means_ = params.means.astype(dtype)
         self.covariances_ = params.covariances.astype(dtype)
@@ -211,10 +210,12 @@ class GaussianMixture(EMModel):
 
     def _current_params(self):
         check_is_fitted(self)
+        weights, means = self.weights_.astype(np.float64), self.means_.astype(np.float64)
+        shift = getattr(self, "_shift", None)  # absent after load: any fixed centre works
         return gk.GaussianParams(
-            self.weights_.astype(np.float64), self.means_.astype(np.float64),
-            self.covariances_.astype(np.float64),
-            self.precisions_cholesky_.astype(np.float64), self.covariance_type)
+            weights, means, self.covariances_.astype(np.float64),
+            self.precisions_cholesky_.astype(np.float64), self.covariance_type,
+            weights @ means if shift is None else shift)
 
     def _n_parameters(self):
         return gk.n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)

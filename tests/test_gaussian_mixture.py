@@ -1,0 +1,288 @@
+"""GaussianMixture against independent truths: scikit-learn's EM trajectory, numerical
+integration over missing coordinates, planted parameters, Monte Carlo moments."""
+
+import warnings
+
+import numpy as np
+import pytest
+from helpers import assert_monotone, assert_recovers
+from scipy import integrate
+from scipy.stats import multivariate_normal
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+from latentkit import GaussianMixture
+from latentkit.datasets import make_mixture
+from latentkit.em import ConvergenceWarning, ReseedWarning
+from latentkit.mixture._gaussian_kernels import full_covariances
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+@pytest.fixture(scope="module")
+def three_blobs():
+    rng = np.random.default_rng(0)
+    return np.concatenate([
+        rng.normal(0, 1, (200, 3)),
+        rng.normal(4, 0.5, (150, 3)),
+        rng.normal([0, 5, 0], 1, (150, 3)),
+    ])
+
+
+def mixture_density(model, x):
+    """p(x) of a fitted mixture by scipy, component by component: (n,)."""
+    covs = full_covariances(model._current_params())
+    return sum(w * multivariate_normal(m, c).pdf(x)
+               for w, m, c in zip(model.weights_, model.means_, covs))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_follows_sklearn_trajectory(three_blobs, covariance_type):
+    """From identical initial parameters, every EM iteration matches scikit-learn to 1e-8."""
+    X = three_blobs
+    start = SklearnGaussianMixture(3, covariance_type=covariance_type, max_iter=2,
+                                   random_state=0, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start.fit(X)
+    init = dict(weights_init=start.weights_, means_init=start.means_,
+                precisions_init=start.precisions_)
+    reference = SklearnGaussianMixture(3, covariance_type=covariance_type, max_iter=1,
+                                       warm_start=True, tol=0, **init)
+    trajectory = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(20):
+            trajectory.append(reference.fit(X).lower_bound_)
+        ours = GaussianMixture(3, covariance_type=covariance_type, max_iter=20, tol=0,
+                               **init).fit(X)
+    np.testing.assert_allclose(ours.history_, trajectory, rtol=1e-8)
+    np.testing.assert_allclose(ours.means_, reference.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ours.covariances_, reference.covariances_, rtol=1e-8,
+                               atol=1e-12)
+    np.testing.assert_allclose(ours.score_samples(X), reference.score_samples(X), rtol=1e-8)
+    np.testing.assert_allclose(ours.bic(X), reference.bic(X), rtol=1e-10)
+    np.testing.assert_allclose(ours.aic(X), reference.aic(X), rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("init_params", ["kmeans", "kmeans++", "random", "random_from_data"])
+def test_em_is_monotone(three_blobs, covariance_type, init_params):
+    model = GaussianMixture(3, covariance_type=covariance_type, init_params=init_params,
+                            random_state=1, tol=1e-8, max_iter=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter may stop it first
+        model.fit(three_blobs)
+    assert len(model.history_) > 3
+    assert_monotone(model.history_)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_missing_values_equal_numerical_integration(covariance_type):
+    """log p(x_o) of rows with one missing coordinate equals the log of the joint density
+    integrated over that coordinate by adaptive quadrature; monotone EM with NaN."""
+    rng = np.random.default_rng(1)
+    X = np.concatenate([rng.normal(0, 1, (40, 2)), rng.normal(3, 0.7, (30, 2))])
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[5] = np.nan  # an all-missing row: log p = log 1 = 0
+    model = GaussianMixture(2, covariance_type=covariance_type, random_state=0, tol=1e-10,
+                            max_iter=300).fit(X)
+    assert_monotone(model.history_)
+    scores = model.score_samples(X)
+    checked = 0
+    for row, score in zip(X, scores):
+        missing = np.isnan(row)
+        if missing.all():
+            assert abs(score) < 1e-12
+        elif missing.any():
+            def density(t, row=row, missing=missing):
+                return mixture_density(model, np.where(missing, t, row))
+
+            value, _ = integrate.quad(density, -40, 40, epsabs=1e-15, epsrel=1e-12,
+                                      points=sorted(model.means_[:, missing.argmax()]))
+            np.testing.assert_allclose(score, np.log(value), rtol=1e-10)
+            checked += 1
+        else:
+            np.testing.assert_allclose(score, np.log(mixture_density(model, row)), rtol=1e-10)
+    assert checked > 10
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_recovers_means_with_20_percent_missing(covariance_type):
+    data = make_mixture(n_samples=3000, n_components=3, n_features=4,
+                        covariance_type=covariance_type, separation=6.0, missing_rate=0.2,
+                        random_state=3)
+    assert 0.17 < np.isnan(data.X).mean() < 0.23
+    model = GaussianMixture(3, covariance_type=covariance_type, n_init=3,
+                            random_state=0).fit(data.X)
+    assert_monotone(model.history_)
+    # tolerance: 0.15 in units of the data (component spread ~1, ~1000 rows per component)
+    assert_recovers(data.means, model.means_, atol=0.15)
+    assert_recovers(data.weights[:, None], model.weights_[:, None], atol=0.03)
+
+    imputed = model.impute(data.X)
+    missing = np.isnan(data.X)
+    assert not np.isnan(imputed).any()
+    np.testing.assert_array_equal(imputed[~missing], data.X[~missing])
+    column_means = np.where(missing, np.nanmean(data.X, axis=0), data.X)
+    rmse_model = np.sqrt(np.mean((imputed - data.X_complete)[missing] ** 2))
+    rmse_mean = np.sqrt(np.mean((column_means - data.X_complete)[missing] ** 2))
+    assert rmse_model < 0.75 * rmse_mean  # within-cluster noise bounds what any method can do
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_recovers_planted_parameters(covariance_type):
+    data = make_mixture(n_samples=6000, n_components=3, n_features=3,
+                        covariance_type=covariance_type, separation=6.0, random_state=7)
+    model = GaussianMixture(3, covariance_type=covariance_type, n_init=2,
+                            random_state=0).fit(data.X)
+    order = assert_recovers(data.means, model.means_, atol=0.1)
+    fitted = full_covariances(model._current_params())[order]
+    np.testing.assert_allclose(fitted, data.covariances, atol=0.15)
+
+
+def test_float32_and_float64_agree(three_blobs):
+    a = GaussianMixture(3, random_state=0).fit(three_blobs)
+    b = GaussianMixture(3, random_state=0).fit(three_blobs.astype(np.float32))
+    assert b.means_.dtype == np.float32 and b.covariances_.dtype == np.float32
+    assert b.score_samples(three_blobs.astype(np.float32)).dtype == np.float32
+    np.testing.assert_allclose(a.means_, b.means_, atol=1e-4)
+    np.testing.assert_allclose(a.score(three_blobs), b.score(three_blobs.astype(np.float32)),
+                               rtol=1e-5)
+
+
+def test_posterior_rows_sum_to_one(three_blobs):
+    model = GaussianMixture(3, random_state=0).fit(three_blobs)
+    post = model.posterior(three_blobs)
+    np.testing.assert_allclose(post.probs.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(model.predict_proba(three_blobs), post.probs)
+    np.testing.assert_array_equal(model.predict(three_blobs), post.mode)
+    np.testing.assert_allclose(model.transform(three_blobs), post.mean)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_sample_moments_match_parameters(three_blobs, covariance_type):
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(
+        three_blobs)
+    X, z = model.sample(200_000, random_state=0)
+    freq = np.bincount(z, minlength=3) / len(z)
+    # Monte Carlo: std of a frequency <= 0.5/sqrt(n) ~ 1.1e-3; allow 5 sigma
+    np.testing.assert_allclose(freq, model.weights_, atol=6e-3)
+    covs = full_covariances(model._current_params())
+    for k in range(3):
+        Xk = X[z == k]
+        np.testing.assert_allclose(Xk.mean(axis=0), model.means_[k],
+                                   atol=5 * np.sqrt(covs[k].diagonal().max() / len(Xk)))
+        np.testing.assert_allclose(np.cov(Xk.T), covs[k], atol=0.05 * covs[k].max())
+
+
+def test_streaming_memmap_equals_in_memory(tmp_path, three_blobs):
+    path = tmp_path / "X.npy"
+    np.save(path, three_blobs)
+    kwargs = dict(n_components=3, random_state=0, tol=1e-8, chunk_size=64)
+    in_memory = GaussianMixture(**kwargs).fit(three_blobs)
+    streamed = GaussianMixture(**kwargs).fit(str(path))
+    memmapped = GaussianMixture(**kwargs).fit(np.load(path, mmap_mode="r"))
+    chunks = GaussianMixture(**kwargs).fit([three_blobs[i:i + 100] for i in range(0, 500, 100)])
+    for other in (streamed, memmapped, chunks):
+        np.testing.assert_allclose(other.history_, in_memory.history_, rtol=1e-10)
+        np.testing.assert_allclose(other.means_, in_memory.means_, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(other.covariances_, in_memory.covariances_, rtol=1e-10,
+                                   atol=1e-12)
+
+
+def test_degenerate_inputs():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    # K > N
+    with pytest.raises(ValueError, match="n_components=60 must be <= n_samples=50"):
+        GaussianMixture(60).fit(X)
+    # inf names row and column
+    bad = X.copy()
+    bad[7, 2] = np.inf
+    with pytest.raises(ValueError, match="inf at row 7, column 2"):
+        GaussianMixture(2).fit(bad)
+    # a constant column: reg_covar keeps the fit finite
+    const = X.copy()
+    const[:, 1] = 3.0
+    model = GaussianMixture(2, random_state=0).fit(const)
+    assert np.isfinite(model.score(const))
+    np.testing.assert_allclose(model.means_[:, 1], 3.0)
+    # duplicated points: every point twice, and a block of identical rows
+    dup = np.concatenate([X, X, np.zeros((20, 3))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReseedWarning)
+        model = GaussianMixture(3, random_state=0).fit(dup)
+    assert np.all(np.isfinite(model.covariances_)) and np.isfinite(model.score(dup))
+    # an all-NaN row is allowed: it contributes log 1 = 0 and is imputed by the mixture mean
+    nan_row = X.copy()
+    nan_row[0] = np.nan
+    model = GaussianMixture(2, random_state=0).fit(nan_row)
+    assert abs(model.score_samples(nan_row)[0]) < 1e-12
+    np.testing.assert_allclose(model.impute(nan_row)[0], model.weights_ @ model.means_)
+    # wrong shapes and unknown options name the problem
+    with pytest.raises(ValueError, match="2D array"):
+        GaussianMixture(2).fit(X[:, 0])
+    with pytest.raises(ValueError, match="covariance_type"):
+        GaussianMixture(2, covariance_type="banana").fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        GaussianMixture(0).fit(X)
+    with pytest.raises(ValueError, match="expecting 3 features"):
+        GaussianMixture(2, random_state=0).fit(X).score_samples(X[:, :2])
+
+
+def test_empty_component_is_reseeded_not_nan():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(8, 1, (100, 2))])
+    far = np.array([[1e3, 1e3], [2e3, 2e3], [3e3, 3e3]])  # no data near these means
+    model = GaussianMixture(3, means_init=far, weights_init=np.ones(3) / 3,
+                            precisions_init=np.stack([np.eye(2)] * 3), random_state=0)
+    with pytest.warns(ReseedWarning, match="re-seeded"):
+        model.fit(X)
+    assert np.all(np.isfinite(model.means_)) and np.all(np.isfinite(model.covariances_))
+    assert np.isfinite(model.score(X))
+
+
+def test_singular_covariance_error_says_what_to_change():
+    X = np.repeat(np.eye(3), 5, axis=0)
+    with pytest.raises(ValueError, match="reg_covar"):
+        GaussianMixture(1, reg_covar=0.0).fit(X[:, :2].repeat(2, axis=1))
+
+
+def test_warm_start_continues_from_fitted_parameters(three_blobs):
+    model = GaussianMixture(3, random_state=0, max_iter=2, tol=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(three_blobs)
+        first = model.history_[-1]
+        model.fit(three_blobs)
+    assert model.history_[0] >= first - 1e-12
+    cold = GaussianMixture(3, random_state=0, max_iter=4, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cold.fit(three_blobs)
+    np.testing.assert_allclose(model.means_, cold.means_, rtol=1e-10)
+
+
+def test_partial_fit_online_em_improves_likelihood(three_blobs):
+    rng = np.random.default_rng(0)
+    X = three_blobs[rng.permutation(len(three_blobs))]
+    model = GaussianMixture(3, random_state=0)
+    for epoch in range(3):
+        for start in range(0, len(X), 50):
+            model.partial_fit(X[start:start + 50])
+    batch = GaussianMixture(3, random_state=0, n_init=3).fit(X)
+    assert model.score(X) > batch.score(X) - 0.05
+
+
+def test_n_init_keeps_the_best(three_blobs):
+    """Each restart's final log-likelihood is recorded by a callback; the kept one is the max."""
+    seen = []
+    model = GaussianMixture(3, init_params="random", random_state=0, n_init=4, max_iter=8,
+                            callbacks=[lambda info: seen.append((info.iteration,
+                                                                 info.log_likelihood))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(three_blobs)
+    finals = [ll for (it, ll), nxt in zip(seen, seen[1:] + [(1, None)]) if nxt[0] == 1]
+    assert len(finals) == 4
+    assert model.lower_bound_ == max(finals)
