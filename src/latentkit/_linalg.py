@@ -10,12 +10,11 @@ import math
 
 import numpy as np
 from scipy.linalg import solve_triangular
-from scipy.special import logsumexp
 
 LOG_2PI = math.log(2 * math.pi)
 
 __all__ = ["LOG_2PI", "cholesky", "precision_cholesky", "solve_lower", "log_normalize",
-           "logsumexp", "covariance_from_precision_cholesky"]
+           "covariance_from_precision_cholesky"]
 
 
 class SingularCovarianceError(np.linalg.LinAlgError, ValueError):
@@ -37,19 +36,15 @@ def cholesky(S: np.ndarray, *, what: str = "covariance") -> np.ndarray:
 
 
 def solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """L^{-1} B for lower-triangular L by triangular solves.
+    """L^{-1} B for lower-triangular L.
 
-    L : (..., D, D); B : (..., D, M) with the same leading (batch) shape.
+    L : (..., D, D); B : (..., D, M), batch shapes broadcast. A single 2-D system uses the
+    triangular solver (LAPACK trtrs); a batch goes to one call of numpy's batched solver,
+    not a Python loop of small LAPACK calls (each of which pays BLAS threading overhead).
     """
-    if L.ndim == 2:
+    if L.ndim == 2 and B.ndim == 2:
         return solve_triangular(L, B, lower=True, check_finite=False)
-    out = np.empty(np.broadcast_shapes(L.shape[:-2], B.shape[:-2]) + B.shape[-2:],
-                   dtype=np.result_type(L, B))
-    Lb = np.broadcast_to(L, out.shape[:-2] + L.shape[-2:])
-    Bb = np.broadcast_to(B, out.shape)
-    for idx in np.ndindex(out.shape[:-2]):
-        out[idx] = solve_triangular(Lb[idx], Bb[idx], lower=True, check_finite=False)
-    return out
+    return np.linalg.solve(L, B)
 
 
 def precision_cholesky(covariances: np.ndarray) -> np.ndarray:
@@ -77,8 +72,14 @@ def covariance_from_precision_cholesky(P: np.ndarray) -> np.ndarray:
 def log_normalize(log_weights: np.ndarray):
     """Row-normalize in log space: (log_resp, log_norm) with log_norm = logsumexp per row.
 
-    log_weights : (n, K) -> log_resp : (n, K), log_norm : (n,).
+    log_weights : (n, K) -> log_resp : (n, K), log_norm : (n,). log-sum-exp with the row
+    maximum factored out, exp(a - max) <= 1, so nothing overflows; a row of -inf stays -inf.
+    (scipy.special.logsumexp does the same with several more passes over the array.)
     """
-    log_norm = logsumexp(log_weights, axis=1)
-    with np.errstate(under="ignore"):
-        return log_weights - log_norm[:, None], log_norm
+    row_max = log_weights.max(axis=1, keepdims=True)
+    row_max[~np.isfinite(row_max)] = 0.0
+    shifted = log_weights - row_max
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero-density row gives NaN
+        log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        shifted -= log_norm
+    return shifted, (log_norm + row_max)[:, 0]

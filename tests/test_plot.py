@@ -1,0 +1,200 @@
+"""Figures of latentkit.plot: geometry against closed forms, behaviour on bad input, and
+valid PNG files. Mixtures here are scikit-learn's GaussianMixture (an independent stand-in
+with the same attribute names) and latentkit's own."""
+
+from __future__ import annotations
+
+import math
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from threadpoolctl import threadpool_limits
+
+from latentkit import plot
+from latentkit.metrics import ResultTable
+from latentkit.plot.mixture import _ellipse
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    # tiny problems: BLAS threads only add overhead (and contention on a busy machine)
+    with threadpool_limits(limits=1):
+        yield
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) of a PNG file, checking its signature and IHDR chunk."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_png(path, min_side=300, max_side=2500):
+    width, height = png_size(path)
+    assert min_side <= width <= max_side and min_side <= height <= max_side, (width, height)
+    assert path.stat().st_size > 5_000  # a real picture, not an empty canvas
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    means = np.array([[0.0, 0.0], [6.0, 2.0], [2.0, 7.0]])
+    X = np.concatenate([rng.multivariate_normal(m, [[1.0, 0.6], [0.6, 1.5]], 80)
+                        for m in means])
+    return X
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_component_covariances_expand_every_type(blobs, covariance_type):
+    model = SkGaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(blobs)
+    full = plot.component_covariances(model)
+    assert full.shape == (3, 2, 2)
+    # independent truth: scikit-learn's precisions_cholesky_ give Σ^-1 = L L^T per component
+    chol = model.precisions_cholesky_
+    if covariance_type == "full":
+        precisions = chol @ np.swapaxes(chol, 1, 2)
+    elif covariance_type == "tied":
+        precisions = np.broadcast_to(chol @ chol.T, (3, 2, 2))
+    elif covariance_type == "diag":
+        precisions = chol[:, :, None] ** 2 * np.eye(2)
+    else:
+        precisions = chol[:, None, None] ** 2 * np.eye(2)
+    np.testing.assert_allclose(full @ precisions, np.broadcast_to(np.eye(2), (3, 2, 2)),
+                               atol=1e-8)
+
+
+def test_ellipse_axes_and_angle_match_the_covariance():
+    # Σ = R diag(9, 1) R^T with R a rotation by 30°: the 2-s.d. ellipse has full axes
+    # 2 * 2 * 3 = 12 and 2 * 2 * 1 = 4, its long axis at 30° (mod 180°).
+    angle = math.radians(30)
+    R = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    covariance = R @ np.diag([9.0, 1.0]) @ R.T
+    ellipse = _ellipse([1.0, 2.0], covariance, 2, "k", "-")
+    assert ellipse.width == pytest.approx(12.0)
+    assert ellipse.height == pytest.approx(4.0)
+    assert ellipse.angle % 180 == pytest.approx(30.0)
+    assert tuple(ellipse.center) == (1.0, 2.0)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_density_2d_draws_contours_ellipses_and_points(tmp_path, blobs, covariance_type):
+    model = SkGaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(blobs)
+    ax = plot.plot_density_2d(model, blobs, feature_names=["a", "b"])
+    assert len(ax.patches) == 6  # 1 and 2 s.d. per component
+    assert ax.get_xlabel() == "a" and ax.get_ylabel() == "b"
+    assert covariance_type in ax.get_title()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sum("(weight" in text for text in legend) == 3
+    path = plot.save_figure(ax, tmp_path / f"density_{covariance_type}.png")
+    assert_png(path)
+
+
+def test_density_2d_with_latentkit_model_and_missing_rows(tmp_path, blobs):
+    from latentkit.mixture.gaussian import GaussianMixture
+
+    X = blobs.copy()
+    X[5, 1] = np.nan
+    model = GaussianMixture(3, random_state=0).fit(blobs)
+    ax = plot.plot_density_2d(model, X)
+    assert ax.get_xlabel() == "x1"
+    scatter = [c for c in ax.collections if c.get_offsets().shape[0] == len(X) - 1]
+    assert scatter, "the rows with NaN should not be drawn, the others should"
+    assert_png(plot.save_figure(ax, tmp_path / "density.png"))
+
+
+def test_density_2d_rejects_other_dimensions(blobs):
+    model = SkGaussianMixture(2, random_state=0).fit(np.column_stack([blobs, blobs[:, :1]]))
+    with pytest.raises(ValueError, match="2 columns"):
+        plot.plot_density_2d(model, np.column_stack([blobs, blobs[:, :1]]))
+
+
+def _best_x(ax) -> float:
+    [best] = [line for line in ax.lines if line.get_label().startswith("best")]
+    return float(best.get_xdata()[0])
+
+
+def test_criterion_curve_marks_the_minimum_bic(tmp_path):
+    table = ResultTable(["n_components", "bic", "log_likelihood"],
+                        [(1, 500.0, -3.0), (2, 420.0, -2.5), (3, 450.0, -2.4)])
+    ax = plot.plot_criterion_curve(table)
+    assert _best_x(ax) == 2
+    assert "BIC" in ax.get_ylabel() and "lower" in ax.get_ylabel()
+    assert ax.get_xlabel() == "number of components K"
+    assert_png(plot.save_figure(ax, tmp_path / "bic.png"))
+
+
+def test_criterion_curve_heldout_is_maximized_and_accepts_rows():
+    rows = [{"n_components": k, "heldout": v} for k, v in [(3, -2.0), (1, -3.0), (2, -1.5)]]
+    ax = plot.plot_criterion_curve(rows)
+    assert _best_x(ax) == 2
+    assert "higher" in ax.get_ylabel()
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3])  # sorted by K
+
+
+def test_criterion_curve_from_select_n_components(blobs):
+    from latentkit.metrics import select_n_components
+    from latentkit.mixture.gaussian import GaussianMixture
+
+    selection = select_n_components(GaussianMixture(random_state=0), blobs, [1, 2, 3, 4])
+    ax = plot.plot_criterion_curve(selection.table)
+    assert _best_x(ax) == selection.best_n_components
+
+
+def test_criterion_curve_rejects_tables_without_a_criterion():
+    with pytest.raises(ValueError, match="criterion"):
+        plot.plot_criterion_curve([{"n_components": 1, "time": 0.1}])
+    with pytest.raises(TypeError):
+        plot.plot_criterion_curve(42)
+
+
+def test_history_one_run_and_several(tmp_path):
+    ax = plot.plot_history(np.array([-5.0, -4.0, -3.5, -3.4]))
+    assert ax.get_xlabel() == "EM iteration"
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3, 4])
+    assert "4 iterations" in ax.get_legend().get_texts()[0].get_text()
+    assert_png(plot.save_figure(ax, tmp_path / "history.png"))
+    ax = plot.plot_history({"K=2": [-3.0, -2.0], "K=3": [-3.0, -2.5, -1.9]})
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0].startswith("K=2") and labels[1].startswith("K=3")
+
+
+def test_projection_2d_colours_each_cluster(tmp_path, blobs):
+    rng = np.random.default_rng(1)
+    X = np.column_stack([blobs, rng.normal(size=(len(blobs), 3))])
+    labels = np.repeat([0, 1, 2], 80)
+    ax = plot.plot_projection_2d(X, labels)
+    assert len(ax.collections) == 3
+    assert "PC 1" in ax.get_xlabel() and "% of variance" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["1 (80)", "2 (80)", "3 (80)"]
+    assert_png(plot.save_figure(ax, tmp_path / "projection.png"))
+    with pytest.raises(ValueError, match="labels"):
+        plot.plot_projection_2d(X, labels[:-1])
+
+
+def test_image_grid(tmp_path):
+    images = np.random.default_rng(0).random((10, 64))
+    fig = plot.plot_image_grid(images, (8, 8), ncols=5, titles=[str(i) for i in range(10)])
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 10 and len(fig.axes) == 10
+    assert shown[3].get_title() == "3"
+    np.testing.assert_array_equal(shown[0].images[0].get_array(), images[0].reshape(8, 8))
+    assert_png(plot.save_figure(fig, tmp_path / "grid.png"), min_side=200)
+    with pytest.raises(ValueError, match="image_shape"):
+        plot.plot_image_grid(images, (28, 28))
+    with pytest.raises(ValueError, match="titles"):
+        plot.plot_image_grid(images, (8, 8), titles=["a"])
+
+
+def test_plotting_never_imports_pyplot():
+    code = ("import sys, numpy as np, latentkit.plot as p; p.plot_history([1.0, 2.0]); "
+            "print('matplotlib.pyplot' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"
