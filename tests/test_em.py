@@ -6,8 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from latentkit import GaussianMixture
-from latentkit import em
+from latentkit import GaussianMixture, em
 from latentkit.em import ConvergenceWarning
 
 

@@ -5,11 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import assert_monotone, assert_recovers
 from scipy import integrate
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from helpers import assert_monotone, assert_recovers
 from latentkit import GaussianMixture
 from latentkit.datasets import make_mixture
 from latentkit.em import ConvergenceWarning, ReseedWarning
@@ -267,7 +268,7 @@ def test_partial_fit_online_em_improves_likelihood(three_blobs):
     rng = np.random.default_rng(0)
     X = three_blobs[rng.permutation(len(three_blobs))]
     model = GaussianMixture(3, random_state=0)
-    for epoch in range(3):
+    for _epoch in range(3):
         for start in range(0, len(X), 50):
             model.partial_fit(X[start:start + 50])
     batch = GaussianMixture(3, random_state=0, n_init=3).fit(X)
@@ -286,3 +287,9 @@ def test_n_init_keeps_the_best(three_blobs):
     finals = [ll for (it, ll), nxt in zip(seen, seen[1:] + [(1, None)]) if nxt[0] == 1]
     assert len(finals) == 4
     assert model.lower_bound_ == max(finals)
+
+
+@parametrize_with_checks([GaussianMixture(), GaussianMixture(covariance_type="diag")])
+def test_sklearn_estimator_checks(estimator, check):
+    """scikit-learn's full estimator suite; no check is skipped."""
+    check(estimator)

@@ -1,14 +1,22 @@
 """latentkit: latent variable models — learning θ by maximum marginal likelihood and
-inference of p(z | x), with one contract for every family."""
+inference of p(z | x), with one contract for every family (see `latentkit.base`).
+
+    from latentkit import GaussianMixture
+    gm = GaussianMixture(n_components=3, n_init=5, random_state=0).fit(X)
+    gm.posterior(X).probs, gm.score_samples(X), gm.bic(X), gm.impute(X_nan), gm.sample(100)
+"""
 
 __version__ = "0.1.0"
 
+from . import datasets, metrics  # noqa: E402
 from .distributions import Categorical, Gaussian  # noqa: E402
 from .em import ConvergenceWarning, ReseedWarning  # noqa: E402
-from .io import load  # noqa: E402
-from .mixture import GaussianMixture  # noqa: E402
+from .io import ModelFileError, load  # noqa: E402
+from .metrics import ResultTable, select_n_components  # noqa: E402
+from .mixture import BernoulliMixture, CategoricalMixture, GaussianMixture  # noqa: E402
 
 __all__ = [
-    "Categorical", "ConvergenceWarning", "Gaussian", "GaussianMixture", "ReseedWarning",
-    "load",
+    "BernoulliMixture", "Categorical", "CategoricalMixture", "ConvergenceWarning", "Gaussian",
+    "GaussianMixture", "ModelFileError", "ReseedWarning", "ResultTable", "datasets", "load",
+    "metrics", "select_n_components",
 ]

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
 from . import em
@@ -43,7 +44,8 @@ class LatentModel(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = self._allow_nan
-        tags.non_deterministic = False
+        # transform() gives the posterior mean of z, in the input's float dtype
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float64", "float32"])
         return tags
 
     # -- validation -----------------------------------------------------------------------
@@ -77,6 +79,10 @@ class LatentModel(BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """The posterior mean of z for each row: the usable representation."""
         return self.posterior(X).mean
+
+    def fit_transform(self, X, y=None) -> np.ndarray:
+        """Fit, then return the posterior mean of z for each row of X."""
+        return self.fit(X).transform(X)
 
     @property
     def n_parameters_(self) -> int:

@@ -1,5 +1,7 @@
 """Mixture models: z ~ Categorical(π), x | z = k ~ p_k(x)."""
 
+from .bernoulli import BernoulliMixture
+from .categorical import CategoricalMixture
 from .gaussian import GaussianMixture
 
-__all__ = ["GaussianMixture"]
+__all__ = ["BernoulliMixture", "CategoricalMixture", "GaussianMixture"]

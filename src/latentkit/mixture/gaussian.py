@@ -20,18 +20,17 @@ from .._validation import (
     as_generator,
     check_n_components,
 )
-from ..base import EMModel
-from ..distributions import Categorical
 from ..em import WorstPoints
 from ..io import register_model
 from . import _gaussian_kernels as gk
+from ._base import MixtureModel
 from ._init import INIT_METHODS, fill_missing_with_means, initial_responsibilities
 
 ARRAY_OR_NONE = [InstanceOf(np.ndarray, list, tuple, type(None), description="an array or None")]
 
 
 @register_model
-class GaussianMixture(EMModel):
+class GaussianMixture(MixtureModel):
     """Gaussian mixture: clustering and density estimation, with missing values.
 
     Parameters
@@ -222,37 +221,11 @@ class GaussianMixture(EMModel):
 
     # -- inference ------------------------------------------------------------------------
 
-    def _log_weighted(self, X):
+    def _log_joint(self, X):
+        """Validated X and log π_k + log N(x_n; μ_k, Σ_k) : (n, K), missing marginalized."""
         X = self._validate_X(X, reset=False)
         params = self._current_params()
         return X, self._log_prob(params, X) + np.log(params.weights)
-
-    def score_samples(self, X):
-        """log p(x) : (n_samples,), exact, with missing entries marginalized."""
-        X, log_weighted = self._log_weighted(X)
-        return log_normalize(log_weighted)[1].astype(X.dtype)
-
-    def posterior(self, X) -> Categorical:
-        """p(z | x) for each row: Categorical over the K components."""
-        X, log_weighted = self._log_weighted(X)
-        return Categorical(log_probs=log_normalize(log_weighted)[0])
-
-    def predict_proba(self, X):
-        """Responsibilities p(z = k | x) : (n_samples, K)."""
-        X, log_weighted = self._log_weighted(X)
-        return np.exp(log_normalize(log_weighted)[0]).astype(X.dtype)
-
-    def transform(self, X):
-        """The posterior mean of one_hot(z): the responsibilities (n_samples, K)."""
-        return self.predict_proba(X)
-
-    def predict(self, X):
-        """Most probable component for each row : (n_samples,)."""
-        return np.argmax(self._log_weighted(X)[1], axis=1)
-
-    def fit_predict(self, X, y=None):
-        """Fit, then return the most probable component of each row."""
-        return self.fit(X).predict(X)
 
     def impute(self, X):
         """X with each NaN replaced by E[x_m | x_o] = Σ_k p(k | x_o) E[x_m | x_o, k]."""

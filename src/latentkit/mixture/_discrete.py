@@ -1,0 +1,311 @@
+"""What the discrete mixtures (Bernoulli, categorical) share: statistics, M-step, re-seeding,
+initialization and the inference methods.
+
+Both are mixtures of independent per-column categoricals (a binary column is a categorical
+with two levels), learned by MAP-EM with symmetric Dirichlet smoothing given as pseudo-counts:
+
+    π ~ Dirichlet(1 + β, ..., 1 + β),   θ_kj ~ Dirichlet(1 + α, ..., 1 + α)  (each k, column j)
+
+The M-step is the posterior mode, a smoothed relative frequency,
+
+    θ_kjl = (c_kjl + α) / (o_kj + L_j α),      π_k = (n_k + β) / (Σ_k' n_k' + K β),
+
+with expected counts c_kjl = Σ_n r_nk [x_nj = l], o_kj = Σ_n r_nk [x_nj observed] and
+n_k = Σ_n r_nk. A missing x_nj drops out of p(x_n | k) = Π_j θ_kj,x_nj (exact
+marginalization: the factor sums to 1 over its levels), so it adds to neither c nor o.
+With α, β > 0 no probability is ever exactly 0 or 1, and MAP-EM increases
+log p(X | θ) + log p(θ), log p(θ) = α Σ log θ + β Σ log π + const, which is the objective
+the engine tracks (its monotonicity guard included).
+
+A model supplies its encoding of a chunk, `_encode(X) -> (counts_matrix, observed)`, whose
+GEMMs with the responsibilities give c and o, and its log-likelihood kernel.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, replace
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .. import em
+from .._linalg import log_normalize
+from .._validation import InstanceOf, Interval, Options, as_generator, check_n_components
+from ._base import MixtureModel
+from ._init import INIT_METHODS, initial_responsibilities
+
+RESEED_THRESHOLD = 1.0  # a component with fewer expected members than this is "empty"
+ARRAY_OR_NONE = InstanceOf(np.ndarray, list, tuple, type(None), description="an array or None")
+
+
+class DiscreteParams(NamedTuple):
+    """weights : (K,) π; probs : (K, M) level probabilities (μ_kd for Bernoulli, the
+    concatenated θ_kj for categorical)."""
+
+    weights: np.ndarray
+    probs: np.ndarray
+
+
+@dataclass(frozen=True)
+class DiscreteStats(em.SufficientStats):
+    """n : rows seen; nk : (K,) Σ_n r_nk; counts : (K, M) R^T (counts matrix);
+    observed : (K, J) R^T O; worst : the K worst-explained complete rows (merged by min).
+
+    `worst` is neither added nor scaled: it merges by minimum and is carried through online
+    EM's scaling unchanged.
+    """
+
+    n: float
+    nk: np.ndarray
+    counts: np.ndarray
+    observed: np.ndarray
+    worst: em.WorstPoints = em.WorstPoints()
+
+    additive: ClassVar[tuple[str, ...]] = ("n", "nk", "counts", "observed")
+
+    def __add__(self, other):
+        return replace(super().__add__(other), worst=self.worst + other.worst)
+
+
+# -- kernels ------------------------------------------------------------------------------
+
+
+def smoothed_frequencies(counts, totals, n_levels, alpha: float) -> np.ndarray:
+    """(counts + α) / (totals + n_levels α): the mode of Dirichlet(counts + 1 + α).
+
+    Shapes broadcast: counts (..., M), totals and n_levels broadcastable to it.
+    """
+    return (counts + alpha) / (totals + n_levels * alpha)
+
+
+def observed_counts(resp: np.ndarray, observed: np.ndarray | None, n_columns: int):
+    """o = R^T O : (K, J) as float64; observed None (nothing missing) gives n_k per column."""
+    if observed is None:
+        return np.repeat(resp.sum(axis=0, dtype=np.float64)[:, None], n_columns, axis=1)
+    return (resp.T @ observed).astype(np.float64)
+
+
+def collect_stats(log_joint: np.ndarray, X: np.ndarray, counts_matrix: np.ndarray,
+                  observed: np.ndarray | None):
+    """Statistics of one chunk from log π_k + log p(x_n | k).
+
+    log_joint : (n, K); X : (n, J) the raw chunk (for the worst rows); counts_matrix :
+    (n, M); observed : (n, J) or None when nothing is missing. The GEMMs run in the chunk's
+    dtype; the results are summed across chunks in float64.
+    Returns (DiscreteStats, Σ_n log p(x_n)).
+    """
+    log_resp, log_px = log_normalize(log_joint)
+    resp = np.exp(log_resp).astype(counts_matrix.dtype)
+    stats = DiscreteStats(
+        n=float(len(X)),
+        nk=resp.sum(axis=0, dtype=np.float64),
+        counts=(resp.T @ counts_matrix).astype(np.float64),
+        observed=observed_counts(resp, observed, X.shape[1]),
+        worst=em.WorstPoints.of(X, log_px, capacity=log_joint.shape[1]),
+    )
+    return stats, float(log_px.sum(dtype=np.float64))
+
+
+def m_step(stats: DiscreteStats, level_column: np.ndarray, n_levels: np.ndarray,
+           alpha: float, weight_alpha: float) -> DiscreteParams:
+    """MAP M-step. level_column : (M,) the column of each level; n_levels : (J,) L_j."""
+    K = len(stats.nk)
+    weights = smoothed_frequencies(stats.nk, stats.nk.sum(), K, weight_alpha)
+    probs = smoothed_frequencies(stats.counts, stats.observed[:, level_column],
+                                 n_levels[level_column], alpha)
+    return DiscreteParams(weights, probs)
+
+
+def reseed_empty(stats: DiscreteStats, encode_row, n_levels: np.ndarray, alpha: float,
+                 weight_alpha: float, model: str) -> DiscreteStats:
+    """Give each empty component (n_k < 1) the statistics of its own badly explained row.
+
+    A component fitted to a row x alone has θ = (onehot(x) + α) / (1 + L_j α), so
+    log p(x | new) = Σ_j log((1 + α) / (1 + L_j α)), and weight ≈ (1 + β) / (N + K β). A row
+    is used only if the new component would then be the likelier source of it than the
+    whole current mixture (log π_new + log p(x | new) > log p(x)); when no row qualifies,
+    every row is already explained and the smoothed empty component is left as it is (it
+    is still well defined). Rows with equal values are used once, so two components never
+    land on the same point.
+
+    encode_row : (J,) complete row -> (M,) its counts-matrix row. Warns `em.ReseedWarning`.
+    """
+    K = len(stats.nk)
+    empty = np.flatnonzero(stats.nk < RESEED_THRESHOLD)
+    worst = stats.worst
+    if K == 1 or empty.size == 0 or worst.X is None:
+        return stats
+    threshold = (math.log((1.0 + weight_alpha) / (stats.nk.sum() + K * weight_alpha))
+                 + float(np.sum(np.log((1.0 + alpha) / (1.0 + n_levels * alpha)))))
+    seeds, seed_ll = [], []
+    for ll, x in zip(worst.log_likelihood, worst.X):  # ascending log-likelihood
+        if ll >= threshold or len(seeds) == empty.size:
+            break
+        if not any(np.array_equal(x, seed) for seed in seeds):
+            seeds.append(x)
+            seed_ll.append(ll)
+    if not seeds:
+        return stats
+    nk, counts, observed = stats.nk.copy(), stats.counts.copy(), stats.observed.copy()
+    reseeded = empty[:len(seeds)]
+    for k, x in zip(reseeded, seeds):
+        nk[k], counts[k], observed[k] = 1.0, encode_row(x), 1.0
+    warnings.warn(
+        f"{model}: component(s) {reseeded.tolist()} had fewer than {RESEED_THRESHOLD:g} "
+        f"expected members ({np.round(stats.nk[reseeded], 3).tolist()}); re-seeded at the "
+        f"worst-explained complete rows (log-likelihood {np.round(seed_ll, 3).tolist()}).",
+        em.ReseedWarning, stacklevel=2)
+    return replace(stats, nk=nk, counts=counts, observed=observed)
+
+
+def check_probability_array(name: str, value, shape: tuple, blocks=()) -> np.ndarray:
+    """A user-given initial probability array of `shape`, as float64.
+
+    Entries must be > 0 (log 0 = -inf) and each slice of the last axis in `blocks` must sum
+    to 1. With no blocks the entries are Bernoulli means μ, whose other level is 1 - μ, so
+    they must also be < 1.
+    """
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}; got {array.shape}.")
+    upper_ok = bool(blocks) or bool(np.all(array < 1))
+    if not (np.all(array > 0) and upper_ok):
+        bound = "in (0, 1]" if blocks else "strictly between 0 and 1"
+        raise ValueError(f"{name} must hold probabilities {bound} (log 0 is -inf); got min "
+                         f"{np.nanmin(array):.3g}, max {np.nanmax(array):.3g}.")
+    for block in blocks:
+        sums = array[..., block].sum(axis=-1)
+        if not np.allclose(sums, 1.0, atol=1e-6):
+            raise ValueError(f"{name} must sum to 1 over each distribution; got sums "
+                             f"{np.round(sums, 6)}.")
+    return array
+
+
+# -- the shared model ---------------------------------------------------------------------
+
+
+class DiscreteMixture(MixtureModel):
+    """Base of BernoulliMixture and CategoricalMixture (not public).
+
+    A subclass defines `_encode`, `_log_likelihood`, `_log_prior_probs`, `_check_chunks`,
+    the level layout `_layout() -> (level_column (M,), n_levels (J,))`, `_user_probs` and
+    the public parameter attributes in `_store_params` / `_current_params`.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_components": [Interval(int, 1, None)],
+        "alpha": [Interval(float, 0, None, closed="neither")],
+        "weight_alpha": [Interval(float, 0, None, closed="neither")],
+        "init_params": [Options(*INIT_METHODS)],
+        "weights_init": [ARRAY_OR_NONE],
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # codes and binary values are >= 0
+        return tags
+
+    # -- validation -----------------------------------------------------------------------
+
+    def _validate_X(self, X, *, reset: bool) -> np.ndarray:
+        X = super()._validate_X(X, reset=reset)
+        self._check_chunks([(0, X)], reset=reset)
+        return X
+
+    def _source(self, X, *, reset: bool) -> em.ChunkSource:
+        source = super()._source(X, reset=reset)
+        if em.is_streaming(X):  # one checking pass; in memory, _validate_X did it
+            self._check_chunks(_with_offsets(source), reset=reset)
+        return source
+
+    def _check_data(self, n_samples, n_features):
+        if n_samples is not None:
+            check_n_components(self.n_components, n_samples)
+        self._user_weights()
+        self._user_probs()
+
+    # -- EM kernels -----------------------------------------------------------------------
+
+    def _em_init(self, X, rng):
+        """θ from one M-step on the responsibilities of `init_params` (no re-seeding), then
+        the user-given weights_init / probabilities where set."""
+        user_weights, user_probs = self._user_weights(), self._user_probs()
+        if user_weights is not None and user_probs is not None:
+            return DiscreteParams(user_weights, user_probs)
+        level_column, n_levels = self._layout()
+        counts_matrix, observed = self._encode(X)
+        # the counts matrix with NaN where its column is missing: what k-means sees
+        features = (counts_matrix if observed is None else
+                    np.where(observed[:, level_column] > 0, counts_matrix, np.nan))
+        resp = initial_responsibilities(features, self.n_components, self.init_params, rng)
+        stats = DiscreteStats(float(len(X)), resp.sum(axis=0), resp.T @ counts_matrix,
+                              observed_counts(resp, observed, X.shape[1]))
+        weights, probs = m_step(stats, level_column, n_levels, self.alpha, self.weight_alpha)
+        return DiscreteParams(weights if user_weights is None else user_weights,
+                              probs if user_probs is None else user_probs)
+
+    def _e_step(self, params, X):
+        counts_matrix, observed = self._encode(X)
+        log_joint = self._log_likelihood(params, counts_matrix, observed)
+        log_joint += np.log(params.weights).astype(log_joint.dtype)
+        return collect_stats(log_joint, X, counts_matrix, observed)
+
+    def _m_step(self, stats):
+        level_column, n_levels = self._layout()
+        stats = reseed_empty(stats, lambda x: self._encode(x[None])[0][0], n_levels,
+                             self.alpha, self.weight_alpha, type(self).__name__)
+        return m_step(stats, level_column, n_levels, self.alpha, self.weight_alpha)
+
+    def _log_prior(self, params) -> float:
+        """log p(θ) + const = β Σ_k log π_k + α Σ log θ (all levels)."""
+        return (self.weight_alpha * float(np.log(params.weights).sum())
+                + self.alpha * self._log_prior_probs(params.probs))
+
+    # -- inference ------------------------------------------------------------------------
+
+    def _log_joint(self, X):
+        """Validated X and log π_k + log p(x_n | k) : (n, K) at the fitted parameters,
+        computed in row chunks so that the encoding's memory stays bounded."""
+        X = self._validate_X(X, reset=False)
+        params = self._current_params()
+        rows = self.chunk_size or em.auto_chunk_rows(self._chunk_floats_per_row(X.shape[1]))
+        log_joint = np.concatenate([
+            self._log_likelihood(params, *self._encode(X[start:start + rows]))
+            for start in range(0, len(X), rows)])
+        return X, log_joint + np.log(params.weights).astype(log_joint.dtype)
+
+    def _predictive(self, X):
+        """(validated X, observed mask, posterior predictive level probabilities (n, M)):
+        p(x_j = l | x_obs) = Σ_k p(k | x_obs) θ_kjl."""
+        X, log_joint = self._log_joint(X)
+        resp = np.exp(log_normalize(log_joint)[0])
+        return X, ~np.isnan(X), resp @ self._current_params().probs
+
+    def _sample_setup(self, n_samples, random_state):
+        check_is_fitted(self)
+        if (isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer)
+                or n_samples < 1):
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        rng = as_generator(random_state)
+        params = self._current_params()
+        z = rng.choice(self.n_components, size=n_samples, p=params.weights / params.weights.sum())
+        return rng, params, z
+
+    def _user_weights(self):
+        """weights_init validated and renormalized : (K,), or None."""
+        if self.weights_init is None:
+            return None
+        weights = check_probability_array("weights_init", self.weights_init,
+                                          (self.n_components,), blocks=[slice(None)])
+        return weights / weights.sum()
+
+
+def _with_offsets(chunks):
+    """(row offset, chunk) pairs of an iterable of chunks."""
+    offset = 0
+    for chunk in chunks:
+        yield offset, chunk
+        offset += len(chunk)

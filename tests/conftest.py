@@ -1,0 +1,8 @@
+"""Test configuration: make the shared helpers importable as `from helpers import ...`."""
+
+import os
+import sys
+
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)

@@ -1,0 +1,60 @@
+"""Shared test helpers for the properties every EM test checks (STYLE 11).
+
+Import them as `from helpers import assert_monotone, assert_recovers` (tests/conftest.py puts
+this folder on sys.path).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+
+from latentkit.em import monotone_tolerance
+
+
+def assert_monotone(history, dtype=np.float64) -> None:
+    """Fail if the objective history (one value per EM iteration) ever decreases by more
+    than round-off (`latentkit.em.monotone_tolerance` for `dtype`), or is not finite.
+
+    history : (n_iter,) mean log-likelihood (or MAP objective) per iteration.
+    """
+    history = np.asarray(history, dtype=np.float64)
+    if history.ndim != 1:
+        raise AssertionError(f"history must be 1-D; got shape {history.shape}.")
+    if not np.all(np.isfinite(history)):
+        bad = int(np.flatnonzero(~np.isfinite(history))[0])
+        raise AssertionError(f"history is not finite at iteration {bad + 1}: {history[bad]}.")
+    for i in range(1, len(history)):
+        drop = history[i - 1] - history[i]
+        allowed = monotone_tolerance(history[i], dtype)
+        if drop > allowed:
+            raise AssertionError(
+                f"objective decreased at iteration {i + 1}: {history[i - 1]:.12g} -> "
+                f"{history[i]:.12g} (drop {drop:.3g} > allowed round-off {allowed:.3g} for "
+                f"{np.dtype(dtype).name}).")
+
+
+def assert_recovers(true, fitted, atol: float, permutation_invariant: bool = True) -> np.ndarray:
+    """Assert that fitted component parameters match the true ones within `atol`.
+
+    true, fitted : (K, ...) one row per component (e.g. means (K, D), weights[:, None]).
+    With `permutation_invariant`, components are matched by the Hungarian algorithm
+    (scipy.optimize.linear_sum_assignment) on the pairwise Euclidean distance of the
+    flattened rows, then compared entry by entry. Returns `order` : (K,) such that
+    fitted[order] lines up with true (use it to compare other parameters).
+    """
+    true = np.asarray(true, dtype=np.float64)
+    fitted = np.asarray(fitted, dtype=np.float64)
+    if true.shape != fitted.shape:
+        raise AssertionError(f"shapes differ: true {true.shape}, fitted {fitted.shape}.")
+    K = true.shape[0]
+    if permutation_invariant:
+        cost = cdist(true.reshape(K, -1), fitted.reshape(K, -1))
+        _, order = linear_sum_assignment(cost)
+    else:
+        order = np.arange(K)
+    np.testing.assert_allclose(
+        fitted[order], true, atol=atol, rtol=0,
+        err_msg=f"fitted components (matched order {order.tolist()}) differ from the truth")
+    return order

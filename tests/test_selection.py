@@ -1,0 +1,173 @@
+"""Model selection, the ResultTable, and clustering scores."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score as sklearn_ari
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+from latentkit.metrics import (
+    ResultTable,
+    Selection,
+    adjusted_rand_score,
+    cluster_purity,
+    select_n_components,
+)
+from latentkit.mixture.bernoulli import BernoulliMixture
+
+PROTOTYPES = np.array([[0.9] * 10 + [0.1] * 10, [0.1] * 10 + [0.9] * 10, [0.9, 0.1] * 10])
+
+
+def binary_data(n=600, seed=0):
+    """n rows from three well-separated Bernoulli prototypes (weights 0.3, 0.3, 0.4)."""
+    rng = np.random.default_rng(seed)
+    z = rng.choice(3, size=n, p=[0.3, 0.3, 0.4])
+    return (rng.random((n, 20)) < PROTOTYPES[z]).astype(float), z
+
+
+@pytest.mark.parametrize("criterion", ["bic", "heldout"])
+def test_picks_the_true_number_of_components(criterion):
+    X, z = binary_data()
+    X[np.random.default_rng(1).random(X.shape) < 0.1] = np.nan
+    model = BernoulliMixture(random_state=0)
+    selection = select_n_components(model, X, [1, 2, 3, 4, 5], criterion=criterion,
+                                    random_state=0)
+    assert isinstance(selection, Selection)
+    assert selection.best_n_components == 3
+    assert selection.best_model.n_components == 3
+    assert not hasattr(model, "weights_")  # the given model is cloned, not fitted
+    table = selection.table
+    assert table.columns == ("n_components", criterion, "log_likelihood", "time_s", "converged")
+    np.testing.assert_array_equal(table.column("n_components"), [1, 2, 3, 4, 5])
+    values = table.column(criterion)
+    assert values[2] == (values.max() if criterion == "heldout" else values.min())
+    assert np.all(table.column("time_s") >= 0) and len(table.rows) == 5
+    assert adjusted_rand_score(z, selection.best_model.predict(X)) > 0.9
+
+
+def test_bic_and_aic_values_come_from_the_fitted_models():
+    X, _ = binary_data(300)
+    selection = select_n_components(BernoulliMixture(random_state=0), X, [2, 3], "aic")
+    refit = BernoulliMixture(3, random_state=0).fit(X)
+    assert selection.table.column("aic")[1] == pytest.approx(refit.aic(X))
+    assert selection.table.column("log_likelihood")[1] == pytest.approx(refit.score(X))
+
+
+def test_heldout_refits_the_winner_on_all_rows():
+    X, _ = binary_data(400, seed=2)
+    selection = select_n_components(BernoulliMixture(random_state=0), X, [3, 2], "heldout",
+                                    test_size=0.3, random_state=5)
+    full = BernoulliMixture(selection.best_n_components, random_state=0).fit(X)
+    np.testing.assert_allclose(selection.best_model.means_, full.means_)
+    again = select_n_components(BernoulliMixture(random_state=0), X, [3, 2], "heldout",
+                                test_size=0.3, random_state=5)
+    np.testing.assert_array_equal(again.table.column("heldout"),
+                                  selection.table.column("heldout"))  # the split is seeded
+
+
+def test_works_for_any_model_with_n_components():
+    X, _ = make_blobs(n_samples=450, centers=3, cluster_std=0.6, random_state=0)
+    selection = select_n_components(SklearnGaussianMixture(random_state=0), X, range(1, 6))
+    assert selection.best_n_components == 3
+    with pytest.raises(ValueError, match="criterion 'bic' needs a bic\\(\\) method"):
+        select_n_components(PCA(), X, [1, 2])
+
+
+def test_bad_arguments_are_named():
+    X, _ = binary_data(50)
+    model = BernoulliMixture()
+    with pytest.raises(ValueError, match="criterion must be one of 'bic', 'aic', 'heldout'; "
+                                         "got 'loglik'"):
+        select_n_components(model, X, [1, 2], criterion="loglik")
+    for bad in ([], [0, 1], [1.5], 3, "12", [True]):
+        with pytest.raises(ValueError, match="candidates must be"):
+            select_n_components(model, X, bad)
+    with pytest.raises(ValueError, match="candidates must be distinct"):
+        select_n_components(model, X, [2, 2])
+    with pytest.raises(ValueError, match="an 'n_components' parameter"):
+        select_n_components(ResultTableHolder(), X, [1])
+    with pytest.raises(ValueError, match="test_size must be a fraction in \\(0, 1\\); got 1.5"):
+        select_n_components(model, X, [1], criterion="heldout", test_size=1.5)
+
+
+class ResultTableHolder:
+    """An object with get_params but no n_components."""
+
+    def get_params(self, deep=True):
+        return {}
+
+
+# -- ResultTable ---------------------------------------------------------------------------
+
+
+def make_table():
+    table = ResultTable(["model", "loglik", "n", "ok"], formats={"loglik": ".3f"},
+                        title="Summary")
+    table.add_row(["gmm", -1.23456, 10, True])
+    table.add_row({"model": "b|m<m>", "loglik": float("nan"), "n": 200, "ok": None})
+    return table
+
+
+def test_result_table_text_is_aligned():
+    text = str(make_table())
+    assert text.splitlines() == [
+        "Summary",
+        "model   loglik    n  ok",
+        "------  ------  ---  ---",
+        "gmm     -1.235   10  yes",
+        "b|m<m>     nan  200",
+    ]
+
+
+def test_result_table_markdown_and_html():
+    table = make_table()
+    assert table.to_markdown().splitlines() == [
+        "| model | loglik | n | ok |",
+        "| --- | ---: | ---: | --- |",
+        "| gmm | -1.235 | 10 | yes |",
+        "| b\\|m<m> | nan | 200 |  |",
+    ]
+    html = table.to_html()
+    assert "<caption>Summary</caption>" in html and "b|m&lt;m&gt;" in html
+    assert '<td class="num">-1.235</td>' in html and html.count("<tr>") == 3
+
+
+def test_result_table_columns_and_errors():
+    table = make_table()
+    np.testing.assert_array_equal(table.column("n"), [10, 200])
+    assert table.rows[0] == ("gmm", -1.23456, 10, True) and len(table) == 2
+    with pytest.raises(KeyError, match="no column 'bic'"):
+        table.column("bic")
+    with pytest.raises(ValueError, match="a row must have 4 values"):
+        table.add_row([1, 2])
+    with pytest.raises(ValueError, match="a row mapping must have exactly the columns"):
+        table.add_row({"model": "x"})
+    with pytest.raises(ValueError, match="formats name unknown columns"):
+        ResultTable(["a"], formats={"b": ".2f"})
+    with pytest.raises(ValueError, match="column names must be distinct"):
+        ResultTable(["a", "a"])
+
+
+# -- clustering scores ---------------------------------------------------------------------
+
+
+def test_cluster_purity_by_hand():
+    labels_true = [0, 0, 0, 1, 1, 1, 2, 2]
+    labels_pred = [5, 5, 7, 7, 7, 7, 9, 5]
+    # cluster 5 holds classes (0, 0, 2): majority 2; cluster 7 (0, 1, 1, 1): 3; cluster 9: 1
+    assert cluster_purity(labels_true, labels_pred) == pytest.approx(6 / 8)
+    relabelled = [{5: "a", 7: "b", 9: "c"}[p] for p in labels_pred]
+    assert cluster_purity(labels_true, relabelled) == pytest.approx(6 / 8)
+    assert cluster_purity(labels_true, labels_true) == 1.0
+    assert cluster_purity(labels_true, range(8)) == 1.0  # singletons: why it needs the ARI
+    assert adjusted_rand_score is sklearn_ari
+
+
+def test_cluster_purity_errors():
+    with pytest.raises(ValueError, match="same length; got 3 and 2"):
+        cluster_purity([0, 1, 1], [0, 1])
+    with pytest.raises(ValueError, match="at least one"):
+        cluster_purity([], [])
+    with pytest.raises(ValueError, match="1-D"):
+        cluster_purity([[0, 1]], [[0, 1]])
