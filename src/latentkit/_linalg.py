@@ -69,17 +69,18 @@ def covariance_from_precision_cholesky(P: np.ndarray) -> np.ndarray:
     return np.swapaxes(Pinv, -1, -2) @ Pinv
 
 
-def log_normalize(log_weights: np.ndarray):
-    """Row-normalize in log space: (log_resp, log_norm) with log_norm = logsumexp per row.
+def log_normalize(log_weights: np.ndarray, axis: int = 1):
+    """Normalize in log space along `axis`: (log_resp, log_norm), log_norm = logsumexp.
 
-    log_weights : (n, K) -> log_resp : (n, K), log_norm : (n,). log-sum-exp with the row
-    maximum factored out, exp(a - max) <= 1, so nothing overflows; a row of -inf stays -inf.
-    (scipy.special.logsumexp does the same with several more passes over the array.)
+    log_weights : (n, K) with axis=1, or component-major (K, n) with axis=0; log_resp has
+    its shape and log_norm : (n,). The maximum is factored out, exp(a - max) <= 1, so
+    nothing overflows; a slice of -inf stays -inf. (scipy.special.logsumexp does the same
+    with several more passes over the array.)
     """
-    row_max = log_weights.max(axis=1, keepdims=True)
+    row_max = log_weights.max(axis=axis, keepdims=True)
     row_max[~np.isfinite(row_max)] = 0.0
     shifted = log_weights - row_max
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero-density row gives NaN
-        log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_norm = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         shifted -= log_norm
-    return shifted, (log_norm + row_max)[:, 0]
+    return shifted, (log_norm + row_max).reshape(-1)

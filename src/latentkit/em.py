@@ -24,12 +24,17 @@ import os
 import sys
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
+from itertools import chain
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ._validation import check_finite
@@ -87,9 +92,12 @@ class WorstPoints:
         return WorstPoints(ll[keep], X[keep], max(self.capacity, other.capacity))
 
     @staticmethod
-    def of(X: np.ndarray, log_likelihood: np.ndarray, capacity: int) -> WorstPoints:
-        """X : (n, D); log_likelihood : (n,). Rows with NaN are skipped."""
-        complete = np.flatnonzero(~np.isnan(X).any(axis=1))
+    def of(X: np.ndarray, log_likelihood: np.ndarray, capacity: int, *,
+           all_complete: bool = False) -> WorstPoints:
+        """X : (n, D); log_likelihood : (n,). Rows with NaN are skipped (`all_complete`
+        says the caller already knows there are none)."""
+        complete = (np.arange(len(X)) if all_complete
+                    else np.flatnonzero(~np.isnan(X).any(axis=1)))
         if complete.size == 0 or capacity < 1:
             return WorstPoints(capacity=capacity)
         ll = log_likelihood[complete]
@@ -268,24 +276,70 @@ def monotone_tolerance(log_likelihood: float, dtype) -> float:
     return rtol * max(1.0, abs(log_likelihood))
 
 
+def num_threads() -> int:
+    """Worker threads for the E-step: $LATENTKIT_NUM_THREADS, else the number of cores."""
+    value = os.environ.get("LATENTKIT_NUM_THREADS", "")
+    if value.strip():
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise ValueError(f"LATENTKIT_NUM_THREADS must be a positive integer; got "
+                             f"{value!r}.") from None
+    return os.cpu_count() or 1
+
+
+def _bounded_map(pool: ThreadPoolExecutor, fn, items: Iterable, window: int):
+    """fn over items on the pool, in order, with at most `window` chunks in flight (so a
+    stream is never read ahead further than that)."""
+    pending = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def e_pass(model, params, source: Iterable[np.ndarray]):
     """One E-step over all chunks: (summed stats, objective, number of rows).
 
     The objective is the total log-likelihood plus `model._log_prior(params)` (0 for ML).
+    Chunks run on `num_threads()` threads with BLAS pinned to one thread each (numpy
+    releases the GIL in its kernels, so the cores share the elementwise work, not only the
+    GEMMs). Statistics are summed in chunk order, so results do not depend on the threads.
     """
     stats, total, n = None, 0.0, 0
-    for chunk in source:
-        if len(chunk) == 0:
+    step = partial(_chunk_e_step, model, params)
+    threads = num_threads()
+    chunks = iter(source)
+    first = next(chunks, None)
+    second = next(chunks, None)
+    if threads > 1 and second is not None:  # at least two chunks: worth a pool
+        with threadpool_limits(limits=1, user_api="blas"), \
+                ThreadPoolExecutor(threads) as pool:
+            results = list(_bounded_map(pool, step, chain([first, second], chunks),
+                                        window=2 * threads))
+    else:
+        results = [step(chunk) for chunk in chain([first, second], chunks)
+                   if chunk is not None]
+    for s, ll, rows in results:
+        if rows == 0:
             continue
-        s, ll = model._e_step(params, chunk)
         stats = s if stats is None else stats + s
-        total += float(ll)
-        n += len(chunk)
+        total += ll
+        n += rows
     if stats is None:
         raise ValueError("the data has no rows.")
     # MAP-EM (a prior on θ) is monotone in log p(X | θ) + log p(θ): that is the objective.
     total += model._log_prior(params)
     return stats, total, n
+
+
+def _chunk_e_step(model, params, chunk):
+    if len(chunk) == 0:
+        return None, 0.0, 0
+    s, ll = model._e_step(params, chunk)
+    return s, float(ll), len(chunk)
 
 
 def run_em(model, source: ChunkSource, params, *, tol: float, max_iter: int,

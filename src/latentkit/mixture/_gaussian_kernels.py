@@ -30,6 +30,7 @@ import numpy as np
 
 from .._linalg import LOG_2PI, cholesky, precision_cholesky, solve_lower
 from ..em import ReseedWarning, SufficientStats, WorstPoints
+from . import _gaussian_expfam as ef
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -48,13 +49,16 @@ class GaussianParams(NamedTuple):
     # (D,) the centre statistics are accumulated around: fixed for the life of a fit (all
     # statistics that are summed or blended must share it), set from the data at init.
     shift: np.ndarray
+    # the natural weights of the complete-data E-step (see _gaussian_expfam)
+    natural: ef.NaturalForm | None = None
 
 
 @dataclass(frozen=True)
 class GaussianStats(SufficientStats):
     """Σ over rows of r_nk, r_nk x_n and r_nk x_n x_n^T (shifted coordinates).
 
-    sxx : full (K, D, D); tied (D, D); diag and spherical (K, D) (diagonals only).
+    sxx : full (K, D(D+1)/2) packed upper triangles; tied (D, D); diag (K, D) (diagonals);
+    spherical (K,) (Σ_d of the diagonal).
     """
 
     additive = ("n", "nk", "sx", "sxx")
@@ -72,18 +76,39 @@ class GaussianStats(SufficientStats):
 # -- densities ----------------------------------------------------------------------------
 
 
+def log_prob_complete(Xt, params):
+    """log N(x_n; μ_k, Σ_k) for complete rows, component-major : (K, n), and their
+    sufficient statistics T(x) : (F, n) for the M-step to reuse (see _gaussian_expfam).
+
+    Xt : (D, n) shifted data, transposed; float32 or float64 (the computation stays in it).
+    """
+    T = ef.sufficient_statistics_t(Xt, params.covariance_type)
+    if ef.expansion_is_accurate(params.natural, Xt.dtype):
+        return ef.log_prob_expanded(T, params.natural, Xt.shape[0]), T
+    means = params.means - params.shift  # far from the centre: the direct product
+    log_prob = log_gaussian_prob(Xt.T, means, params.precisions_cholesky,
+                                 params.covariance_type)
+    return np.ascontiguousarray(log_prob.T), T
+
+
+def shifted_t(X, shift) -> np.ndarray:
+    """(X - shift)^T : (D, n), C-contiguous, in X's dtype: one pass for both."""
+    return np.subtract(X.T, shift.astype(X.dtype)[:, None], order="C")
+
+
 def log_gaussian_prob(X, means, precisions_cholesky, covariance_type) -> np.ndarray:
-    """log N(x_n; μ_k, Σ_k) for complete rows : (n, K).
+    """log N(x_n; μ_k, Σ_k) for complete rows : (n, K), by the direct products
+    ||(x - μ_k)^T P_k||² (the accurate fallback of `log_prob_complete`).
 
     X : (n, D); means : (K, D); precisions_cholesky : per covariance type. Computed in X's
-    dtype: float32 is the fast path.
+    dtype.
     """
     n, D = X.shape
     K = means.shape[0]
     P = precisions_cholesky.astype(X.dtype, copy=False)
     mu = means.astype(X.dtype, copy=False)
     if covariance_type == "full":
-        # one GEMM for all components: Y = X [P_1 ... P_K] - [μ_1 P_1 ... μ_K P_K]
+        # all components at once: Y = X [P_1 ... P_K] - [μ_1 P_1 ... μ_K P_K]
         W = np.ascontiguousarray(P.transpose(1, 0, 2).reshape(D, K * D))
         b = np.einsum("kd,kde->ke", mu, P).reshape(K * D)
         Y = X @ W
@@ -163,18 +188,12 @@ def conditional_gaussians(X_obs, obs, means, covariances):
 # -- sufficient statistics ----------------------------------------------------------------
 
 
-def complete_stats(X, resp, covariance_type):
-    """(nk, sx, sxx) from complete rows X : (n, D) and responsibilities resp : (n, K)."""
-    nk = resp.sum(axis=0, dtype=np.float64)
-    sx = (resp.T @ X).astype(np.float64)
-    if covariance_type == "full":
-        weighted = resp.T[:, :, None] * X[None]  # (K, n, D)
-        sxx = np.matmul(np.swapaxes(weighted, 1, 2), X).astype(np.float64)
-    elif covariance_type == "tied":
-        sxx = (X.T @ (X * resp.sum(axis=1, keepdims=True))).astype(np.float64)
-    else:
-        sxx = (resp.T @ (X**2)).astype(np.float64)
-    return nk, sx, sxx
+def complete_stats(Xt, resp, covariance_type, T=None):
+    """(nk, sx, sxx) from complete rows Xt : (D, n) (shifted, transposed) and component-
+    major resp : (K, n); `T` reuses the E-step's sufficient statistics. Shapes as in
+    GaussianStats."""
+    T = ef.sufficient_statistics_t(Xt, covariance_type) if T is None else T
+    return ef.statistics(T, resp, covariance_type, Xt.shape[0])
 
 
 def pattern_stats(X_obs, obs, resp, cond_mean, cond_cov, covariance_type):
@@ -194,10 +213,14 @@ def pattern_stats(X_obs, obs, resp, cond_mean, cond_cov, covariance_type):
     sx = weighted.sum(axis=1)
     sxx = np.matmul(np.swapaxes(weighted, 1, 2), x_full)  # (K, D, D)
     sxx[:, mis[:, None] & mis[None, :]] += (nk[:, None, None] * cond_cov).reshape(K, -1)
-    if covariance_type == "tied":
+    if covariance_type == "full":
+        sxx = ef.pack_symmetric(sxx)
+    elif covariance_type == "tied":
         sxx = sxx.sum(axis=0)
-    elif covariance_type in ("diag", "spherical"):
+    else:
         sxx = np.diagonal(sxx, axis1=1, axis2=2).copy()
+        if covariance_type == "spherical":
+            sxx = sxx.sum(axis=1)
     return nk, sx, sxx
 
 
@@ -216,17 +239,18 @@ def m_step(stats: GaussianStats, covariance_type: str, reg_covar: float) -> Gaus
     means = stats.sx / nk[:, None]
     K, D = means.shape
     if covariance_type == "full":
-        cov = stats.sxx / nk[:, None, None] - means[:, :, None] * means[:, None, :]
+        sxx = ef.unpack_symmetric(stats.sxx, D)
+        cov = sxx / nk[:, None, None] - means[:, :, None] * means[:, None, :]
         cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
         cov[:, np.arange(D), np.arange(D)] += reg_covar
     elif covariance_type == "tied":
         cov = (stats.sxx - (nk[:, None] * means).T @ means) / nk.sum()
         cov = 0.5 * (cov + cov.T)
         cov[np.arange(D), np.arange(D)] += reg_covar
-    else:
+    elif covariance_type == "diag":
         cov = stats.sxx / nk[:, None] - means**2 + reg_covar
-        if covariance_type == "spherical":
-            cov = cov.mean(axis=1)
+    else:  # spherical: the mean of the diagonal variances
+        cov = (stats.sxx / nk - np.sum(means**2, axis=1)) / D + reg_covar
     weights = nk / stats.n
     empty = np.flatnonzero(stats.nk < MIN_COMPONENT_SUPPORT)
     if empty.size and empty.size < K:
@@ -268,7 +292,15 @@ def make_params(weights, means, covariances, covariance_type, shift=None) -> Gau
         if np.any(covariances <= 0):
             raise ValueError("a variance is not positive; increase reg_covar.")
         P = 1.0 / np.sqrt(covariances)
-    return GaussianParams(weights, means, covariances, P, covariance_type, shift)
+    return assemble(weights, means, covariances, P, covariance_type, shift)
+
+
+def assemble(weights, means, covariances, precisions_cholesky, covariance_type,
+             shift) -> GaussianParams:
+    """A parameter record with its derived E-step quantities (the natural weights)."""
+    natural = ef.natural_form(means, precisions_cholesky, covariance_type, shift)
+    return GaussianParams(weights, means, covariances, precisions_cholesky, covariance_type,
+                          shift, natural)
 
 
 def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:

@@ -22,6 +22,7 @@ from .._validation import (
 )
 from ..em import WorstPoints
 from ..io import register_model
+from . import _gaussian_expfam as ef
 from . import _gaussian_kernels as gk
 from ._base import MixtureModel
 from ._init import INIT_METHODS, fill_missing_with_means, initial_responsibilities
@@ -95,7 +96,10 @@ class GaussianMixture(MixtureModel):
     # -- the engine's kernels -------------------------------------------------------------
 
     def _chunk_floats_per_row(self, n_features):
-        return self.n_components * n_features
+        """Floats of E-step temporaries per row: the sufficient statistics T(x) and a few
+        N x K arrays."""
+        K, D = self.n_components, n_features
+        return ef.second_moment_size(D, self.covariance_type) + D + 3 * K
 
     def _check_data(self, n_samples, n_features):
         if n_samples is not None:
@@ -120,7 +124,8 @@ class GaussianMixture(MixtureModel):
         K, D = self.n_components, X.shape[1]
         if self.weights_init is None or self.means_init is None or self.precisions_init is None:
             resp = initial_responsibilities(X, K, self.init_params, rng)
-            nk, sx, sxx = gk.complete_stats(X - shift, resp, self.covariance_type)
+            nk, sx, sxx = gk.complete_stats(gk.shifted_t(X, shift), resp.T,
+                                            self.covariance_type)
             stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift)
             data_params = gk.m_step(stats, self.covariance_type, self.reg_covar)
         weights = (data_params.weights if self.weights_init is None
@@ -135,63 +140,66 @@ class GaussianMixture(MixtureModel):
             cov = covariance_from_precision_cholesky(P)
         else:
             cov = 1.0 / P**2
-        return gk.GaussianParams(weights, means, cov, P, self.covariance_type, shift)
+        return gk.assemble(weights, means, cov, P, self.covariance_type, shift)
 
     def _e_step(self, params, X):
-        """Responsibilities and statistics of one chunk X : (n, D) (NaN = missing)."""
-        shift = params.shift
-        log_prob, parts = self._log_prob(params, X, shift=shift, moments=True)
-        log_resp, log_norm = log_normalize(log_prob + np.log(params.weights))
-        resp = np.exp(log_resp)
-        Xs = X - shift.astype(X.dtype)
-        K, D = params.means.shape
-        if parts is None:
-            nk, sx, sxx = gk.complete_stats(Xs, resp.astype(X.dtype), self.covariance_type)
+        """Statistics and log-likelihood of one chunk X : (n, D) (NaN = missing)."""
+        Xt = gk.shifted_t(X, params.shift)
+        log_weights = np.log(params.weights)
+        complete = bool(np.isfinite(Xt.sum()))  # a NaN anywhere makes the sum NaN
+        if complete:  # the fast path, component-major: (K, n)
+            log_prob, T = gk.log_prob_complete(Xt, params)
+            log_prob += log_weights.astype(X.dtype)[:, None]
+            log_resp, log_norm = log_normalize(log_prob, axis=0)
+            resp = np.exp(log_resp, out=log_resp)
+            nk, sx, sxx = gk.complete_stats(Xt, resp, self.covariance_type, T)
         else:
+            Xs = np.ascontiguousarray(Xt.T)
+            log_prob, parts = self._log_prob_missing(params, Xs)
+            log_resp, log_norm = log_normalize(log_prob + log_weights)
+            resp = np.exp(log_resp)
             nk, sx, sxx = 0.0, 0.0, 0.0
             for rows, obs, cond_mean, cond_cov in parts:
                 if obs.all():
-                    part = gk.complete_stats(Xs[rows], resp[rows].astype(X.dtype),
+                    part = gk.complete_stats(Xt[:, rows], resp[rows].T,
                                              self.covariance_type)
                 else:
                     part = gk.pattern_stats(Xs[rows][:, obs], obs, resp[rows], cond_mean,
                                             cond_cov, self.covariance_type)
                 nk, sx, sxx = nk + part[0], sx + part[1], sxx + part[2]
-        stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift,
-                                 WorstPoints.of(X, log_norm, self.n_components))
+        stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, params.shift,
+                                 WorstPoints.of(X, log_norm, self.n_components,
+                                                all_complete=complete))
         return stats, float(log_norm.sum(dtype=np.float64))
 
     def _m_step(self, stats):
         return gk.m_step(stats, self.covariance_type, self.reg_covar)
 
-    def _log_prob(self, params, X, *, shift=None, moments=False):
-        """log N(x_n; μ_k, Σ_k) marginalized over missing entries : (n, K).
+    def _log_prob(self, params, X):
+        """log N(x_n; μ_k, Σ_k) with missing entries marginalized : (n, K)."""
+        Xt = gk.shifted_t(X, params.shift)
+        if np.isfinite(Xt.sum()):
+            return gk.log_prob_complete(Xt, params)[0].T
+        return self._log_prob_missing(params, np.ascontiguousarray(Xt.T))[0]
 
-        With `moments`, also returns the per-pattern pieces (rows, obs, E[x_m|x_o,k],
-        Cov[x_m|x_o,k]) for rows with missing values (None when X is complete).
-        """
-        shift = params.shift if shift is None else shift
-        Xs = X - shift.astype(X.dtype)
-        means = params.means - shift
-        missing = np.isnan(X)
-        if not missing.any():
-            out = gk.log_gaussian_prob(Xs, means, params.precisions_cholesky,
-                                       self.covariance_type)
-            return (out, None) if moments else out
-        out = np.empty((len(X), self.n_components), dtype=np.float64)
+    def _log_prob_missing(self, params, Xs):
+        """log N(x_o; μ_k,o, Σ_k,oo) : (n, K) for shifted rows Xs with NaN, and the
+        per-pattern pieces (rows, obs, E[x_m | x_o, k], Cov[x_m | x_o, k]) of the M-step and
+        imputation (shifted coordinates; None, None for the complete rows)."""
+        out = np.empty((len(Xs), self.n_components), dtype=np.float64)
+        means = params.means - params.shift
         covs = gk.full_covariances(params)
         parts = []
-        for rows, obs in gk.missingness_patterns(~missing):
+        for rows, obs in gk.missingness_patterns(~np.isnan(Xs)):
             if obs.all():
-                out[rows] = gk.log_gaussian_prob(Xs[rows], means, params.precisions_cholesky,
-                                                 self.covariance_type)
+                out[rows] = gk.log_prob_complete(np.ascontiguousarray(Xs[rows].T),
+                                                 params)[0].T
                 parts.append((rows, obs, None, None))
                 continue
-            log_prob, cond_mean, cond_cov = gk.conditional_gaussians(
+            out[rows], cond_mean, cond_cov = gk.conditional_gaussians(
                 Xs[rows][:, obs].astype(np.float64), obs, means, covs)
-            out[rows] = log_prob
             parts.append((rows, obs, cond_mean, cond_cov))
-        return (out, parts) if moments else out
+        return out, parts
 
     # -- parameters <-> fitted attributes -------------------------------------------------
 
@@ -211,7 +219,7 @@ class GaussianMixture(MixtureModel):
         check_is_fitted(self)
         weights, means = self.weights_.astype(np.float64), self.means_.astype(np.float64)
         shift = getattr(self, "_shift", None)  # absent after load: any fixed centre works
-        return gk.GaussianParams(
+        return gk.assemble(
             weights, means, self.covariances_.astype(np.float64),
             self.precisions_cholesky_.astype(np.float64), self.covariance_type,
             weights @ means if shift is None else shift)
@@ -230,20 +238,17 @@ class GaussianMixture(MixtureModel):
     def impute(self, X):
         """X with each NaN replaced by E[x_m | x_o] = Σ_k p(k | x_o) E[x_m | x_o, k]."""
         X = self._validate_X(X, reset=False)
-        out = X.copy()
         params = self._current_params()
-        shift = params.shift
-        log_prob, parts = self._log_prob(params, X, shift=shift, moments=True)
-        if parts is None:
-            return out
+        Xs = X - params.shift.astype(X.dtype)
+        if not np.isnan(Xs).any():
+            return X.copy()
+        log_prob, parts = self._log_prob_missing(params, Xs)
         resp = np.exp(log_normalize(log_prob + np.log(params.weights))[0])
+        out = X.copy()
         for rows, obs, cond_mean, _ in parts:
-            if obs.all():
-                continue
-            filled = np.einsum("nk,knm->nm", resp[rows], cond_mean) + shift[~obs]
-            block = out[rows]
-            block[:, ~obs] = filled
-            out[rows] = block
+            if not obs.all():
+                filled = np.einsum("nk,knm->nm", resp[rows], cond_mean) + params.shift[~obs]
+                out[np.ix_(rows, np.flatnonzero(~obs))] = filled
         return out
 
     def sample(self, n_samples=1, random_state=None):
