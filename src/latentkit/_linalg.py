@@ -14,7 +14,7 @@ from scipy.linalg import solve_triangular
 LOG_2PI = math.log(2 * math.pi)
 
 __all__ = ["LOG_2PI", "cholesky", "precision_cholesky", "solve_lower", "log_normalize",
-           "covariance_from_precision_cholesky"]
+           "covariance_from_precision_cholesky", "responsibilities_"]
 
 
 class SingularCovarianceError(np.linalg.LinAlgError, ValueError):
@@ -84,3 +84,22 @@ def log_normalize(log_weights: np.ndarray, axis: int = 1):
         log_norm = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         shifted -= log_norm
     return shifted, (log_norm + row_max).reshape(-1)
+
+
+def responsibilities_(log_joint: np.ndarray, axis: int = 0):
+    """Posterior probabilities from log joints, in place: (resp, log_norm).
+
+    log_joint : component-major (K, n) with axis=0 (or (n, K) with axis=1); it is
+    overwritten by resp = exp(a - max) / Σ exp(a - max), and log_norm : (n,) =
+    max + log Σ exp(a - max) is the log-likelihood of each row. Five passes, no temporaries
+    of the array's size.
+    """
+    row_max = log_joint.max(axis=axis, keepdims=True)
+    row_max[~np.isfinite(row_max)] = 0.0
+    log_joint -= row_max
+    np.exp(log_joint, out=log_joint)
+    total = log_joint.sum(axis=axis, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero-density row gives NaN
+        log_joint /= total
+        log_norm = np.log(total) + row_max
+    return log_joint, log_norm.reshape(-1)

@@ -76,29 +76,24 @@ class GaussianStats(SufficientStats):
 # -- densities ----------------------------------------------------------------------------
 
 
-def log_prob_complete(Xt, params):
-    """log N(x_n; μ_k, Σ_k) for complete rows, component-major : (K, n), and their
-    sufficient statistics T(x) : (F, n) for the M-step to reuse (see _gaussian_expfam).
+def log_joint_complete(T, params, log_weights):
+    """log π_k + log N(x_n; μ_k, Σ_k) for complete rows, component-major : (K, n), from
+    their sufficient statistics T : (F, n) (see _gaussian_expfam), in T's dtype.
 
-    Xt : (D, n) shifted data, transposed; float32 or float64 (the computation stays in it).
+    log_weights : (K,) log π (zeros for the bare densities).
     """
-    T = ef.sufficient_statistics_t(Xt, params.covariance_type)
-    if ef.expansion_is_accurate(params.natural, Xt.dtype):
-        return ef.log_prob_expanded(T, params.natural, Xt.shape[0]), T
+    if ef.expansion_is_accurate(params.natural, T.dtype):
+        return ef.log_joint_expanded(T, params.natural, log_weights)
     means = params.means - params.shift  # far from the centre: the direct product
-    log_prob = log_gaussian_prob(Xt.T, means, params.precisions_cholesky,
+    D = means.shape[1]
+    log_prob = log_gaussian_prob(ef.data_block(T, D).T, means, params.precisions_cholesky,
                                  params.covariance_type)
-    return np.ascontiguousarray(log_prob.T), T
-
-
-def shifted_t(X, shift) -> np.ndarray:
-    """(X - shift)^T : (D, n), C-contiguous, in X's dtype: one pass for both."""
-    return np.subtract(X.T, shift.astype(X.dtype)[:, None], order="C")
+    return np.ascontiguousarray(log_prob.T) + log_weights[:, None].astype(T.dtype)
 
 
 def log_gaussian_prob(X, means, precisions_cholesky, covariance_type) -> np.ndarray:
     """log N(x_n; μ_k, Σ_k) for complete rows : (n, K), by the direct products
-    ||(x - μ_k)^T P_k||² (the accurate fallback of `log_prob_complete`).
+    ||(x - μ_k)^T P_k||² (the accurate fallback of `log_joint_complete`).
 
     X : (n, D); means : (K, D); precisions_cholesky : per covariance type. Computed in X's
     dtype.
@@ -188,12 +183,12 @@ def conditional_gaussians(X_obs, obs, means, covariances):
 # -- sufficient statistics ----------------------------------------------------------------
 
 
-def complete_stats(Xt, resp, covariance_type, T=None):
-    """(nk, sx, sxx) from complete rows Xt : (D, n) (shifted, transposed) and component-
-    major resp : (K, n); `T` reuses the E-step's sufficient statistics. Shapes as in
-    GaussianStats."""
-    T = ef.sufficient_statistics_t(Xt, covariance_type) if T is None else T
-    return ef.statistics(T, resp, covariance_type, Xt.shape[0])
+def complete_stats(X, shift, resp, covariance_type, T=None):
+    """(nk, sx, sxx) from complete rows X : (n, D) and component-major resp : (K, n), in
+    coordinates shifted by `shift`; `T` reuses the E-step's sufficient statistics. Shapes
+    as in GaussianStats."""
+    T = ef.sufficient_statistics_t(X, shift, covariance_type) if T is None else T
+    return ef.statistics(T, resp, covariance_type, X.shape[1])
 
 
 def pattern_stats(X_obs, obs, resp, cond_mean, cond_cov, covariance_type):

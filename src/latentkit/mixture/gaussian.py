@@ -12,7 +12,12 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .._linalg import cholesky, covariance_from_precision_cholesky, log_normalize
+from .._linalg import (
+    cholesky,
+    covariance_from_precision_cholesky,
+    log_normalize,
+    responsibilities_,
+)
 from .._validation import (
     InstanceOf,
     Interval,
@@ -124,8 +129,7 @@ class GaussianMixture(MixtureModel):
         K, D = self.n_components, X.shape[1]
         if self.weights_init is None or self.means_init is None or self.precisions_init is None:
             resp = initial_responsibilities(X, K, self.init_params, rng)
-            nk, sx, sxx = gk.complete_stats(gk.shifted_t(X, shift), resp.T,
-                                            self.covariance_type)
+            nk, sx, sxx = gk.complete_stats(X, shift, resp.T, self.covariance_type)
             stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift)
             data_params = gk.m_step(stats, self.covariance_type, self.reg_covar)
         weights = (data_params.weights if self.weights_init is None
@@ -144,30 +148,29 @@ class GaussianMixture(MixtureModel):
 
     def _e_step(self, params, X):
         """Statistics and log-likelihood of one chunk X : (n, D) (NaN = missing)."""
-        Xt = gk.shifted_t(X, params.shift)
+        ct, shift = self.covariance_type, params.shift
         log_weights = np.log(params.weights)
+        T = ef.sufficient_statistics_t(X, shift, ct)
+        Xt = ef.data_block(T, X.shape[1])
         complete = bool(np.isfinite(Xt.sum()))  # a NaN anywhere makes the sum NaN
         if complete:  # the fast path, component-major: (K, n)
-            log_prob, T = gk.log_prob_complete(Xt, params)
-            log_prob += log_weights.astype(X.dtype)[:, None]
-            log_resp, log_norm = log_normalize(log_prob, axis=0)
-            resp = np.exp(log_resp, out=log_resp)
-            nk, sx, sxx = gk.complete_stats(Xt, resp, self.covariance_type, T)
+            log_joint = gk.log_joint_complete(T, params, log_weights)
+            resp, log_norm = responsibilities_(log_joint, axis=0)
+            nk, sx, sxx = gk.complete_stats(X, shift, resp, ct, T)
         else:
             Xs = np.ascontiguousarray(Xt.T)
-            log_prob, parts = self._log_prob_missing(params, Xs)
+            log_prob, parts = self._log_prob_missing(params, X)
             log_resp, log_norm = log_normalize(log_prob + log_weights)
             resp = np.exp(log_resp)
             nk, sx, sxx = 0.0, 0.0, 0.0
             for rows, obs, cond_mean, cond_cov in parts:
                 if obs.all():
-                    part = gk.complete_stats(Xt[:, rows], resp[rows].T,
-                                             self.covariance_type)
+                    part = gk.complete_stats(X[rows], shift, resp[rows].T, ct)
                 else:
                     part = gk.pattern_stats(Xs[rows][:, obs], obs, resp[rows], cond_mean,
-                                            cond_cov, self.covariance_type)
+                                            cond_cov, ct)
                 nk, sx, sxx = nk + part[0], sx + part[1], sxx + part[2]
-        stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, params.shift,
+        stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift,
                                  WorstPoints.of(X, log_norm, self.n_components,
                                                 all_complete=complete))
         return stats, float(log_norm.sum(dtype=np.float64))
@@ -177,27 +180,26 @@ class GaussianMixture(MixtureModel):
 
     def _log_prob(self, params, X):
         """log N(x_n; μ_k, Σ_k) with missing entries marginalized : (n, K)."""
-        Xt = gk.shifted_t(X, params.shift)
-        if np.isfinite(Xt.sum()):
-            return gk.log_prob_complete(Xt, params)[0].T
-        return self._log_prob_missing(params, np.ascontiguousarray(Xt.T))[0]
+        if not np.isnan(X).any():
+            T = ef.sufficient_statistics_t(X, params.shift, self.covariance_type)
+            return gk.log_joint_complete(T, params, np.zeros(self.n_components)).T
+        return self._log_prob_missing(params, X)[0]
 
-    def _log_prob_missing(self, params, Xs):
-        """log N(x_o; μ_k,o, Σ_k,oo) : (n, K) for shifted rows Xs with NaN, and the
-        per-pattern pieces (rows, obs, E[x_m | x_o, k], Cov[x_m | x_o, k]) of the M-step and
+    def _log_prob_missing(self, params, X):
+        """log N(x_o; μ_k,o, Σ_k,oo) : (n, K) for rows X with NaN, and the per-pattern
+        pieces (rows, obs, E[x_m | x_o, k], Cov[x_m | x_o, k]) of the M-step and
         imputation (shifted coordinates; None, None for the complete rows)."""
-        out = np.empty((len(Xs), self.n_components), dtype=np.float64)
+        out = np.empty((len(X), self.n_components), dtype=np.float64)
         means = params.means - params.shift
         covs = gk.full_covariances(params)
         parts = []
-        for rows, obs in gk.missingness_patterns(~np.isnan(Xs)):
+        for rows, obs in gk.missingness_patterns(~np.isnan(X)):
             if obs.all():
-                out[rows] = gk.log_prob_complete(np.ascontiguousarray(Xs[rows].T),
-                                                 params)[0].T
+                out[rows] = self._log_prob(params, X[rows])
                 parts.append((rows, obs, None, None))
                 continue
-            out[rows], cond_mean, cond_cov = gk.conditional_gaussians(
-                Xs[rows][:, obs].astype(np.float64), obs, means, covs)
+            Xo = X[rows][:, obs].astype(np.float64) - params.shift[obs]
+            out[rows], cond_mean, cond_cov = gk.conditional_gaussians(Xo, obs, means, covs)
             parts.append((rows, obs, cond_mean, cond_cov))
         return out, parts
 
@@ -239,10 +241,9 @@ class GaussianMixture(MixtureModel):
         """X with each NaN replaced by E[x_m | x_o] = Σ_k p(k | x_o) E[x_m | x_o, k]."""
         X = self._validate_X(X, reset=False)
         params = self._current_params()
-        Xs = X - params.shift.astype(X.dtype)
-        if not np.isnan(Xs).any():
+        if not np.isnan(X).any():
             return X.copy()
-        log_prob, parts = self._log_prob_missing(params, Xs)
+        log_prob, parts = self._log_prob_missing(params, X)
         resp = np.exp(log_normalize(log_prob + np.log(params.weights))[0])
         out = X.copy()
         for rows, obs, cond_mean, _ in parts:
