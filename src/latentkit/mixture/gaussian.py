@@ -150,6 +150,7 @@ class GaussianMixture(MixtureModel):
         """Statistics and log-likelihood of one chunk X : (n, D) (NaN = missing)."""
         ct, shift = self.covariance_type, params.shift
         log_weights = np.log(params.weights)
+        X = X.astype(self._work_dtype(params, X.dtype), copy=False)
         T = ef.sufficient_statistics_t(X, shift, ct)
         Xt = ef.data_block(T, X.shape[1])
         complete = bool(np.isfinite(Xt.sum()))  # a NaN anywhere makes the sum NaN
@@ -175,12 +176,22 @@ class GaussianMixture(MixtureModel):
                                                 all_complete=complete))
         return stats, float(log_norm.sum(dtype=np.float64))
 
+    @staticmethod
+    def _work_dtype(params, dtype):
+        """float32 stays float32 while the components sit within EXPANSION_LIMIT of the
+        centre; beyond, both the expansion and the statistics Σ r (x - s)(x - s)^T would
+        cancel (a tight component far away), so the chunk is promoted to float64."""
+        if dtype == np.float32 and not ef.expansion_is_accurate(params.natural, dtype):
+            return np.float64
+        return dtype
+
     def _m_step(self, stats):
         return gk.m_step(stats, self.covariance_type, self.reg_covar)
 
     def _log_prob(self, params, X):
         """log N(x_n; μ_k, Σ_k) with missing entries marginalized : (n, K)."""
         if not np.isnan(X).any():
+            X = X.astype(self._work_dtype(params, X.dtype), copy=False)
             T = ef.sufficient_statistics_t(X, params.shift, self.covariance_type)
             return gk.log_joint_complete(T, params, np.zeros(self.n_components)).T
         return self._log_prob_missing(params, X)[0]
