@@ -95,7 +95,7 @@ def initial_parameters(X, k, covariance_type):
 
 
 OOC_CHILD = r"""
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 import numpy as np
 from latentkit import GaussianMixture
 path, k, iters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -107,8 +107,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     model.fit(X)
 elapsed = time.perf_counter() - start
-print(json.dumps(dict(seconds=elapsed, iterations=model.n_iter_,
-                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# VmHWM: the peak RSS of this address space (ru_maxrss would carry the parent's over exec)
+with open("/proc/self/status") as fh:
+    peak_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM"))
+print(json.dumps(dict(seconds=elapsed, iterations=model.n_iter_, peak_rss_mb=peak_kb / 1024,
                       loglik=float(model.lower_bound_))))
 """
 

@@ -1,5 +1,8 @@
 """The EM engine: sources, convergence, monotonicity guard, budget, Ctrl-C, callbacks."""
 
+import os
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -109,8 +112,16 @@ def test_chunks_must_agree_on_columns():
 def test_streamed_chunks_are_validated():
     bad = np.ones((20, 2))
     bad[13, 1] = np.inf
-    with pytest.raises(ValueError, match="inf at row 3, column 1"):
+    with pytest.raises(ValueError, match=r"chunk 1\) contains inf at row 13, column 1"):
         GaussianMixture(1, chunk_size=10).fit([bad[:10], bad[10:]])
+
+
+def test_memmapped_rows_are_validated_with_their_file_row(tmp_path):
+    bad = np.ones((50, 2))
+    bad[37, 0] = np.inf
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(ValueError, match="inf at row 37, column 0"):
+        GaussianMixture(1, chunk_size=10).fit(str(tmp_path / "bad.npy"))
 
 
 def test_npy_path_must_be_an_array_file(tmp_path):
@@ -150,3 +161,39 @@ def test_online_step_size_schedule():
 def test_auto_chunk_rows_is_bounded():
     assert em.auto_chunk_rows(1) == 65536
     assert em.auto_chunk_rows(10**9) == 256
+
+
+RSS_CHILD = r"""
+import sys, warnings
+import numpy as np
+from latentkit import GaussianMixture
+
+def hwm_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024
+
+X = np.load(sys.argv[1], mmap_mode="r")
+GaussianMixture(2, max_iter=1, tol=0, random_state=0).fit(np.zeros((100, 4)) + np.arange(4))
+before = hwm_mb()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    GaussianMixture(2, max_iter=2, tol=0, random_state=0, init_params="random_from_data").fit(X)
+print(hwm_mb() - before)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_streaming_a_memmap_keeps_resident_memory_bounded(tmp_path):
+    """Streaming a 96 MB .npy must not make its pages resident: peak RSS grows by far less
+    than the file (pages are handed back after each chunk and after the init sample)."""
+    path = tmp_path / "big.npy"
+    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(6_000_000, 4))
+    rng = np.random.default_rng(0)
+    for start in range(0, len(X), 1_000_000):
+        X[start:start + 1_000_000] = rng.normal(size=(1_000_000, 4))
+    X.flush()
+    del X
+    out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path)], capture_output=True,
+                         text=True, check=True)
+    growth_mb = float(out.stdout.strip().splitlines()[-1])
+    assert growth_mb < 48, f"peak RSS grew by {growth_mb:.0f} MB streaming a 96 MB file"

@@ -38,10 +38,11 @@ def check_X(
     return X
 
 
-def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str = "model"):
+def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str = "model",
+                 first_row: int = 0):
     """Raise ValueError naming the first row and column holding inf (or NaN when not allowed).
 
-    X : (n_samples, n_features)
+    X : (n_samples, n_features); `first_row` numbers its rows within a larger stream.
     """
     if X.dtype.kind != "f":
         return
@@ -49,7 +50,8 @@ def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str 
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise ValueError(
-            f"{name} contains inf at row {row}, column {col}; inf is never a valid value. "
+            f"{name} contains inf at row {first_row + row}, column {col}; inf is never a "
+            "valid value. "
             "Replace it with a finite number, or with NaN to mark the entry as missing."
         )
     if not allow_nan:
@@ -57,7 +59,7 @@ def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str 
         if bad.any():
             row, col = np.argwhere(bad)[0]
             raise ValueError(
-                f"{name} contains NaN at row {row}, column {col}, and {model} cannot "
+                f"{name} contains NaN at row {first_row + row}, column {col}, and {model} cannot "
                 "marginalize missing values. Impute them first (for example with "
                 "GaussianMixture.impute) or drop the incomplete rows."
             )

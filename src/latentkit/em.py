@@ -20,6 +20,7 @@ failure and raises a `ConvergenceWarning` naming the iteration.
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import sys
 import time
@@ -125,12 +126,45 @@ class ChunkSource:
         raise NotImplementedError
 
 
+class MappedPages:
+    """Hands the pages of a memory-mapped array back to the kernel once they are used.
+
+    File-backed pages that a process has touched count in its resident memory until the
+    kernel reclaims them, so streaming a large `.npy` would grow RSS up to the file size.
+    `release(chunk)` (madvise MADV_DONTNEED; the data stay in the page cache, so the next
+    pass still reads from memory) keeps peak RSS bounded by the chunks in flight.
+    """
+
+    def __init__(self, X: np.ndarray):
+        mm = getattr(X, "_mmap", None)
+        self.mm = mm if mm is not None and hasattr(mm, "madvise") else None
+        if self.mm is not None:
+            self.base = np.frombuffer(self.mm, dtype=np.uint8, count=1).ctypes.data
+
+    def release(self, chunk: np.ndarray | None = None) -> None:
+        """Release the pages under `chunk` (a view into the map), or the whole map."""
+        if self.mm is None:
+            return
+        if chunk is None:
+            start, stop = 0, len(self.mm)
+        else:
+            start = chunk.ctypes.data - self.base
+            stop = start + chunk.nbytes
+        start -= start % mmap.PAGESIZE
+        if stop > start:
+            self.mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+
 class ArraySource(ChunkSource):
     """An in-memory or memory-mapped array sliced into row chunks.
 
-    A memory-mapped array is read chunk by chunk, so peak memory is bounded by the chunk
-    size; each chunk is converted to `dtype` and validated as it is read.
+    A memory-mapped array is read chunk by chunk and its pages are handed back after use
+    (`MappedPages`), so peak memory is bounded by the chunk size, not the file size; each
+    chunk is converted to `dtype` and validated as it is read.
     """
+
+    #: chunks a memory-mapped page is kept after it is read (more than are ever in flight)
+    release_lag = 16
 
     def __init__(self, X: np.ndarray, chunk_rows: int, *, validated: bool, allow_nan: bool,
                  dtype=None):
@@ -142,22 +176,44 @@ class ArraySource(ChunkSource):
         self.dtype = np.dtype(dtype or (X.dtype if X.dtype in (np.float32, np.float64)
                                         else np.float64))
 
-    def _prepare(self, chunk: np.ndarray) -> np.ndarray:
+        self.pages = MappedPages(X) if isinstance(X, np.memmap) else None
+
+    def _prepare(self, chunk: np.ndarray, first_row: int = 0) -> np.ndarray:
         if self.validated:
             return chunk
         chunk = np.asarray(chunk, dtype=self.dtype)
-        check_finite(chunk, allow_nan=self.allow_nan, name="data chunk")
+        check_finite(chunk, allow_nan=self.allow_nan, name="data", first_row=first_row)
         return chunk
 
     def __iter__(self):
+        read = deque()
         for start in range(0, self.n_samples, self.chunk_rows):
-            yield self._prepare(self.X[start:start + self.chunk_rows])
+            raw = self.X[start:start + self.chunk_rows]
+            yield self._prepare(raw, start)
+            if self.pages is not None:
+                read.append(raw)
+                if len(read) > self.release_lag:
+                    self.pages.release(read.popleft())
+        if self.pages is not None:
+            self.pages.release()
 
     def init_sample(self, max_rows, rng):
         if self.n_samples <= max_rows:
-            return self._prepare(self.X[:])
-        rows = np.sort(rng.choice(self.n_samples, size=max_rows, replace=False))
-        return self._prepare(self.X[rows])
+            rows = np.arange(self.n_samples)
+        else:
+            rows = np.sort(rng.choice(self.n_samples, size=max_rows, replace=False))
+        if self.pages is None:
+            return self._prepare(self.X[rows])
+        # a memory map is read in order, chunk by chunk, handing pages back as it goes:
+        # random access would fault in (and keep resident) most of the file
+        bounds = np.searchsorted(rows, np.arange(0, self.n_samples + self.chunk_rows,
+                                                 self.chunk_rows))
+        parts = []
+        for c, start in enumerate(range(0, self.n_samples, self.chunk_rows)):
+            raw = self.X[start:start + self.chunk_rows]
+            parts.append(np.array(raw[rows[bounds[c]:bounds[c + 1]] - start]))
+            self.pages.release(raw)
+        return self._prepare(np.concatenate(parts))
 
 
 class IterableSource(ChunkSource):
@@ -179,6 +235,7 @@ class IterableSource(ChunkSource):
                                         else np.float64))
 
     def __iter__(self):
+        first_row = 0
         for i, chunk in enumerate(self.make_iter()):
             chunk = np.asarray(chunk, dtype=self.dtype)
             if chunk.ndim != 2 or chunk.shape[1] != self.n_features:
@@ -186,7 +243,9 @@ class IterableSource(ChunkSource):
                     f"chunk {i} has shape {chunk.shape}; every chunk must be 2-D with "
                     f"{self.n_features} columns like the first."
                 )
-            check_finite(chunk, allow_nan=self.allow_nan, name=f"chunk {i}")
+            check_finite(chunk, allow_nan=self.allow_nan, name=f"data (chunk {i})",
+                         first_row=first_row)
+            first_row += len(chunk)
             yield chunk
 
     def init_sample(self, max_rows, rng):
