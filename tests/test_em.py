@@ -197,3 +197,23 @@ def test_streaming_a_memmap_keeps_resident_memory_bounded(tmp_path):
                          text=True, check=True)
     growth_mb = float(out.stdout.strip().splitlines()[-1])
     assert growth_mb < 48, f"peak RSS grew by {growth_mb:.0f} MB streaming a 96 MB file"
+
+
+def test_checkpoint_saves_during_the_fit_and_the_fit_resumes(tmp_path):
+    from latentkit import load
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (300, 2)), rng.normal(4, 1, (300, 2))])
+    path = tmp_path / "ckpt.npz"
+    model = GaussianMixture(2, init_params="random", random_state=0, max_iter=7, tol=0,
+                            callbacks=[em.Checkpoint(path, every=3)])
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X)
+    saved = load(path)  # the last checkpoint: after iteration 6
+    assert saved.n_iter_ == 6 and saved.stop_reason_ == "checkpoint"
+    np.testing.assert_array_equal(saved.history_, model.history_[:6])
+    saved.set_params(callbacks=None, warm_start=True, max_iter=200, tol=1e-8).fit(X)
+    assert saved.history_[0] >= model.history_[5]
+    assert saved.converged_
+    with pytest.raises(ValueError, match="every"):
+        em.Checkpoint(path, every=0)

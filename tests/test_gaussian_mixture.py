@@ -11,7 +11,7 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from helpers import assert_monotone, assert_recovers
-from latentkit import GaussianMixture
+from latentkit import GaussianMixture, ModelFileError, load
 from latentkit.datasets import make_mixture
 from latentkit.em import ConvergenceWarning, ReseedWarning
 from latentkit.mixture._gaussian_kernels import full_covariances
@@ -294,3 +294,56 @@ def test_n_init_keeps_the_best(three_blobs):
 def test_sklearn_estimator_checks(estimator, check):
     """scikit-learn's full estimator suite; no check is skipped."""
     check(estimator)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_save_load_round_trip_is_exact(tmp_path, three_blobs, covariance_type, dtype):
+    X = three_blobs.astype(dtype)
+    X_missing = X.copy()
+    X_missing[::7, 1] = np.nan
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X_missing)
+    model.save(tmp_path / "gmm.npz")
+    loaded = load(tmp_path / "gmm.npz")
+    assert type(loaded) is GaussianMixture and loaded.get_params() == model.get_params()
+    for data in (X, X_missing):
+        np.testing.assert_array_equal(loaded.score_samples(data), model.score_samples(data))
+        np.testing.assert_array_equal(loaded.predict_proba(data), model.predict_proba(data))
+    np.testing.assert_array_equal(loaded.impute(X_missing), model.impute(X_missing))
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    assert loaded.means_.dtype == dtype
+    np.testing.assert_array_equal(loaded.sample(5, random_state=1)[0],
+                                  model.sample(5, random_state=1)[0])
+
+
+def test_training_resumes_from_a_saved_model(tmp_path, three_blobs):
+    """Fit a few iterations, save, load, continue with warm_start: EM picks up where it
+    stopped (the first continued log-likelihood is not below the last saved one)."""
+    model = GaussianMixture(3, init_params="random", random_state=0, max_iter=3, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(three_blobs)
+    model.save(tmp_path / "checkpoint.npz")
+    resumed = load(tmp_path / "checkpoint.npz").set_params(warm_start=True, max_iter=100,
+                                                           tol=1e-6)
+    resumed.fit(three_blobs)
+    assert resumed.history_[0] >= model.history_[-1] - 1e-12
+    assert_monotone(resumed.history_)
+    assert resumed.converged_
+
+
+def test_tampered_model_file_is_rejected(tmp_path, three_blobs):
+    import zipfile
+
+    GaussianMixture(2, random_state=0).fit(three_blobs).save(tmp_path / "gmm.npz")
+    with zipfile.ZipFile(tmp_path / "gmm.npz") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    name = next(n for n in members if "means_" in n)
+    data = bytearray(members[name])
+    data[-1] ^= 0xFF
+    members[name] = bytes(data)
+    with zipfile.ZipFile(tmp_path / "bad.npz", "w") as zf:
+        for member, payload in members.items():
+            zf.writestr(member, payload)
+    with pytest.raises(ModelFileError, match="tampered"):
+        load(tmp_path / "bad.npz")

@@ -10,13 +10,14 @@ __version__ = "0.1.0"
 
 from . import datasets, metrics  # noqa: E402
 from .distributions import Categorical, Gaussian  # noqa: E402
-from .em import ConvergenceWarning, ReseedWarning  # noqa: E402
+from .em import Checkpoint, ConvergenceWarning, ReseedWarning  # noqa: E402
 from .io import ModelFileError, load  # noqa: E402
 from .metrics import ResultTable, select_n_components  # noqa: E402
 from .mixture import BernoulliMixture, CategoricalMixture, GaussianMixture  # noqa: E402
 
 __all__ = [
-    "BernoulliMixture", "Categorical", "CategoricalMixture", "ConvergenceWarning", "Gaussian",
+    "BernoulliMixture", "Categorical", "CategoricalMixture", "Checkpoint", "ConvergenceWarning",
+    "Gaussian",
     "GaussianMixture", "ModelFileError", "ReseedWarning", "ResultTable", "datasets", "load",
     "metrics", "select_n_components",
 ]

@@ -312,8 +312,37 @@ class EMIteration:
     iteration: int
     log_likelihood: float  # mean per row, at the parameters before this M-step
     change: float
-    params: Any
+    params: Any  # after this M-step
     elapsed: float
+    model: Any = None
+    history: tuple[float, ...] = ()
+    dtype: Any = np.float64
+
+
+class Checkpoint:
+    """Callback that saves the model being fitted every `every` iterations (atomically, via
+    `model.save`), so a long fit can be resumed: `latentkit.load(path)` then
+    `set_params(warm_start=True)` and `fit` again.
+
+        GaussianMixture(..., callbacks=[Checkpoint("run/ckpt.npz", every=10)]).fit(X)
+    """
+
+    def __init__(self, path, every: int = 10):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"Checkpoint every must be a positive integer; got {every!r}.")
+        self.path, self.every = path, every
+
+    def __call__(self, info: EMIteration) -> None:
+        if info.iteration % self.every:
+            return
+        model = info.model
+        model._store_params(info.params, info.dtype)
+        model.converged_, model.n_iter_ = False, info.iteration
+        model.history_ = np.asarray(info.history)
+        model.lower_bound_, model.stop_reason_ = info.log_likelihood, "checkpoint"
+        with warnings.catch_warnings():  # callbacks (this one included) are never saved
+            warnings.filterwarnings("ignore", message=".*'callbacks'", category=UserWarning)
+            model.save(self.path)
 
 
 @dataclass
@@ -441,7 +470,8 @@ def run_em(model, source: ChunkSource, params, *, tol: float, max_iter: int,
             params = new_params
             bar.update(1)
             bar.set_postfix(loglik=f"{ll:.6g}", change=f"{change:.2g}")
-            info = EMIteration(it, ll, change, params, time.perf_counter() - start)
+            info = EMIteration(it, ll, change, params, time.perf_counter() - start, model,
+                               tuple(result.history), source.dtype)
             if any(cb(info) is True for cb in callbacks):
                 result.stop_reason = "callback"
                 break
@@ -518,7 +548,8 @@ def online_em_step(model, params, state: OnlineState, X: np.ndarray, *,
 
 
 __all__ = [
-    "ConvergenceWarning", "ReseedWarning", "SufficientStats", "WorstPoints", "ChunkSource",
-    "ArraySource", "IterableSource", "as_source", "auto_chunk_rows", "EMIteration", "EMResult",
-    "run_em", "fit_em", "e_pass", "online_em_step", "OnlineState", "monotone_tolerance",
+    "ArraySource", "Checkpoint", "ChunkSource", "ConvergenceWarning", "EMIteration",
+    "EMResult", "IterableSource", "MappedPages", "OnlineState", "ReseedWarning",
+    "SufficientStats", "WorstPoints", "as_source", "auto_chunk_rows", "e_pass", "fit_em",
+    "monotone_tolerance", "num_threads", "online_em_step", "run_em",
 ]

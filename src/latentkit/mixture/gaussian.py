@@ -228,10 +228,14 @@ class GaussianMixture(MixtureModel):
         else:
             self.precisions_ = (P**2).astype(dtype)
 
-    def _current_params(self):
+    def _current_params(self, *, for_inference: bool = False):
+        """θ from the fitted attributes. EM continues (warm start, online EM) around the
+        centre its statistics were accumulated at; inference uses the mixture mean Σ π_k μ_k,
+        a function of the public parameters only, so a saved and loaded model predicts
+        exactly as the original."""
         check_is_fitted(self)
         weights, means = self.weights_.astype(np.float64), self.means_.astype(np.float64)
-        shift = getattr(self, "_shift", None)  # absent after load: any fixed centre works
+        shift = None if for_inference else getattr(self, "_shift", None)
         return gk.assemble(
             weights, means, self.covariances_.astype(np.float64),
             self.precisions_cholesky_.astype(np.float64), self.covariance_type,
@@ -245,13 +249,13 @@ class GaussianMixture(MixtureModel):
     def _log_joint(self, X):
         """Validated X and log π_k + log N(x_n; μ_k, Σ_k) : (n, K), missing marginalized."""
         X = self._validate_X(X, reset=False)
-        params = self._current_params()
+        params = self._current_params(for_inference=True)
         return X, self._log_prob(params, X) + np.log(params.weights)
 
     def impute(self, X):
         """X with each NaN replaced by E[x_m | x_o] = Σ_k p(k | x_o) E[x_m | x_o, k]."""
         X = self._validate_X(X, reset=False)
-        params = self._current_params()
+        params = self._current_params(for_inference=True)
         if not np.isnan(X).any():
             return X.copy()
         log_prob, parts = self._log_prob_missing(params, X)
@@ -269,8 +273,9 @@ class GaussianMixture(MixtureModel):
         if not isinstance(n_samples, int | np.integer) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         rng = as_generator(random_state)
-        params = self._current_params()
-        z = rng.choice(self.n_components, size=n_samples, p=params.weights)
+        params = self._current_params(for_inference=True)
+        # float32-stored weights can miss numpy's sum-to-1 tolerance: renormalize
+        z = rng.choice(self.n_components, size=n_samples, p=params.weights / params.weights.sum())
         L = cholesky(gk.full_covariances(params))
         eps = rng.standard_normal((n_samples, params.means.shape[1]))
         X = params.means[z] + np.einsum("nij,nj->ni", L[z], eps)
