@@ -252,8 +252,10 @@ def load(path):
     except _DAMAGE as exc:
         if isinstance(exc, OSError) and exc.filename is not None:
             raise  # the file could not be opened: missing, a directory, no permission
-        raise ModelFileError(f"{path!r} is truncated or not a latentkit model file "
-                             f"({exc})") from None
+        # numpy's own message can suggest loading with allow_pickle: never pass that on
+        detail = "" if "pickle" in str(exc) else f" ({exc})"
+        raise ModelFileError(f"{path!r} is truncated or not a latentkit model file"
+                             f"{detail}") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise ModelFileError(f"{path!r} is not a latentkit model file (it holds one array)")
     with npz:
