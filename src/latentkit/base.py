@@ -50,6 +50,13 @@ class LatentModel(BaseEstimator):
 
     # -- validation -----------------------------------------------------------------------
 
+    def _store_init_args(self, args: dict) -> None:
+        """scikit-learn's convention for __init__: store each argument under its own name
+        and nothing else (validation happens in fit). Call as self._store_init_args(locals())."""
+        for name, value in args.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
     def _validate_params(self):
         constraints = {}
         for klass in reversed(type(self).__mro__):

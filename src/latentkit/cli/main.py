@@ -289,11 +289,7 @@ def run_evaluate(args) -> int:
 
 def run_sample(args) -> int:
     model, _ = _load_model(args.model_file)
-    if "random_state" in inspect.signature(model.sample).parameters:
-        X, z = model.sample(args.n_samples, random_state=args.random_state)
-    else:
-        model.set_params(random_state=args.random_state)
-        X, z = model.sample(args.n_samples)
+    X, z = model.sample(args.n_samples, random_state=args.random_state)
     X = np.asarray(X, dtype=np.float64)
     columns = [f"x{j + 1}" for j in range(X.shape[1])]
     if args.with_components:

@@ -114,24 +114,7 @@ class CategoricalMixture(DiscreteMixture):
                  probs_init=None, random_state=None, warm_start=False, verbose=0,
                  max_time=None, callbacks=None, chunk_size=None, learning_decay=0.7,
                  learning_offset=10.0):
-        self.n_components = n_components
-        self.n_categories = n_categories
-        self.alpha = alpha
-        self.weight_alpha = weight_alpha
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.probs_init = probs_init
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.max_time = max_time
-        self.callbacks = callbacks
-        self.chunk_size = chunk_size
-        self.learning_decay = learning_decay
-        self.learning_offset = learning_offset
+        self._store_init_args(locals())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -79,24 +79,7 @@ class GaussianMixture(MixtureModel):
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
                  verbose=0, max_time=None, callbacks=None, chunk_size=None,
                  learning_decay=0.7, learning_offset=10.0):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.means_init = means_init
-        self.precisions_init = precisions_init
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.max_time = max_time
-        self.callbacks = callbacks
-        self.chunk_size = chunk_size
-        self.learning_decay = learning_decay
-        self.learning_offset = learning_offset
+        self._store_init_args(locals())
 
     # -- the engine's kernels -------------------------------------------------------------
 
