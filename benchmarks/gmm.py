@@ -142,7 +142,7 @@ def main():
     parser.add_argument("--write", action="store_true", help="append to RESULTS.md")
     args = parser.parse_args()
     n, d, k = (20_000, 16, 8) if args.quick else (200_000, 32, 16)
-    short, long, repeats = (2, 6, 1) if args.quick else (2, 8, 2)
+    short, long, repeats = (2, 6, 1) if args.quick else (2, 10, 3)
 
     data = make_mixture(n_samples=n, n_components=k, n_features=d, separation=6.0,
                         random_state=0)

@@ -134,15 +134,19 @@ class GaussianMixture(MixtureModel):
         ct, shift = self.covariance_type, params.shift
         log_weights = np.log(params.weights)
         X = X.astype(self._work_dtype(params, X.dtype), copy=False)
+        # the fast path, component-major (K, n); a NaN in a row propagates through the GEMM
+        # into that row's log-normalizer, so a chunk with missing values is detected from
+        # the (n,) result instead of scanning all n x D entries, and redone exactly below
         T = ef.sufficient_statistics_t(X, shift, ct)
-        Xt = ef.data_block(T, X.shape[1])
-        complete = bool(np.isfinite(Xt.sum()))  # a NaN anywhere makes the sum NaN
-        if complete:  # the fast path, component-major: (K, n)
-            log_joint = gk.log_joint_complete(T, params, log_weights)
-            resp, log_norm = responsibilities_(log_joint, axis=0)
+        log_joint = gk.log_joint_complete(T, params, log_weights)
+        resp, log_norm = responsibilities_(log_joint, axis=0)
+        complete = not np.isnan(log_norm).any()
+        if complete:
             nk, sx, sxx = gk.complete_stats(X, shift, resp, ct, T)
-        else:
-            Xs = np.ascontiguousarray(Xt.T)
+            # independent of how the BLAS treats NaN: a NaN entry in a row whose
+            # responsibilities sum to 1 makes Σ r x non-finite
+            complete = bool(np.isfinite(sx).all())
+        if not complete:
             log_prob, parts = self._log_prob_missing(params, X)
             log_resp, log_norm = log_normalize(log_prob + log_weights)
             resp = np.exp(log_resp)
@@ -151,8 +155,8 @@ class GaussianMixture(MixtureModel):
                 if obs.all():
                     part = gk.complete_stats(X[rows], shift, resp[rows].T, ct)
                 else:
-                    part = gk.pattern_stats(Xs[rows][:, obs], obs, resp[rows], cond_mean,
-                                            cond_cov, ct)
+                    Xo = X[rows][:, obs].astype(np.float64) - shift[obs]
+                    part = gk.pattern_stats(Xo, obs, resp[rows], cond_mean, cond_cov, ct)
                 nk, sx, sxx = nk + part[0], sx + part[1], sxx + part[2]
         stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift,
                                  WorstPoints.of(X, log_norm, self.n_components,
