@@ -135,6 +135,8 @@ def test_progress_bar_when_verbose(capsys):
     assert "EM" in capsys.readouterr().err
     GaussianMixture(2, random_state=0, verbose=0).fit(X)
     assert capsys.readouterr().err == ""
+    GaussianMixture(2, random_state=0).fit(X)  # verbose=None: a bar only on a terminal
+    assert capsys.readouterr().err == ""
 
 
 def test_online_step_size_schedule():

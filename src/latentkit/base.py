@@ -115,11 +115,14 @@ class LatentModel(BaseEstimator):
 
         save(self, path)
 
-    def _show_progress(self) -> bool:
+    def _progress_delay(self) -> float | None:
+        """Seconds before the progress bar appears, or None for no bar: `verbose=None` shows
+        one on a terminal once a fit has run for a second (quick fits stay quiet);
+        verbose >= 1 shows it at once; 0 never."""
         verbose = getattr(self, "verbose", 0)
         if verbose is None:
-            return sys.stderr.isatty()
-        return bool(verbose)
+            return 1.0 if sys.stderr.isatty() else None
+        return 0.0 if verbose else None
 
 
 ENGINE_CONSTRAINTS = {
@@ -214,7 +217,7 @@ class EMModel(LatentModel):
             self, source, n_init=self.n_init, rng=as_generator(self.random_state),
             init_params=self._current_params() if warm else None, tol=self.tol,
             max_iter=self.max_iter, max_time=self.max_time, callbacks=self.callbacks or (),
-            progress=self._show_progress())
+            progress=self._progress_delay())
         self._store_params(result.params, source.dtype)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter

@@ -431,13 +431,17 @@ def _chunk_e_step(model, params, chunk):
 
 
 def run_em(model, source: ChunkSource, params, *, tol: float, max_iter: int,
-           max_time: float | None = None, callbacks=(), progress: bool = False,
+           max_time: float | None = None, callbacks=(), progress: float | None = None,
            desc: str = "EM") -> EMResult:
-    """Iterate E and M steps from `params` until the mean log-likelihood changes by < tol."""
+    """Iterate E and M steps from `params` until the mean log-likelihood changes by < tol.
+
+    progress : seconds before a progress bar appears on stderr, or None for none.
+    """
     result = EMResult(params)
     start = time.perf_counter()
     prev, reseeded = -math.inf, False
-    bar = tqdm(total=max_iter, desc=desc, disable=not progress, leave=False, file=sys.stderr)
+    bar = tqdm(total=max_iter, desc=desc, disable=progress is None, leave=False,
+               file=sys.stderr, delay=progress or 0.0)
     try:
         for it in range(1, max_iter + 1):
             try:

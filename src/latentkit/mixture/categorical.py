@@ -111,7 +111,7 @@ class CategoricalMixture(DiscreteMixture):
 
     def __init__(self, n_components=1, *, n_categories=None, alpha=0.01, weight_alpha=1.0,
                  tol=1e-3, max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
-                 probs_init=None, random_state=None, warm_start=False, verbose=0,
+                 probs_init=None, random_state=None, warm_start=False, verbose=None,
                  max_time=None, callbacks=None, chunk_size=None, learning_decay=0.7,
                  learning_offset=10.0):
         self._store_init_args(locals())

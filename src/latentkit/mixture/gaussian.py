@@ -77,7 +77,7 @@ class GaussianMixture(MixtureModel):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, max_time=None, callbacks=None, chunk_size=None,
+                 verbose=None, max_time=None, callbacks=None, chunk_size=None,
                  learning_decay=0.7, learning_offset=10.0):
         self._store_init_args(locals())
 
