@@ -347,3 +347,32 @@ def test_tampered_model_file_is_rejected(tmp_path, three_blobs):
             zf.writestr(member, payload)
     with pytest.raises(ModelFileError, match="tampered"):
         load(tmp_path / "bad.npz")
+
+
+def test_collapsed_component_is_reseeded():
+    """A component that captures a single outlier has a singular covariance (only reg_covar
+    props it up, and its density spikes): it is re-seeded with a warning, and the fit ends
+    with every covariance supported by the data."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (150, 2)), rng.normal(6, 1, (150, 2)),
+                        [[40.0, -40.0]]])
+    means = np.array([[0.0, 0.0], [6.0, 6.0], [40.0, -40.0]])
+    model = GaussianMixture(3, weights_init=np.array([0.45, 0.45, 0.1]), means_init=means,
+                            precisions_init=np.stack([np.eye(2), np.eye(2), 1e4 * np.eye(2)]),
+                            random_state=0, max_iter=200)
+    with pytest.warns(ReseedWarning, match="collapsed"):
+        model.fit(X)
+    smallest = np.linalg.eigvalsh(model.covariances_).min()
+    assert smallest > 0.01, f"a covariance collapsed to {smallest:.2g}"
+    assert np.isfinite(model.score(X))
+
+
+def test_no_reseeding_when_the_data_cannot_support_every_component():
+    """With fewer samples than K (D + 1), some component must be singular: re-seeding could
+    only loop, so the fit proceeds on reg_covar alone."""
+    X = np.random.default_rng(0).normal(size=(8, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReseedWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianMixture(3, random_state=0).fit(X)
+    assert np.all(np.isfinite(model.covariances_))

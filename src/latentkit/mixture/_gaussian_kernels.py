@@ -23,19 +23,22 @@ keeps Σ r x x^T - N μ μ^T free of cancellation.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from .._linalg import LOG_2PI, cholesky, precision_cholesky, solve_lower
-from ..em import ReseedWarning, SufficientStats, WorstPoints
+from ..em import ReseedWarning, SufficientStats
 from . import _gaussian_expfam as ef
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
-#: a component with less total responsibility than this many samples is "empty"
-MIN_COMPONENT_SUPPORT = 1.0
+def min_support(n_features: int, covariance_type: str) -> float:
+    """Samples a component needs for a nonsingular covariance estimate: D + 1 (full),
+    2 (diag, spherical); a tied covariance is pooled, so 1 (non-empty)."""
+    return {"full": n_features + 1.0, "diag": 2.0, "spherical": 2.0, "tied": 1.0}[
+        covariance_type]
 
 
 class GaussianParams(NamedTuple):
@@ -67,10 +70,6 @@ class GaussianStats(SufficientStats):
     sx: np.ndarray  # (K, D)
     sxx: np.ndarray
     shift: np.ndarray  # (D,) carried, not added
-    worst: WorstPoints = WorstPoints()
-
-    def __add__(self, other):
-        return replace(super().__add__(other), worst=self.worst + other.worst)
 
 
 # -- densities ----------------------------------------------------------------------------
@@ -226,8 +225,8 @@ def m_step(stats: GaussianStats, covariance_type: str, reg_covar: float) -> Gaus
     """Maximize the expected complete-data log-likelihood given summed statistics.
 
     π_k = N_k / N; μ_k = Σ r x / N_k; Σ_k = Σ r x x^T / N_k - μ_k μ_k^T + reg_covar I
-    (tied: pooled over components). Components with N_k < MIN_COMPONENT_SUPPORT are
-    re-seeded at the worst-explained complete row, with a ReseedWarning.
+    (tied: pooled over components). Empty or collapsed components are re-seeded by
+    splitting the heaviest component, with a ReseedWarning.
     """
     eps = 10 * np.finfo(np.float64).eps
     nk = stats.nk + eps
@@ -247,33 +246,51 @@ def m_step(stats: GaussianStats, covariance_type: str, reg_covar: float) -> Gaus
     else:  # spherical: the mean of the diagonal variances
         cov = (stats.sxx / nk - np.sum(means**2, axis=1)) / D + reg_covar
     weights = nk / stats.n
-    empty = np.flatnonzero(stats.nk < MIN_COMPONENT_SUPPORT)
-    if empty.size and empty.size < K:
-        weights, means, cov = _reseed(empty, stats, weights, means, cov, covariance_type)
+    # empty (N_k < 1) or collapsed (fewer samples than a nonsingular covariance needs: it
+    # sits on a few points and only reg_covar keeps it positive definite). When the data
+    # cannot support every component, collapse is unavoidable and only empties move.
+    support = min_support(D, covariance_type)
+    if stats.n < K * support:
+        support = 1.0
+    starved = np.flatnonzero(stats.nk < support)
+    if starved.size and starved.size < K:
+        weights, means, cov = _reseed(starved, stats, weights, means, cov, covariance_type,
+                                      support)
     weights = weights / weights.sum()
     return make_params(weights, means + stats.shift, cov, covariance_type, stats.shift)
 
 
-def _reseed(empty, stats, weights, means, cov, covariance_type):
-    """Move each empty component onto its own badly explained row, with weight 1/K and the
-    pooled covariance of the others."""
-    K = len(weights)
-    alive = np.setdiff1d(np.arange(K), empty)
-    seeds = (stats.worst.X - stats.shift if stats.worst.X is not None
-             else np.zeros((0, means.shape[1])))
-    means, weights = means.copy(), weights.copy()
-    if covariance_type != "tied":
-        cov = cov.copy()
-        pooled = np.average(cov[alive], axis=0, weights=weights[alive])
-    for i, k in enumerate(empty):
+def _reseed(starved, stats, weights, means, cov, covariance_type, support):
+    """Split the heaviest component in two for each starved one: the pair sits at
+    μ_j ± √λ v along the principal axis (λ, v) of Σ_j, shares its covariance and halves
+    its weight. (Re-seeding at badly explained rows would put a component back on the very
+    outlier it collapsed on.)"""
+    means, weights, cov = means.copy(), weights.copy(), cov.copy()
+    D = means.shape[1]
+    live = np.setdiff1d(np.arange(len(weights)), starved)
+    for k in starved:
+        j = live[np.argmax(weights[live])]
+        if covariance_type == "full":
+            lam, vecs = np.linalg.eigh(cov[j])
+            axis = np.sqrt(lam[-1]) * vecs[:, -1]
+        elif covariance_type == "tied":
+            lam, vecs = np.linalg.eigh(cov)
+            axis = np.sqrt(lam[-1]) * vecs[:, -1]
+        elif covariance_type == "diag":
+            d = np.argmax(cov[j])
+            axis = np.sqrt(cov[j, d]) * np.eye(D)[d]
+        else:
+            axis = np.sqrt(cov[j]) * np.eye(D)[0]
         warnings.warn(
-            f"component {k} was empty (responsibility {stats.nk[k]:.3g} < "
-            f"{MIN_COMPONENT_SUPPORT} sample); re-seeded at a badly explained sample.",
+            f"component {k} was {'empty' if stats.nk[k] < 1 else 'collapsed'} (supported by "
+            f"{stats.nk[k]:.3g} < {support:g} samples, too few for a nonsingular covariance); "
+            f"re-seeded by splitting component {j} along its principal axis.",
             ReseedWarning, stacklevel=4)
-        means[k] = seeds[i] if i < len(seeds) else 0.0
-        weights[k] = 1.0 / K
+        means[k], means[j] = means[j] + axis, means[j] - axis
+        weights[k] = weights[j] = weights[j] / 2
         if covariance_type != "tied":
-            cov[k] = pooled
+            cov[k] = cov[j]
+        live = np.append(live, k)
     return weights, means, cov
 
 

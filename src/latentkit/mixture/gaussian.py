@@ -25,7 +25,6 @@ from .._validation import (
     as_generator,
     check_n_components,
 )
-from ..em import WorstPoints
 from ..io import register_model
 from . import _gaussian_expfam as ef
 from . import _gaussian_kernels as gk
@@ -56,6 +55,11 @@ class GaussianMixture(MixtureModel):
 
     Missing values: NaN entries are marginalized exactly; EM uses the conditional moments
     of the missing coordinates. `impute(X)` fills them with E[x_m | x_o].
+
+    Degenerate components: a component left empty, or collapsed onto fewer samples than a
+    nonsingular covariance needs (D + 1 full, 2 diag or spherical), is re-seeded by
+    splitting the heaviest component along its principal axis, with a ReseedWarning —
+    never NaN. When N < K (D + 1) some collapse is unavoidable and only reg_covar acts.
 
     Attributes
     ----------
@@ -158,9 +162,7 @@ class GaussianMixture(MixtureModel):
                     Xo = X[rows][:, obs].astype(np.float64) - shift[obs]
                     part = gk.pattern_stats(Xo, obs, resp[rows], cond_mean, cond_cov, ct)
                 nk, sx, sxx = nk + part[0], sx + part[1], sxx + part[2]
-        stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift,
-                                 WorstPoints.of(X, log_norm, self.n_components,
-                                                all_complete=complete))
+        stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift)
         return stats, float(log_norm.sum(dtype=np.float64))
 
     @staticmethod
