@@ -184,15 +184,12 @@ class EMModel(LatentModel):
     def _source(self, X, *, reset: bool) -> em.ChunkSource:
         """Validate X and wrap it as chunks: in memory, memory-mapped .npy, or iterator."""
         if em.is_streaming(X):
-            n_features = None if reset else self.n_features_in_
-            probe = self.chunk_size or em.auto_chunk_rows(self._chunk_floats_per_row(
-                n_features or 1))
-            source = em.as_source(X, chunk_rows=probe, allow_nan=self._allow_nan)
-            if n_features is not None and source.n_features != n_features:
-                raise ValueError(f"X has {source.n_features} features, but "
-                                 f"{type(self).__name__} is expecting {n_features} features.")
-            if self.chunk_size is None and isinstance(source, em.ArraySource):
-                source.chunk_rows = em.auto_chunk_rows(
+            source = em.as_source(X, chunk_rows=1, allow_nan=self._allow_nan)
+            if not reset and source.n_features != self.n_features_in_:
+                raise ValueError(f"X has {source.n_features} features, but {type(self).__name__}"
+                                 f" is expecting {self.n_features_in_} features as input.")
+            if isinstance(source, em.ArraySource):  # an iterator keeps its own chunks
+                source.chunk_rows = self.chunk_size or em.auto_chunk_rows(
                     self._chunk_floats_per_row(source.n_features))
             if reset:
                 self.n_features_in_ = source.n_features
