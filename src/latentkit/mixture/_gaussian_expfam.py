@@ -40,7 +40,6 @@ class NaturalForm(NamedTuple):
     """Natural weights of the K components for shifted data (computed once per M-step)."""
 
     weights: np.ndarray  # (K, F) rows a_k, with log π_k left out of the last column
-    max_const: float  # max_k μ_k^T Λ_k μ_k, what the expansion cancels
 
 
 def second_moment_size(n_features: int, covariance_type: str) -> int:
@@ -123,12 +122,24 @@ def natural_form(means, precisions_cholesky, covariance_type, shift) -> NaturalF
     const = np.einsum("kd,kd->k", linear, mu)
     offset = log_det - 0.5 * (D * LOG_2PI + const)
     weights = np.concatenate([-0.5 * second, linear, offset[:, None]], axis=1)
-    return NaturalForm(np.ascontiguousarray(weights), float(const.max()))
+    return NaturalForm(np.ascontiguousarray(weights))
 
 
-def expansion_is_accurate(form: NaturalForm, dtype) -> bool:
-    """Whether the expansion's cancellation stays within EXPANSION_LIMIT for `dtype`."""
-    return form.max_const <= EXPANSION_LIMIT[np.dtype(dtype)]
+def uses_expansion(n_features: int, n_components: int, covariance_type: str) -> bool:
+    """Whether the complete-data path goes through T at all. Full and tied covariances need
+    D(D+1)/2 second moments per row; that pays while it is at most twice the direct
+    method's K·D products per row, (D + 1)/4 <= K. With few components in many dimensions
+    (e.g. K = 10 on 784 pixels) the direct products are cheaper and T would be hundreds of
+    MB per chunk. Diag and spherical T is always small."""
+    if covariance_type in ("diag", "spherical"):
+        return True
+    return (n_features + 1) / 4 <= n_components
+
+
+def expansion_is_accurate(max_const: float, dtype) -> bool:
+    """Whether the expansion's cancellation stays within EXPANSION_LIMIT for `dtype`, given
+    max_k μ_k^T Λ_k μ_k in shifted coordinates (GaussianParams.max_const)."""
+    return max_const <= EXPANSION_LIMIT[np.dtype(dtype)]
 
 
 def log_joint_expanded(T: np.ndarray, form: NaturalForm, log_weights) -> np.ndarray:
@@ -145,12 +156,14 @@ def statistics(T: np.ndarray, resp: np.ndarray, covariance_type: str, n_features
     """(nk, sx, sxx) = Σ_n r_nk [1, x_n, s(x_n)] from T : (F, n) and component-major
     responsibilities resp : (K, n), by one GEMM, T R^T.
 
-    sxx : full (K, D(D+1)/2) packed; tied (D, D); diag (K, D); spherical (K,) (Σ_d).
+    sxx : full (K, D, D); tied (D, D); diag (K, D); spherical (K,) (Σ_d).
     """
-    S = (T @ resp.astype(T.dtype, copy=False).T).T.astype(np.float64)  # (K, F)
+    S = (T @ resp.astype(T.dtype, copy=False).T).T.astype(np.float64, copy=False)  # (K, F)
     D = n_features
     second, sx, nk = S[:, :-D - 1], S[:, -D - 1:-1], S[:, -1]
-    if covariance_type == "tied":
+    if covariance_type == "full":
+        sxx = unpack_symmetric(second, D)
+    elif covariance_type == "tied":
         sxx = unpack_symmetric(second.sum(axis=0), D)
     elif covariance_type == "spherical":
         sxx = second[:, 0]

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from scipy.linalg import get_blas_funcs
 
 from .._linalg import LOG_2PI, cholesky, precision_cholesky, solve_lower
 from ..em import ReseedWarning, SufficientStats
@@ -52,16 +53,18 @@ class GaussianParams(NamedTuple):
     # (D,) the centre statistics are accumulated around: fixed for the life of a fit (all
     # statistics that are summed or blended must share it), set from the data at init.
     shift: np.ndarray
-    # the natural weights of the complete-data E-step (see _gaussian_expfam)
-    natural: ef.NaturalForm | None = None
+    # derived once per M-step for the complete-data E-step:
+    max_const: float = 0.0  # max_k μ_k^T Λ_k μ_k (shifted): how far the farthest mean is
+    natural: ef.NaturalForm | None = None  # natural weights, on the expansion path
+    stacked: tuple | None = None  # ([P_1 ... P_K], [μ_1 P_1 ... μ_K P_K]), direct full path
 
 
 @dataclass(frozen=True)
 class GaussianStats(SufficientStats):
     """Σ over rows of r_nk, r_nk x_n and r_nk x_n x_n^T (shifted coordinates).
 
-    sxx : full (K, D(D+1)/2) packed upper triangles; tied (D, D); diag (K, D) (diagonals);
-    spherical (K,) (Σ_d of the diagonal).
+    sxx : full (K, D, D); tied (D, D); diag (K, D) (diagonals); spherical (K,) (Σ_d of the
+    diagonal).
     """
 
     additive = ("n", "nk", "sx", "sxx")
@@ -75,22 +78,44 @@ class GaussianStats(SufficientStats):
 # -- densities ----------------------------------------------------------------------------
 
 
-def log_joint_complete(T, params, log_weights):
-    """log π_k + log N(x_n; μ_k, Σ_k) for complete rows, component-major : (K, n), from
-    their sufficient statistics T : (F, n) (see _gaussian_expfam), in T's dtype.
+def log_joint_complete(X, params, log_weights):
+    """log π_k + log N(x_n; μ_k, Σ_k) for complete rows X : (n, D), component-major : (K, n),
+    computed in X's dtype, with what `complete_stats` reuses: (log_joint, T, Xs).
 
+    On the expansion path (see _gaussian_expfam) T : (F, n) holds the sufficient statistics
+    and Xs is None; on the direct path (`uses_expansion` false, or the expansion would
+    cancel: `expansion_is_accurate` false) the Mahalanobis terms are direct products and Xs
+    : (n, D) is the shifted data (None when T already holds it).
     log_weights : (K,) log π (zeros for the bare densities).
     """
-    if ef.expansion_is_accurate(params.natural, T.dtype):
-        return ef.log_joint_expanded(T, params.natural, log_weights)
-    means = params.means - params.shift  # far from the centre: the direct product
-    D = means.shape[1]
-    log_prob = log_gaussian_prob(ef.data_block(T, D).T, means, params.precisions_cholesky,
-                                 params.covariance_type)
-    return np.ascontiguousarray(log_prob.T) + log_weights[:, None].astype(T.dtype)
+    K, D = params.means.shape
+    ct, shift = params.covariance_type, params.shift
+    T = Xs = None
+    if ef.uses_expansion(D, K, ct):
+        T = ef.sufficient_statistics_t(X, shift, ct)
+        if ef.expansion_is_accurate(params.max_const, X.dtype):
+            return ef.log_joint_expanded(T, params.natural, log_weights), T, None
+        rows = ef.data_block(T, D).T
+    else:
+        Xs = rows = X - shift.astype(X.dtype)
+    log_prob = log_gaussian_prob(rows, params.means - shift, params.precisions_cholesky, ct,
+                                 params.stacked)
+    log_joint = np.ascontiguousarray(log_prob.T)
+    log_joint += log_weights[:, None].astype(log_joint.dtype)
+    return log_joint, T, Xs
 
 
-def log_gaussian_prob(X, means, precisions_cholesky, covariance_type) -> np.ndarray:
+def stacked_factors(means, precisions_cholesky):
+    """W = [P_1 ... P_K] : (D, K·D) and b = [μ_1 P_1 ... μ_K P_K] : (K·D,), so that the
+    direct Mahalanobis terms of all components come from one product, X W - b."""
+    K, D = means.shape
+    W = np.ascontiguousarray(precisions_cholesky.transpose(1, 0, 2).reshape(D, K * D))
+    b = np.einsum("kd,kde->ke", means, precisions_cholesky).reshape(K * D)
+    return W, b
+
+
+def log_gaussian_prob(X, means, precisions_cholesky, covariance_type,
+                      stacked=None) -> np.ndarray:
     """log N(x_n; μ_k, Σ_k) for complete rows : (n, K), by the direct products
     ||(x - μ_k)^T P_k||² (the accurate fallback of `log_joint_complete`).
 
@@ -103,10 +128,9 @@ def log_gaussian_prob(X, means, precisions_cholesky, covariance_type) -> np.ndar
     mu = means.astype(X.dtype, copy=False)
     if covariance_type == "full":
         # all components at once: Y = X [P_1 ... P_K] - [μ_1 P_1 ... μ_K P_K]
-        W = np.ascontiguousarray(P.transpose(1, 0, 2).reshape(D, K * D))
-        b = np.einsum("kd,kde->ke", mu, P).reshape(K * D)
-        Y = X @ W
-        Y -= b
+        W, b = stacked_factors(mu, P) if stacked is None else stacked
+        Y = X @ W.astype(X.dtype, copy=False)
+        Y -= b.astype(X.dtype, copy=False)
         Y = Y.reshape(n, K, D)
         maha = np.einsum("nkd,nkd->nk", Y, Y)
         log_det = np.log(np.diagonal(P, axis1=1, axis2=2)).sum(axis=1)
@@ -182,12 +206,42 @@ def conditional_gaussians(X_obs, obs, means, covariances):
 # -- sufficient statistics ----------------------------------------------------------------
 
 
-def complete_stats(X, shift, resp, covariance_type, T=None):
+def complete_stats(X, shift, resp, covariance_type, T=None, Xs=None):
     """(nk, sx, sxx) from complete rows X : (n, D) and component-major resp : (K, n), in
-    coordinates shifted by `shift`; `T` reuses the E-step's sufficient statistics. Shapes
-    as in GaussianStats."""
-    T = ef.sufficient_statistics_t(X, shift, covariance_type) if T is None else T
-    return ef.statistics(T, resp, covariance_type, X.shape[1])
+    coordinates shifted by `shift`. `T` or `Xs` reuse what `log_joint_complete` built;
+    the path (one GEMM over T, or per-component products) follows `uses_expansion`.
+    Shapes as in GaussianStats."""
+    K, D = resp.shape[0], X.shape[1]
+    if T is None and Xs is None:
+        if ef.uses_expansion(D, K, covariance_type):
+            T = ef.sufficient_statistics_t(X, shift, covariance_type)
+        else:
+            Xs = X - shift.astype(X.dtype)
+    if T is not None:
+        return ef.statistics(T, resp, covariance_type, D)
+    return direct_stats(Xs, resp, covariance_type)
+
+
+def direct_stats(Xs, resp, covariance_type):
+    """(nk, sx, sxx) by per-component products, Σ_n r_nk x x^T = (x ⊙ r_k)^T x: the path
+    for full and tied covariances in many dimensions. Xs : (n, D) shifted; resp : (K, n)."""
+    resp = resp.astype(Xs.dtype, copy=False)
+    nk = resp.sum(axis=1, dtype=np.float64)
+    sx = (resp @ Xs).astype(np.float64, copy=False)
+    if covariance_type == "full":
+        # symmetric rank-n updates (BLAS syrk, half a GEMM's flops): (√r ⊙ x)^T (√r ⊙ x)
+        syrk = get_blas_funcs("syrk", (Xs,))
+        sxx = np.empty((len(resp), Xs.shape[1], Xs.shape[1]))
+        for k, r in enumerate(resp):
+            upper = syrk(1.0, np.sqrt(r)[:, None] * Xs, trans=1)  # upper triangle of A^T A
+            sxx[k] = np.triu(upper) + np.triu(upper, 1).T
+    elif covariance_type == "tied":  # Σ_k r_nk = 1 for every row
+        sxx = Xs.T @ Xs
+    elif covariance_type == "diag":
+        sxx = resp @ (Xs * Xs)
+    else:
+        sxx = resp @ np.einsum("nd,nd->n", Xs, Xs)
+    return nk, sx, sxx.astype(np.float64, copy=False)
 
 
 def pattern_stats(X_obs, obs, resp, cond_mean, cond_cov, covariance_type):
@@ -207,11 +261,9 @@ def pattern_stats(X_obs, obs, resp, cond_mean, cond_cov, covariance_type):
     sx = weighted.sum(axis=1)
     sxx = np.matmul(np.swapaxes(weighted, 1, 2), x_full)  # (K, D, D)
     sxx[:, mis[:, None] & mis[None, :]] += (nk[:, None, None] * cond_cov).reshape(K, -1)
-    if covariance_type == "full":
-        sxx = ef.pack_symmetric(sxx)
-    elif covariance_type == "tied":
+    if covariance_type == "tied":
         sxx = sxx.sum(axis=0)
-    else:
+    elif covariance_type != "full":
         sxx = np.diagonal(sxx, axis1=1, axis2=2).copy()
         if covariance_type == "spherical":
             sxx = sxx.sum(axis=1)
@@ -233,8 +285,7 @@ def m_step(stats: GaussianStats, covariance_type: str, reg_covar: float) -> Gaus
     means = stats.sx / nk[:, None]
     K, D = means.shape
     if covariance_type == "full":
-        sxx = ef.unpack_symmetric(stats.sxx, D)
-        cov = sxx / nk[:, None, None] - means[:, :, None] * means[:, None, :]
+        cov = stats.sxx / nk[:, None, None] - means[:, :, None] * means[:, None, :]
         cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
         cov[:, np.arange(D), np.arange(D)] += reg_covar
     elif covariance_type == "tied":
@@ -309,10 +360,27 @@ def make_params(weights, means, covariances, covariance_type, shift=None) -> Gau
 
 def assemble(weights, means, covariances, precisions_cholesky, covariance_type,
              shift) -> GaussianParams:
-    """A parameter record with its derived E-step quantities (the natural weights)."""
-    natural = ef.natural_form(means, precisions_cholesky, covariance_type, shift)
-    return GaussianParams(weights, means, covariances, precisions_cholesky, covariance_type,
-                          shift, natural)
+    """A parameter record with the derived quantities of the complete-data E-step: the
+    natural weights on the expansion path, the stacked factors on the direct full path,
+    and max_k μ_k^T Λ_k μ_k = ||P_k^T (μ_k - shift)||² in both."""
+    K, D = means.shape
+    mu = means - shift
+    P = precisions_cholesky
+    if covariance_type in ("full", "tied"):
+        scaled = np.einsum("kd,kde->ke", mu, np.broadcast_to(P, (K, D, D)))
+    elif covariance_type == "diag":
+        scaled = mu * P
+    else:
+        scaled = mu * P[:, None]
+    max_const = float(np.max(np.sum(scaled**2, axis=1)))
+    natural = stacked = None
+    if ef.uses_expansion(D, K, covariance_type):
+        natural = ef.natural_form(means, P, covariance_type, shift)
+    elif covariance_type == "full":
+        stacked = stacked_factors(mu, P)
+    return GaussianParams(weights, means, covariances, P, covariance_type, shift, max_const,
+                          natural, stacked)
+
 
 
 def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:

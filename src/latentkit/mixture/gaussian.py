@@ -91,7 +91,9 @@ class GaussianMixture(MixtureModel):
         """Floats of E-step temporaries per row: the sufficient statistics T(x) and a few
         N x K arrays."""
         K, D = self.n_components, n_features
-        return ef.second_moment_size(D, self.covariance_type) + D + 3 * K
+        if ef.uses_expansion(D, K, self.covariance_type):
+            return ef.second_moment_size(D, self.covariance_type) + D + 3 * K
+        return 2 * K * D + 3 * K  # the direct products and per-component scatter
 
     def _check_data(self, n_samples, n_features):
         if n_samples is not None:
@@ -141,12 +143,11 @@ class GaussianMixture(MixtureModel):
         # the fast path, component-major (K, n); a NaN in a row propagates through the GEMM
         # into that row's log-normalizer, so a chunk with missing values is detected from
         # the (n,) result instead of scanning all n x D entries, and redone exactly below
-        T = ef.sufficient_statistics_t(X, shift, ct)
-        log_joint = gk.log_joint_complete(T, params, log_weights)
+        log_joint, T, Xs = gk.log_joint_complete(X, params, log_weights)
         resp, log_norm = responsibilities_(log_joint, axis=0)
         complete = not np.isnan(log_norm).any()
         if complete:
-            nk, sx, sxx = gk.complete_stats(X, shift, resp, ct, T)
+            nk, sx, sxx = gk.complete_stats(X, shift, resp, ct, T, Xs)
             # independent of how the BLAS treats NaN: a NaN entry in a row whose
             # responsibilities sum to 1 makes Σ r x non-finite
             complete = bool(np.isfinite(sx).all())
@@ -170,7 +171,7 @@ class GaussianMixture(MixtureModel):
         """float32 stays float32 while the components sit within EXPANSION_LIMIT of the
         centre; beyond, both the expansion and the statistics Σ r (x - s)(x - s)^T would
         cancel (a tight component far away), so the chunk is promoted to float64."""
-        if dtype == np.float32 and not ef.expansion_is_accurate(params.natural, dtype):
+        if dtype == np.float32 and not ef.expansion_is_accurate(params.max_const, dtype):
             return np.float64
         return dtype
 
@@ -181,8 +182,7 @@ class GaussianMixture(MixtureModel):
         """log N(x_n; μ_k, Σ_k) with missing entries marginalized : (n, K)."""
         if not np.isnan(X).any():
             X = X.astype(self._work_dtype(params, X.dtype), copy=False)
-            T = ef.sufficient_statistics_t(X, params.shift, self.covariance_type)
-            return gk.log_joint_complete(T, params, np.zeros(self.n_components)).T
+            return gk.log_joint_complete(X, params, np.zeros(self.n_components))[0].T
         return self._log_prob_missing(params, X)[0]
 
     def _log_prob_missing(self, params, X):
