@@ -120,6 +120,6 @@ def responsibilities_(log_joint: np.ndarray, axis: int = 0):
     np.exp(log_joint, out=log_joint)
     total = log_joint.sum(axis=axis, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero-density row gives NaN
-        log_joint /= total
+        log_joint *= 1.0 / total  # a reciprocal per row, then products: cheaper than K divides
         log_norm = np.log(total) + row_max
     return log_joint, log_norm.reshape(-1)
