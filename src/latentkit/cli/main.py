@@ -77,10 +77,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--key", metavar="NAME", help="the array to read from a .npz DATA file")
-    parser.add_argument("--max-rows", type=_positive_int, metavar="N",
-                        help="use only the first N rows of DATA (N random images for mnist)")
+def _add_data_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        parser.add_argument("--key", metavar="NAME",
+                            help="the array to read from a .npz DATA file"),
+        parser.add_argument("--max-rows", type=_positive_int, metavar="N",
+                            help="use only the first N rows of DATA (N random images for mnist)"),
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,16 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("model", metavar="MODEL", help=f"one of {', '.join(REGISTRY)}")
     fit.add_argument("data", metavar="DATA", nargs="?",
                      help="a data file or bundled dataset (default: the model's own)")
-    fit.add_argument("-k", "--n-components", type=_n_components, metavar="K",
-                     help="number of components, or 'auto' (the default) to choose it over "
-                     "1..10 by --criterion")
-    fit.add_argument("--criterion", choices=("bic", "aic", "heldout"), default="bic",
-                     help="how -k auto chooses K (default: bic)")
-    fit.add_argument("-o", "--out", metavar="DIR",
-                     help="output folder (default: ./latentkit-MODEL)")
-    fit.add_argument("-q", "--quiet", action="store_true",
-                     help="no progress bars or summary table")
-    _add_data_options(fit)
+    fit_actions = [
+        fit.add_argument("-k", "--n-components", type=_n_components, metavar="K",
+                         help="number of components, or 'auto' (the default) to choose it "
+                         "over 1..10 by --criterion"),
+        fit.add_argument("--criterion", choices=("bic", "aic", "heldout"), default="bic",
+                         help="how -k auto chooses K (default: bic)"),
+        fit.add_argument("-o", "--out", metavar="DIR",
+                         help="output folder (default: ./latentkit-MODEL)"),
+        fit.add_argument("-q", "--quiet", action="store_true",
+                         help="no progress bars or summary table"),
+        *_add_data_options(fit),
+    ]
+    # `fit` hands every other --option to the model: these are the ones it keeps itself
+    parser.fit_flags = frozenset(
+        {"-h", "--help"}.union(*(action.option_strings for action in fit_actions)))
 
     evaluate = sub.add_parser(
         "evaluate", formatter_class=formatter, help="score a saved model on data",
@@ -369,9 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     model_options: dict[str, str] = {}
     try:
         if argv and argv[0] == "fit":
-            fit_parser = parser._subparsers._group_actions[0].choices["fit"]
-            known = set(fit_parser._option_string_actions)
-            rest, model_options = split_model_options(argv[1:], known)
+            rest, model_options = split_model_options(argv[1:], parser.fit_flags)
             argv = ["fit", *rest]
     except ValueError as error:
         print(f"latentkit: error: {_one_line(error)}", file=sys.stderr)
