@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/gmm.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) demo-report build *.egg-info src/*.egg-info
