@@ -43,12 +43,16 @@ def test_expansion_direct_and_scipy_agree(covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_statistics_equal_weighted_sums(covariance_type):
-    """Σ r [1, x, s(x)] from one GEMM equals the sums written out."""
+@pytest.mark.parametrize("D", [4, 20])
+def test_statistics_equal_weighted_sums(covariance_type, D):
+    """Σ r [1, x, x x^T] by either path (one GEMM over T for D=4; for D=20 with K=3 full
+    and tied take the per-component products) equals the sums written out."""
     rng = np.random.default_rng(1)
-    X = rng.normal(size=(50, 4))
-    shift = rng.normal(size=4)
+    X = rng.normal(size=(50, D))
+    shift = rng.normal(size=D)
     resp = rng.dirichlet(np.ones(3), size=50).T  # (K, n)
+    assert ef.uses_expansion(D, 3, covariance_type) == (D == 4 or covariance_type in (
+        "diag", "spherical"))
     nk, sx, sxx = gk.complete_stats(X, shift, resp, covariance_type)
     Xs = X - shift
     outer = np.einsum("kn,ni,nj->kij", resp, Xs, Xs)
