@@ -247,25 +247,26 @@ def load(path):
     truncated, foreign, from a newer format, of an unregistered class, or corrupted.
     """
     path = os.fspath(path)
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except _DAMAGE as exc:
-        if isinstance(exc, OSError) and exc.filename is not None:
-            raise  # the file could not be opened: missing, a directory, no permission
-        # numpy's own message can suggest loading with allow_pickle: never pass that on
-        detail = "" if "pickle" in str(exc) else f" ({exc})"
-        raise ModelFileError(f"{path!r} is truncated or not a latentkit model file"
-                             f"{detail}") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ModelFileError(f"{path!r} is not a latentkit model file (it holds one array)")
-    with npz:
-        header = _read_header(npz, path)
-        cls = _REGISTRY.get(header["class"])
-        if cls is None:
-            raise ModelFileError(
-                f"{path!r} holds a {header['class']!r}, which is not a registered latentkit "
-                f"model; known classes: {', '.join(sorted(_REGISTRY)) or 'none'}")
-        arrays = _read_arrays(npz, header, path)
+    # opened here, so that the handle is closed whatever numpy makes of the bytes
+    with open(path, "rb") as fh:
+        try:
+            npz = np.load(fh, allow_pickle=False)
+        except _DAMAGE as exc:
+            # numpy's own message can suggest loading with allow_pickle: never pass that on
+            detail = "" if "pickle" in str(exc) else f" ({exc})"
+            raise ModelFileError(f"{path!r} is truncated or not a latentkit model file"
+                                 f"{detail}") from None
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ModelFileError(f"{path!r} is not a latentkit model file (it holds one "
+                                 "array)")
+        with npz:
+            header = _read_header(npz, path)
+            cls = _REGISTRY.get(header["class"])
+            if cls is None:
+                raise ModelFileError(
+                    f"{path!r} holds a {header['class']!r}, which is not a registered "
+                    f"latentkit model; known classes: {', '.join(sorted(_REGISTRY)) or 'none'}")
+            arrays = _read_arrays(npz, header, path)
     params = dict(header["params"])
     for name, desc in header["param_types"].items():
         kind = desc.get("type") if isinstance(desc, dict) else None
