@@ -8,7 +8,6 @@ traceback; set LATENTKIT_DEBUG=1 to see the traceback instead.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -201,6 +200,15 @@ def _load_model(path: str):
     return model, models.spec_for(model)
 
 
+def _load_with_data(args):
+    """(model, spec, data): the saved model, its command-line spec, and DATA read for it
+    with the model's number of columns checked."""
+    model, spec = _load_model(args.model_file)
+    data = _read(spec, args.data, args)
+    _check_columns(model, data)
+    return model, spec, data
+
+
 def _check_columns(model, data: Data) -> None:
     expected = getattr(model, "n_features_in_", data.X.shape[1])
     if data.X.shape[1] != expected:
@@ -238,9 +246,9 @@ def _fit(spec, model, X, args):
     return model.fit(X), None
 
 
-def run_fit(args, model_options) -> int:
+def run_fit(args) -> int:
     spec = models.get_spec(args.model)
-    kwargs = model_kwargs(spec, model_options)
+    kwargs = model_kwargs(spec, args.model_options)
     if args.n_components is not None and spec.k_param is None:
         raise ValueError(f"{spec.name} has no number of components; drop -k.")
     progress = ("verbose" in spec.options() and "verbose" not in kwargs and not args.quiet
@@ -286,9 +294,7 @@ def run_fit(args, model_options) -> int:
 
 
 def run_evaluate(args) -> int:
-    model, spec = _load_model(args.model_file)
-    data = _read(spec, args.data, args)
-    _check_columns(model, data)
+    model, spec, data = _load_with_data(args)
     rows = (models.describe(spec, model) + [("data", "data", data.describe())]
             + models.metrics(model, data))
     print(text_table([(label, value) for _, label, value in rows]))
@@ -308,11 +314,9 @@ def run_sample(args) -> int:
 
 
 def run_impute(args) -> int:
-    model, spec = _load_model(args.model_file)
+    model, _, data = _load_with_data(args)
     if not hasattr(model, "impute"):
         raise ValueError(f"{type(model).__name__} cannot impute missing values.")
-    data = _read(spec, args.data, args)
-    _check_columns(model, data)
     missing = np.isnan(data.X)
     completed = np.asarray(model.impute(data.X))
     path = write_table(args.out, completed, data.column_names)
@@ -322,9 +326,7 @@ def run_impute(args) -> int:
 
 
 def run_report(args) -> int:
-    model, spec = _load_model(args.model_file)
-    data = _read(spec, args.data, args)
-    _check_columns(model, data)
+    model, spec, data = _load_with_data(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = models.describe(spec, model) + models.metrics(model, data)
@@ -383,14 +385,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latentkit: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
     args = parser.parse_args(argv)
+    args.model_options = model_options  # fit's --options for the model's constructor
     handler = COMMANDS[args.command]
-    kwargs = {"model_options": model_options} if "model_options" in inspect.signature(
-        handler).parameters else {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning
-            return int(handler(args, **kwargs) or 0)
+            return int(handler(args) or 0)
     except KeyboardInterrupt:
         print("latentkit: interrupted", file=sys.stderr)
         return 130

@@ -191,9 +191,12 @@ class DiscreteMixture(MixtureModel):
     """Base of BernoulliMixture and CategoricalMixture (not public).
 
     A subclass defines `_encode`, `_log_likelihood`, `_log_prior_probs`, `_check_chunks`,
-    the level layout `_layout() -> (level_column (M,), n_levels (J,))`, `_user_probs` and
-    the public parameter attributes in `_store_params` / `_current_params`.
+    the level layout `_layout() -> (level_column (M,), n_levels (J,))`, `_user_probs`, and
+    `_probs_attribute`: the public name of the level probabilities (`means_` for Bernoulli,
+    scikit-learn's name; `probs_` for categorical).
     """
+
+    _probs_attribute: ClassVar[str]
 
     _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(int, 1, None)],
@@ -207,6 +210,17 @@ class DiscreteMixture(MixtureModel):
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True  # codes and binary values are >= 0
         return tags
+
+    # -- parameters <-> fitted attributes -------------------------------------------------
+
+    def _store_params(self, params, dtype):
+        self.weights_ = params.weights.astype(dtype)
+        setattr(self, self._probs_attribute, params.probs.astype(dtype))
+
+    def _current_params(self):
+        check_is_fitted(self)
+        return DiscreteParams(self.weights_.astype(np.float64),
+                              getattr(self, self._probs_attribute).astype(np.float64))
 
     # -- validation -----------------------------------------------------------------------
 

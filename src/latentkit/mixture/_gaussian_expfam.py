@@ -63,12 +63,6 @@ def unpack_symmetric(packed: np.ndarray, D: int) -> np.ndarray:
     return out
 
 
-def pack_symmetric(S: np.ndarray) -> np.ndarray:
-    """(..., D, D) symmetric matrices -> (..., D(D+1)/2) packed upper triangles."""
-    i, j = triu_pairs(S.shape[-1])
-    return S[..., i, j]
-
-
 def sufficient_statistics_t(X: np.ndarray, shift: np.ndarray,
                             covariance_type: str) -> np.ndarray:
     """T(x - shift) = [s; x - shift; 1] for each row, component-major : (F, n).

@@ -12,13 +12,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from ..io import register_model
 from ._discrete import (
     ARRAY_OR_NONE,
     DiscreteMixture,
-    DiscreteParams,
     check_probability_array,
 )
 
@@ -73,6 +71,7 @@ class BernoulliMixture(DiscreteMixture):
     float32 input gives float32 attributes and outputs.
     """
 
+    _probs_attribute = "means_"
     _parameter_constraints: ClassVar[dict] = {
         "means_init": [ARRAY_OR_NONE],
     }
@@ -137,14 +136,6 @@ class BernoulliMixture(DiscreteMixture):
         return float(np.log(means).sum() + np.log1p(-means).sum())
 
     # -- parameters <-> fitted attributes -------------------------------------------------
-
-    def _store_params(self, params, dtype):
-        self.weights_ = params.weights.astype(dtype)
-        self.means_ = params.probs.astype(dtype)
-
-    def _current_params(self):
-        check_is_fitted(self)
-        return DiscreteParams(self.weights_.astype(np.float64), self.means_.astype(np.float64))
 
     def _n_parameters(self):
         K, D = self.means_.shape

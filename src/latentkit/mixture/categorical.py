@@ -25,7 +25,6 @@ from ..io import register_model
 from ._discrete import (
     ARRAY_OR_NONE,
     DiscreteMixture,
-    DiscreteParams,
     check_probability_array,
 )
 
@@ -104,6 +103,7 @@ class CategoricalMixture(DiscreteMixture):
     n_features_in_. float32 input gives float32 attributes and outputs.
     """
 
+    _probs_attribute = "probs_"
     _parameter_constraints: ClassVar[dict] = {
         "n_categories": [ARRAY_OR_NONE],
         "probs_init": [ARRAY_OR_NONE],
@@ -186,14 +186,6 @@ class CategoricalMixture(DiscreteMixture):
         return float(np.log(probs).sum())
 
     # -- parameters <-> fitted attributes -------------------------------------------------
-
-    def _store_params(self, params, dtype):
-        self.weights_ = params.weights.astype(dtype)
-        self.probs_ = params.probs.astype(dtype)
-
-    def _current_params(self):
-        check_is_fitted(self)
-        return DiscreteParams(self.weights_.astype(np.float64), self.probs_.astype(np.float64))
 
     def _n_parameters(self):
         K = self.n_components
