@@ -39,6 +39,16 @@ def assert_png(path, min_side=300, max_side=2500):
     assert len(data) > 5_000
 
 
+def require_faithful():
+    """Skip when Old Faithful (the gmm default data) is absent, as data tests do elsewhere."""
+    from latentkit.datasets import load_faithful
+
+    try:
+        load_faithful()
+    except FileNotFoundError:
+        pytest.skip("Old Faithful is not available (no ../shared/data, cache or network)")
+
+
 def run(argv, capsys):
     """(exit status, stdout, stderr) of `latentkit argv` run in-process."""
     code = main([str(a) for a in argv])
@@ -80,6 +90,7 @@ def fitted(tmp_path_factory, table):
 
 
 def test_fit_default_data_writes_model_summary_and_figures(tmp_path, capsys):
+    require_faithful()
     code, out, err = run(["fit", "gmm", "-k", "2", "--n-init", "2", "--out", tmp_path], capsys)
     assert code == 0, err
     for label in ("model", "K (components)", "covariance type", "mean log-likelihood", "BIC",
@@ -276,9 +287,9 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, fitted, table):
     assert_user_error(["fit", "hmm"], capsys, "unknown model 'hmm'", "gmm, bmm, cmm")
     line = assert_user_error(["fit", "gmm", "--colour", "red"], capsys, "--colour")
     assert "--covariance-type" in line and "--reg-covar" in line
-    assert_user_error(["fit", "gmm", "-k", "2", "--covariance-type", "banana", "--out",
+    assert_user_error(["fit", "gmm", csv, "-k", "2", "--covariance-type", "banana", "--out",
                        tmp_path], capsys, "covariance_type", "banana")
-    assert_user_error(["fit", "gmm", "-k", "2", "--n-init", "many", "--out", tmp_path],
+    assert_user_error(["fit", "gmm", csv, "-k", "2", "--n-init", "many", "--out", tmp_path],
                       capsys, "n_init")
     assert_user_error(["fit", "gmm", "--tol"], capsys, "--tol needs a value")
     wide = tmp_path / "wide.csv"
@@ -395,6 +406,7 @@ def test_console_script(tmp_path):
         "latentkit")
     if script is None:
         pytest.skip("the latentkit console script is not installed")
+    require_faithful()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     ok = subprocess.run([script, "fit", "gmm", "faithful", "-k", "2", "--out", tmp_path],
                         capture_output=True, text=True, env=env, timeout=120)
