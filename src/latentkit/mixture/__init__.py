@@ -3,5 +3,6 @@
 from .bernoulli import BernoulliMixture
 from .categorical import CategoricalMixture
 from .gaussian import GaussianMixture
+from .ppca_mixture import MixtureOfPPCA
 
-__all__ = ["BernoulliMixture", "CategoricalMixture", "GaussianMixture"]
+__all__ = ["BernoulliMixture", "CategoricalMixture", "GaussianMixture", "MixtureOfPPCA"]

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.linalg import get_blas_funcs
 
 from .._linalg import LOG_2PI, cholesky, precision_cholesky, solve_lower
+from .._missing import missingness_patterns  # noqa: F401  (re-exported for the mixtures)
 from ..em import ReseedWarning, SufficientStats
 from . import _gaussian_expfam as ef
 
@@ -161,18 +162,6 @@ def full_covariances(params: GaussianParams) -> np.ndarray:
     if params.covariance_type == "diag":
         return cov[:, :, None] * np.eye(D)
     return cov[:, None, None] * np.eye(D)
-
-
-def missingness_patterns(observed: np.ndarray):
-    """Group rows by which coordinates are observed.
-
-    observed : (n, D) bool. Yields (rows, obs) with rows an index array and obs : (D,) bool.
-    """
-    patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
-    order = np.argsort(inverse.ravel(), kind="stable")
-    bounds = np.searchsorted(inverse.ravel()[order], np.arange(len(patterns) + 1))
-    for p, obs in enumerate(patterns):
-        yield order[bounds[p]:bounds[p + 1]], obs
 
 
 def conditional_gaussians(X_obs, obs, means, covariances):

@@ -1,0 +1,8 @@
+"""Linear-Gaussian latent models: PCA, probabilistic PCA, factor analysis, ICA."""
+
+from .factor_analysis import FactorAnalysis
+from .ica import FastICA, amari_index  # noqa: E402
+from .pca import PCA
+from .ppca import PPCA
+
+__all__ = ["PCA", "PPCA", "FactorAnalysis", "FastICA", "amari_index"]

@@ -1,0 +1,179 @@
+"""Pure kernels of the low-rank-plus-diagonal Gaussian shared by PPCA, factor analysis and
+mixtures of PPCA.
+
+The model: z ~ N(0, I_M), x | z ~ N(W z + μ, Ψ), Ψ = diag(ψ) (PPCA: ψ = σ² 1). Then
+
+    p(x)     = N(x; μ, C),          C = W W^T + Ψ                     (D x D, never formed)
+    p(z | x) = N(P^{-1} W^T Ψ^{-1} (x - μ), P^{-1}),   P = I + W^T Ψ^{-1} W   (M x M)
+
+(for PPCA, P = M_ppca / σ² with M_ppca = W^T W + σ² I, so the posterior is the notes'
+N(M^{-1} W^T (x - μ), σ² M^{-1})). Everything is computed in whitened coordinates
+W̃ = Ψ^{-1/2} W, r̃ = Ψ^{-1/2} (x - μ), P = I + W̃^T W̃ = L L^T (Cholesky):
+
+    log det C = log det P + Σ_d log ψ_d                    (matrix determinant lemma)
+    (x - μ)^T C^{-1} (x - μ) = ||r̃||² - ||L^{-1} W̃^T r̃||²  (Woodbury:
+                               C^{-1} = Ψ^{-1} - Ψ^{-1} W P^{-1} W^T Ψ^{-1})
+
+so a log-density costs O(D M) per row after O(D M²) set-up: O(N D M) for N rows.
+
+Missing values (NaN). Rows are marginalized exactly onto their observed coordinates o: the
+marginal of x_o is the same model with W_o (the observed rows of W) and ψ_o, so the formulas
+above hold with P_o = I + W̃_o^T W̃_o, which depends only on the missingness pattern. P_o is
+built for all patterns in one product, P_o = I + Σ_d o_d w̃_d w̃_d^T = I + O (w̃ ⊗ w̃) with
+O : (U, D) the pattern masks, and factored once per pattern; each row then needs
+b = W̃^T r̃_o (one GEMM with the missing entries zeroed) and a product with its pattern's
+P_o^{-1}. No Python loop over rows or patterns.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._linalg import LOG_2PI, cholesky, inverse_lower, solve_lower
+from .._missing import pattern_index
+
+__all__ = [
+    "lowrank_log_prob", "lowrank_posterior", "lowrank_log_prob_missing",
+    "lowrank_posterior_missing", "lowrank_missing", "lowrank_mean_log_prob_cov",
+    "MissingPosterior",
+]
+
+
+def _whitened(W, psi):
+    """W̃ = Ψ^{-1/2} W : (D, M), the Cholesky factor L of P = I + W̃^T W̃ : (M, M) and
+    log det C = 2 Σ log L_ii + Σ log ψ (matrix determinant lemma). float64."""
+    W = np.asarray(W, dtype=np.float64)
+    psi = np.asarray(psi, dtype=np.float64)
+    Wt = W / np.sqrt(psi)[:, None]
+    P = Wt.T @ Wt
+    P[np.diag_indices_from(P)] += 1.0
+    L = cholesky(P, what="posterior precision I + W^T Ψ^{-1} W")
+    log_det = 2 * np.log(np.diag(L)).sum() + np.log(psi).sum()
+    return Wt, L, log_det
+
+
+def _whiten_rows(X, mean, psi):
+    """r̃ = (x - μ) / √ψ : (n, D), in X's dtype."""
+    scale = (1.0 / np.sqrt(np.asarray(psi, dtype=np.float64))).astype(X.dtype)
+    R = X - np.asarray(mean).astype(X.dtype)
+    R *= scale
+    return R
+
+
+def lowrank_log_prob(X, mean, W, psi) -> np.ndarray:
+    """log N(x_n; μ, W W^T + diag ψ) : (n_samples,) float64, in O(N D M).
+
+    X : (n_samples, n_features) complete; mean : (n_features,); W : (n_features,
+    n_components); psi : (n_features,) positive noise variances. The products over the data
+    run in X's dtype (the float32 fast path); the reductions in float64.
+    """
+    D = X.shape[1]
+    Wt, L, log_det = _whitened(W, psi)
+    R = _whiten_rows(X, mean, psi)
+    A = solve_lower(L, Wt.T).astype(X.dtype)  # L^{-1} W̃^T : (M, D)
+    proj = R @ A.T  # L^{-1} W̃^T r̃ per row : (n, M)
+    # Woodbury: r^T C^{-1} r = ||r̃||² - ||L^{-1} W̃^T r̃||²
+    maha = np.square(R).sum(axis=1, dtype=np.float64)
+    maha -= np.square(proj).sum(axis=1, dtype=np.float64)
+    return -0.5 * (D * LOG_2PI + log_det + maha)
+
+
+def lowrank_posterior(X, mean, W, psi):
+    """p(z | x_n) for complete rows: (means : (n_samples, n_components) in X's dtype,
+    cov : (n_components, n_components) float64, shared by all rows).
+
+    mean_n = P^{-1} W̃^T r̃_n, cov = P^{-1} with P = I + W^T Ψ^{-1} W = L L^T.
+    """
+    Wt, L, _ = _whitened(W, psi)
+    Linv = inverse_lower(L)
+    cov = Linv.T @ Linv  # P^{-1} = L^{-T} L^{-1}
+    B = (cov @ Wt.T).astype(X.dtype)  # P^{-1} W̃^T : (M, D)
+    return _whiten_rows(X, mean, psi) @ B.T, cov
+
+
+def lowrank_mean_log_prob_cov(S, W, psi) -> float:
+    """Mean log N(x_n; μ, C) over rows whose scatter about μ is S = (1/N) Σ (x - μ)(x - μ)^T
+    : (n_features, n_features), in O(D² M):
+
+        -1/2 (D log 2π + log det C + tr(C^{-1} S)),
+        tr(C^{-1} S) = Σ_d S_dd / ψ_d - tr(P^{-1} W̃^T S̃ W̃),  S̃ = Ψ^{-1/2} S Ψ^{-1/2}  (Woodbury)
+    """
+    D = S.shape[0]
+    Wt, L, log_det = _whitened(W, psi)
+    s = 1.0 / np.sqrt(np.asarray(psi, dtype=np.float64))
+    SWt = (S * np.outer(s, s)) @ Wt  # S̃ W̃ : (D, M)
+    Linv = inverse_lower(L)
+    A = Linv @ Wt.T  # L^{-1} W̃^T
+    B = Linv @ SWt.T  # L^{-1} W̃^T S̃
+    trace = np.sum(np.diag(S) * s**2) - np.sum(A * B)  # tr(L^{-1} W̃^T S̃ W̃ L^{-T})
+    return float(-0.5 * (D * LOG_2PI + log_det + trace))
+
+
+# -- missing values -----------------------------------------------------------------------
+
+
+class MissingPosterior(NamedTuple):
+    """What the missing-value kernel computes for rows X : (n, D) with NaNs.
+
+    log_prob : (n,) log N(x_o; μ_o, C_oo); z_mean : (n, M) E[z | x_o]; z_cov : (U, M, M)
+    Cov[z | x_o] per missingness pattern; pattern : (n,) the pattern of each row;
+    patterns : (U, D) bool, the observed coordinates of each pattern.
+    """
+
+    log_prob: np.ndarray
+    z_mean: np.ndarray
+    z_cov: np.ndarray
+    pattern: np.ndarray
+    patterns: np.ndarray
+
+
+def lowrank_missing(X, mean, W, psi, observed=None) -> MissingPosterior:
+    """Exact marginal log-density and posterior of z for rows with NaNs (see module doc).
+
+    X : (n_samples, n_features), NaN = missing (a row may be entirely missing: its
+    log-density is 0 and its posterior the prior); mean : (n_features,); W : (n_features,
+    n_components); psi : (n_features,). observed : (n_samples, n_features) bool, ~isnan(X)
+    when not given. All in float64.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, D = X.shape
+    M = W.shape[1]
+    observed = ~np.isnan(X) if observed is None else observed
+    patterns, inverse = pattern_index(observed)
+    psi = np.asarray(psi, dtype=np.float64)
+    Wt = np.asarray(W, dtype=np.float64) / np.sqrt(psi)[:, None]
+    # P_u = I + Σ_{d observed in u} w̃_d w̃_d^T for all patterns at once (upper triangle)
+    iu, ju = np.triu_indices(M)
+    masks = patterns.astype(np.float64)
+    upper = masks @ (Wt[:, iu] * Wt[:, ju])  # (U, M(M+1)/2)
+    P = np.empty((len(patterns), M, M))
+    P[:, iu, ju] = upper
+    P[:, ju, iu] = upper
+    P[:, np.arange(M), np.arange(M)] += 1.0
+    L = cholesky(P, what="posterior precision I + W_o^T Ψ_o^{-1} W_o")
+    Linv = inverse_lower(L)
+    z_cov = np.swapaxes(Linv, 1, 2) @ Linv  # P_u^{-1} = L^{-T} L^{-1}
+    # matrix determinant lemma per pattern: log det C_oo = log det P_u + Σ_o log ψ_d
+    log_det = 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1) + masks @ np.log(psi)
+    R = np.where(observed, (X - mean) / np.sqrt(psi), 0.0)  # r̃_o, zeros where missing
+    b = R @ Wt  # W̃_o^T r̃_o : (n, M)
+    z_mean = np.einsum("nij,nj->ni", z_cov[inverse], b)  # P_u^{-1} b
+    # Woodbury: r_o^T C_oo^{-1} r_o = ||r̃_o||² - b^T P_u^{-1} b
+    maha = np.einsum("nd,nd->n", R, R) - np.einsum("ni,ni->n", b, z_mean)
+    d_obs = masks.sum(axis=1)
+    log_prob = -0.5 * ((d_obs * LOG_2PI + log_det)[inverse] + maha)
+    return MissingPosterior(log_prob, z_mean, z_cov, inverse, patterns)
+
+
+def lowrank_log_prob_missing(X, mean, W, psi) -> np.ndarray:
+    """log N(x_o; μ_o, W_o W_o^T + diag ψ_o) : (n_samples,) for X with NaNs (exact)."""
+    return lowrank_missing(X, mean, W, psi).log_prob
+
+
+def lowrank_posterior_missing(X, mean, W, psi):
+    """p(z | x_o) for X with NaNs: (means : (n_samples, n_components), covs :
+    (n_samples, n_components, n_components)), each row's covariance that of its pattern."""
+    post = lowrank_missing(X, mean, W, psi)
+    return post.z_mean, post.z_cov[post.pattern]

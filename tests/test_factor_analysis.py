@@ -1,0 +1,184 @@
+"""FactorAnalysis against scikit-learn's FactorAnalysis, dense Gaussian marginals, planted
+parameters under 30% missing values, scikit-learn's varimax, and bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn.decomposition import FactorAnalysis as SklearnFA
+from sklearn.decomposition._factor_analysis import _ortho_rotation
+
+from helpers import assert_monotone
+from latentkit import FactorAnalysis, load
+from latentkit.linear import _lg_em as lg
+from latentkit.linear.factor_analysis import varimax
+
+
+def planted(n=3000, d=8, m=2, seed=0):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(d, m)) * 1.5
+    psi = rng.uniform(0.2, 1.0, d)
+    mu = rng.normal(size=d)
+    X = mu + rng.normal(size=(n, m)) @ W.T + rng.normal(size=(n, d)) * np.sqrt(psi)
+    return X, W, psi, mu
+
+
+def with_missing(X, rate, seed=1):
+    X = X.copy()
+    X[np.random.default_rng(seed).random(X.shape) < rate] = np.nan
+    return X
+
+
+@pytest.fixture(scope="module")
+def data():
+    return planted()
+
+
+def test_log_likelihood_agrees_with_sklearn(data):
+    X = data[0][:1000]
+    ours = FactorAnalysis(2, tol=1e-12, max_iter=10000).fit(X)
+    ref = SklearnFA(2, tol=1e-10, max_iter=10000).fit(X)
+    np.testing.assert_allclose(ours.score(X), ref.score(X), rtol=1e-6)
+    np.testing.assert_allclose(ours.get_covariance(), ref.get_covariance(), rtol=1e-3,
+                               atol=1e-4)
+    np.testing.assert_allclose(ours.noise_variance_, ref.noise_variance_, rtol=1e-3)
+
+
+def test_em_is_monotone_from_a_random_start(data):
+    X, *_ = data
+    model = FactorAnalysis(2, init_params="random", random_state=0, tol=1e-10).fit(X)
+    assert model.n_iter_ > 10
+    assert_monotone(model.history_)
+
+
+def test_moment_e_step_equals_per_row_e_step(data):
+    """The O(D² M) E-step on the covariance and the per-row E-step agree exactly."""
+    X, *_ = data
+    model = FactorAnalysis(2)
+    params = model._em_init(X, None)
+    params = params._replace(mean=params.mean + 0.1)  # off the data mean
+    s_mom, ll_mom = lg.e_step_moments(params, lg.Moments(X))
+    s_row, ll_row = lg.e_step_complete(params, X)
+    np.testing.assert_allclose(ll_mom, ll_row, rtol=1e-12)
+    for name in ("szz", "sxz", "sxx"):
+        np.testing.assert_allclose(getattr(s_mom, name), getattr(s_row, name), rtol=1e-9,
+                                   atol=1e-7)
+
+
+def test_score_samples_and_posterior_equal_dense(data):
+    X, *_ = data
+    model = FactorAnalysis(2).fit(X)
+    C = model.get_covariance()
+    np.testing.assert_allclose(model.score_samples(X[:100]),
+                               multivariate_normal(model.mean_, C).logpdf(X[:100]), rtol=1e-12)
+    W, mu = model.components_.T, model.mean_
+    K = np.linalg.solve(C, W).T  # W^T C^{-1}
+    post = model.posterior(X[:5])
+    np.testing.assert_allclose(post.mean, (K @ (X[:5] - mu).T).T, atol=1e-12)
+    np.testing.assert_allclose(post.cov, np.eye(2) - K @ W, atol=1e-12)
+
+
+def test_missing_log_likelihood_equals_dense_marginal(data):
+    X, *_ = data
+    Xm = with_missing(X[:300], 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = FactorAnalysis(2, max_iter=20).fit(Xm)
+    C = model.get_covariance()
+    dense = np.array([multivariate_normal(model.mean_[o], C[np.ix_(o, o)]).logpdf(x[o])
+                      for x, o in zip(Xm, ~np.isnan(Xm))])
+    np.testing.assert_allclose(model.score_samples(Xm), dense, rtol=1e-10)
+    _, total = lg.e_step_missing(model._current_params(), Xm)
+    np.testing.assert_allclose(total, dense.sum(), rtol=1e-10)
+
+
+def test_recovers_parameters_with_30_percent_missing():
+    X, W, psi, mu = planted(n=6000, d=8, m=2, seed=3)
+    model = FactorAnalysis(2, tol=1e-7).fit(with_missing(X, 0.3, seed=4))
+    assert model.converged_
+    assert_monotone(model.history_)
+    C_true = W @ W.T + np.diag(psi)
+    assert np.linalg.norm(model.get_covariance() - C_true) / np.linalg.norm(C_true) < 0.05
+    np.testing.assert_allclose(model.noise_variance_, psi, atol=0.1)  # ψ in [0.2, 1]
+    # complete-data fit as the reference for how well this sample pins the parameters
+    full = FactorAnalysis(2).fit(X)
+    assert (np.linalg.norm(model.get_covariance() - full.get_covariance())
+            / np.linalg.norm(C_true) < 0.05)
+
+
+def test_varimax_equals_sklearn(data):
+    X, *_ = data
+    W = FactorAnalysis(2).fit(X).components_.T
+    # scikit-learn's _ortho_rotation takes (n_features, n_components) and returns its
+    # transpose
+    np.testing.assert_allclose(varimax(W), _ortho_rotation(W).T, atol=1e-10)
+    rotated = FactorAnalysis(2, rotation="varimax").fit(X)
+    np.testing.assert_allclose(rotated.components_.T, varimax(W), atol=1e-10)
+    # a rotation leaves the density unchanged
+    np.testing.assert_allclose(rotated.score_samples(X), FactorAnalysis(2).fit(X)
+                               .score_samples(X), rtol=1e-12)
+
+
+def test_noise_floor_stops_a_heywood_case():
+    """A feature that is an exact combination of the factors drives ψ_d to 0; EM stops at
+    the documented floor NOISE_FLOOR · var(x_d)."""
+    X, *_ = planted(n=500, d=6, m=1, seed=5)
+    X[:, 0] = 2 * X[:, 1] - X[:, 2]  # no noise of its own
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = FactorAnalysis(2, max_iter=300).fit(X)
+    floor = lg.NOISE_FLOOR * X.var(axis=0)
+    assert np.all(model.noise_variance_ >= floor * (1 - 1e-12))
+    assert np.isfinite(model.score(X))
+
+
+def test_impute_and_sample(data):
+    X, *_ = data
+    model = FactorAnalysis(2).fit(X)
+    Xm = with_missing(X[:30], 0.3, seed=6)
+    filled = model.impute(Xm)
+    C, mu = model.get_covariance(), model.mean_
+    for x, f in zip(Xm, filled):
+        o = ~np.isnan(x)
+        m = ~o
+        expected = mu[m] + C[np.ix_(m, o)] @ np.linalg.solve(C[np.ix_(o, o)], x[o] - mu[o])
+        np.testing.assert_allclose(f[m], expected, atol=1e-10)
+    Xs, Z = model.sample(40000, random_state=0)
+    assert np.linalg.norm(np.cov(Xs.T) - C) / np.linalg.norm(C) < 0.03
+
+
+def test_float32_and_save_load(tmp_path, data):
+    X, *_ = data
+    m32 = FactorAnalysis(2).fit(X.astype(np.float32))
+    m64 = FactorAnalysis(2).fit(X)
+    assert m32.noise_variance_.dtype == np.float32
+    np.testing.assert_allclose(m32.score(X.astype(np.float32)), m64.score(X), rtol=1e-5)
+    m64.save(tmp_path / "fa.npz")
+    loaded = load(tmp_path / "fa.npz")
+    np.testing.assert_array_equal(loaded.score_samples(X), m64.score_samples(X))
+
+
+def test_bad_input(data):
+    X, *_ = data
+    X = X[:50]
+    with pytest.raises(ValueError, match="n_components=8 must be < n_features=8"):
+        FactorAnalysis(8).fit(X)
+    with pytest.raises(ValueError, match="n_components=3 must be < n_samples=3"):
+        FactorAnalysis(3).fit(X[:3])
+    Xc = X.copy()
+    Xc[:, 4] = 2.0
+    with pytest.raises(ValueError, match="column 4 of X is constant"):
+        FactorAnalysis(2).fit(Xc)
+    Xe = X.copy()
+    Xe[:, 0] = np.nan
+    with pytest.raises(ValueError, match="column 0 of X is entirely missing"):
+        FactorAnalysis(2).fit(Xe)
+    Xi = X.copy()
+    Xi[7, 1] = np.inf
+    with pytest.raises(ValueError, match="inf at row 7, column 1"):
+        FactorAnalysis(2).fit(Xi)
+    with pytest.raises(ValueError, match="rotation"):
+        FactorAnalysis(2, rotation="promax").fit(X)
+    with pytest.raises(ValueError, match="2D"):
+        FactorAnalysis(2).fit(X.ravel())
