@@ -55,6 +55,28 @@ def test_faithful_matches_sources():
     assert y is None and np.array_equal(X, bunch.data)
 
 
+def test_nile_matches_sources():
+    _shared_file(real._NILE.relpath)
+    bunch = datasets.load_nile()
+    assert bunch.data.shape == (100, 1) and bunch.data.dtype == np.float64
+    assert bunch.target is None and bunch.feature_names == ["volume"]
+    assert bunch.data[0, 0] == 1120 and abs(bunch.data.mean() - 919.35) < 1e-9
+    np.testing.assert_array_equal(bunch.years, np.arange(1871, 1971))
+    X, y = datasets.load_nile(return_X_y=True)
+    assert y is None and np.array_equal(X, bunch.data)
+
+
+def test_macrodata_matches_sources():
+    _shared_file(real._MACRODATA.relpath)
+    bunch = datasets.load_macrodata()
+    assert bunch.data.shape == (203, 12) and bunch.target is None
+    assert bunch.feature_names[:3] == ["realgdp", "realcons", "realinv"]
+    assert bunch.feature_names[-2:] == ["infl", "realint"]
+    assert (bunch.year[0], bunch.quarter[0]) == (1959, 1)
+    assert (bunch.year[-1], bunch.quarter[-1]) == (2009, 3)
+    assert bunch.data[0, 0] == 2710.349 and "FRED" in bunch.DESCR
+
+
 def test_mnist_train_matches_sources():
     _shared_file(real._MNIST["train-images-idx3"].relpath)
     X, y = datasets.load_mnist("train", return_X_y=True)

@@ -11,7 +11,9 @@ from latentkit.datasets.real import (
     load_digits,
     load_faithful,
     load_iris,
+    load_macrodata,
     load_mnist,
+    load_nile,
     load_wine,
 )
 from latentkit.datasets.synthetic import (
@@ -28,7 +30,9 @@ __all__ = [
     "load_digits",
     "load_faithful",
     "load_iris",
+    "load_macrodata",
     "load_mnist",
+    "load_nile",
     "load_wine",
     "make_bernoulli_mixture",
     "make_categorical_mixture",

@@ -38,6 +38,20 @@ _FAITHFUL = _DataFile(
     "5043db1e2c51c8e8fd67e0868c768ae589770cc76ad0ac0c5b7afd1fca31fc57",
     _RDATASETS + "faithful.csv",
 )
+_STATSMODELS = (
+    "https://raw.githubusercontent.com/statsmodels/statsmodels/"
+    "82c59e378bdfb5ae324006c477954879ad3e24be/statsmodels/datasets/"
+)
+_NILE = _DataFile(
+    "nile/nile.csv",
+    "88e97bea7249e5832a85e41aec6ce4b8f7b1b14aae930c8363da7f193286b598",
+    _STATSMODELS + "nile/nile.csv",
+)
+_MACRODATA = _DataFile(
+    "macrodata/macrodata.csv",
+    "d93c0d3a7a77ef83c3af14e46032bb1d02ae3a512b22ab94159a8ca226fcf708",
+    _STATSMODELS + "macrodata/macrodata.csv",
+)
 _MNIST_SHA256 = {  # file stem -> sha256 of the gzip'd file
     "train-images-idx3": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
     "train-labels-idx1": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
@@ -84,6 +98,18 @@ _FAITHFUL_DESCR = (
     "Old Faithful geyser (R datasets::faithful; Haerdle 1991, Azzalini & Bowman 1990): 272 "
     "eruptions, eruption duration and waiting time to the next eruption, both in minutes. "
     "Copied from vincentarelbundock/Rdatasets; distributed with R (GPL-2 | GPL-3)."
+)
+_NILE_DESCR = (
+    "Annual flow of the Nile at Aswan, 1871-1970, in 10^8 m^3 (Cobb 1978; the local-level "
+    "example of Durbin & Koopman, Time Series Analysis by State Space Methods; R "
+    "datasets::Nile). Copied from statsmodels' datasets (public domain)."
+)
+_MACRODATA_DESCR = (
+    "US quarterly macroeconomic series 1959Q1-2009Q3 (203 quarters), compiled for "
+    "statsmodels from FRED and BLS: real GDP, consumption, investment, government spending "
+    "and disposable income (billions of chained 2005 USD, SAAR), CPI, M1, 3-month T-bill "
+    "rate, unemployment rate, population, inflation and real interest rate. Public domain "
+    "(US-government statistics), copied from statsmodels' datasets."
 )
 
 _MNIST_SIDE = 28
@@ -191,6 +217,34 @@ def load_faithful(*, return_X_y: bool = False):
     bunch = Bunch(
         data=data, target=None, feature_names=["eruptions", "waiting"], DESCR=_FAITHFUL_DESCR
     )
+    return _finish(bunch, return_X_y)
+
+
+def load_nile(*, return_X_y: bool = False):
+    """Nile river flow: data (100, 1) float64 annual volume (10^8 m^3) for the years
+    1871-1970 (``years`` (100,) int64); target None. One sequence: rows are time steps."""
+    path = find_data_file(*_NILE)
+    table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64)
+    bunch = Bunch(data=table[:, 1:2], target=None, feature_names=["volume"],
+                  years=table[:, 0].astype(np.int64), DESCR=_NILE_DESCR)
+    return _finish(bunch, return_X_y)
+
+
+def load_macrodata(*, return_X_y: bool = False):
+    """US macroeconomic data: data (203, 12) float64 quarterly series 1959Q1-2009Q3
+    (columns in ``feature_names``: realgdp, realcons, realinv, realgovt, realdpi, cpi, m1,
+    tbilrate, unemp, pop, infl, realint), ``year`` and ``quarter`` (203,) int64; target
+    None. One sequence: rows are time steps."""
+    path = find_data_file(*_MACRODATA)
+    with open(path, encoding="utf-8") as handle:
+        header = [name.strip().strip('"') for name in handle.readline().split(",")]
+    table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64)
+    if table.shape[1] != len(header) or header[:2] != ["year", "quarter"]:
+        raise ValueError(f"{path}: expected columns year, quarter, then the series; got "
+                         f"{header}.")
+    bunch = Bunch(data=table[:, 2:], target=None, feature_names=header[2:],
+                  year=table[:, 0].astype(np.int64), quarter=table[:, 1].astype(np.int64),
+                  DESCR=_MACRODATA_DESCR)
     return _finish(bunch, return_X_y)
 
 

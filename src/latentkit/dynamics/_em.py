@@ -1,0 +1,345 @@
+"""EM for a linear dynamical system (Ghahramani & Hinton 1996, with offsets and missing
+observations): sufficient statistics from the smoother, closed-form M-step.
+
+E-step: the RTS smoother gives E[z_t], E[z_t z_t^T] = P_t + m_t m_t^T and
+E[z_t z_{t-1}^T] = P_{t,t-1} + m_t m_{t-1}^T. A missing coordinate x_{t,m} is latent too:
+given z_t and the observed x_{t,o},
+
+    x_{t,m} = C_m z_t + d_m + W (x_{t,o} - C_o z_t - d_o) + η,   W = R_mo R_oo^{-1},
+    η ~ N(0, R_mm - W R_om)
+
+so x_t = G z_t + g_t + η_t is affine in z_t (G = 0, g = x_o on the observed rows) and
+E[x x^T], E[x z^T], E[x] follow exactly from the smoothed moments. With these completed
+statistics the M-step is two least-squares regressions, z_t on [z_{t-1}; 1] and x_t on
+[z_t; 1], whose residual scatters give Q and R (the exact maximizers; held parameters stay
+at their values and the others are maximized given them); μ0, V0 from the first states.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+from .._missing import missingness_patterns
+from ..em import ChunkSource, SufficientStats
+from . import kalman
+from ._params import LDSParams
+
+
+@dataclass(frozen=True)
+class LDSStats(SufficientStats):
+    """Expected complete-data sufficient statistics, summed over sequences and steps.
+
+    n = state_dim, p = observation dim; "prev" sums over t = 2..T of z_{t-1}, "next" of
+    z_t, "all" over t = 1..T. `params` (not additive) is the θ the E-step ran at: the
+    M-step keeps its held (fixed) parameters.
+    """
+
+    additive: ClassVar[tuple[str, ...]] = (
+        "n_seq", "n_steps", "n_trans", "z1", "z1z1", "z_prev", "z_next", "z_all",
+        "zz_prev", "zz_next", "zz_cross", "zz_all", "x", "xx", "xz")
+
+    n_seq: float = 0.0
+    n_steps: float = 0.0
+    n_trans: float = 0.0
+    z1: np.ndarray = 0.0  # (n,) Σ E[z_1]
+    z1z1: np.ndarray = 0.0  # (n, n) Σ E[z_1 z_1^T]
+    z_prev: np.ndarray = 0.0  # (n,)
+    z_next: np.ndarray = 0.0  # (n,)
+    z_all: np.ndarray = 0.0  # (n,)
+    zz_prev: np.ndarray = 0.0  # (n, n) Σ_{t>=2} E[z_{t-1} z_{t-1}^T]
+    zz_next: np.ndarray = 0.0  # (n, n) Σ_{t>=2} E[z_t z_t^T]
+    zz_cross: np.ndarray = 0.0  # (n, n) Σ_{t>=2} E[z_t z_{t-1}^T]
+    zz_all: np.ndarray = 0.0  # (n, n)
+    x: np.ndarray = 0.0  # (p,) Σ E[x_t]
+    xx: np.ndarray = 0.0  # (p, p) Σ E[x_t x_t^T]
+    xz: np.ndarray = 0.0  # (p, n) Σ E[x_t z_t^T]
+    params: LDSParams | None = field(default=None, compare=False)
+
+
+class SequenceBatch:
+    """One EM chunk: equal-length sequences X : (B, T, p). Its len() is the number of time
+    steps B * T, so the engine's mean log-likelihood is per time step."""
+
+    def __init__(self, X: np.ndarray):
+        self.X = X
+
+    def __len__(self) -> int:
+        return self.X.shape[0] * self.X.shape[1]
+
+
+class SequenceSource(ChunkSource):
+    """Sequences grouped by length, served as SequenceBatch chunks of at most about
+    `steps_per_chunk` time steps (a sequence is never split)."""
+
+    def __init__(self, groups, n_features: int, dtype, steps_per_chunk: int):
+        self.n_features, self.dtype = n_features, np.dtype(dtype)
+        self.chunks = []
+        for _, Xg in groups:
+            B, T, _ = Xg.shape
+            per = max(1, steps_per_chunk // T)
+            self.chunks += [SequenceBatch(Xg[i:i + per]) for i in range(0, B, per)]
+        self.n_samples = sum(len(c) for c in self.chunks)
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def init_sample(self, max_rows, rng):
+        """The sequences (a list of (T_i, p)); all of them: the initialization needs whole
+        trajectories."""
+        return [seq for chunk in self.chunks for seq in chunk.X]
+
+
+# -- E-step -------------------------------------------------------------------------------
+
+
+def e_step(params: LDSParams, X: np.ndarray, method: str = "auto"):
+    """(LDSStats, total log-likelihood) of a group X : (B, T, p) (NaN = missing)."""
+    B, T, p = X.shape
+    mp, Pp, mf, Pf, ll = kalman.filter_group(X, params, method)
+    ms, Ps, Pc = kalman.smooth_group(params, mp, Pp, mf, Pf, method)
+    Ezz = Ps + ms[..., :, None] * ms[..., None, :]
+    zz_all = Ezz.sum(axis=(0, 1))
+    z_all = ms.sum(axis=(0, 1))
+    zz_cross = (Pc[:, 1:].sum(axis=(0, 1))
+                + np.einsum("bti,btj->ij", ms[:, 1:], ms[:, :-1]))
+    x, xx, xz = _observation_stats(params, X.reshape(B * T, p), ms.reshape(B * T, -1),
+                                   Ezz.reshape(B * T, *Ezz.shape[2:]))
+    stats = LDSStats(
+        n_seq=float(B), n_steps=float(B * T), n_trans=float(B * (T - 1)),
+        z1=ms[:, 0].sum(axis=0), z1z1=Ezz[:, 0].sum(axis=0),
+        z_prev=z_all - ms[:, -1].sum(axis=0), z_next=z_all - ms[:, 0].sum(axis=0),
+        z_all=z_all, zz_prev=zz_all - Ezz[:, -1].sum(axis=0),
+        zz_next=zz_all - Ezz[:, 0].sum(axis=0), zz_cross=zz_cross, zz_all=zz_all,
+        x=x, xx=xx, xz=xz, params=params)
+    return stats, float(ll.sum())
+
+
+def _observation_stats(params: LDSParams, X, m, Ezz):
+    """Σ E[x_t], Σ E[x_t x_t^T], Σ E[x_t z_t^T] with missing coordinates completed.
+
+    X : (N, p) with NaN; m : (N, n) smoothed means; Ezz : (N, n, n) second moments.
+    """
+    observed = ~np.isnan(X)
+    complete = observed.all(axis=1)
+    Xc, mc = X[complete], m[complete]
+    x, xx, xz = Xc.sum(axis=0), Xc.T @ Xc, Xc.T @ mc
+    if complete.all():
+        return x, xx, xz
+    rows_missing = np.flatnonzero(~complete)
+    for rows, obs in missingness_patterns(observed[rows_missing]):
+        rows = rows_missing[rows]
+        G, g, Omega = _completion(params, X[rows], obs)
+        Sz, Szz, gm = m[rows].sum(axis=0), Ezz[rows].sum(axis=0), g.T @ m[rows]
+        x = x + G @ Sz + g.sum(axis=0)
+        xz = xz + G @ Szz + gm
+        xx = xx + G @ Szz @ G.T + G @ gm.T + gm @ G.T + g.T @ g + len(rows) * Omega
+    return x, xx, xz
+
+
+def _completion(params: LDSParams, X, obs):
+    """x_t = G z_t + g_t + η_t, η_t ~ N(0, Ω), for rows X : (k, p) sharing the observed set
+    `obs` : (p,) bool. Observed rows: G = 0, g = x_o, Ω = 0; missing rows:
+    G_m = C_m - W C_o, g_m = d_m + W (x_o - d_o), Ω_mm = R_mm - W R_om, W = R_mo R_oo^{-1}
+    (by a Cholesky solve of R_oo W^T = R_om)."""
+    C, d, R = params.C, params.d, params.R
+    mis = ~obs
+    G = np.zeros_like(C)
+    g = np.where(obs, X, 0.0)
+    Omega = np.zeros_like(R)
+    if obs.any():
+        W = cho_solve(cho_factor(R[np.ix_(obs, obs)]), R[np.ix_(obs, mis)]).T
+        G[mis] = C[mis] - W @ C[obs]
+        g[:, mis] = d[mis] + (X[:, obs] - d[obs]) @ W.T
+        Omega[np.ix_(mis, mis)] = R[np.ix_(mis, mis)] - W @ R[np.ix_(obs, mis)]
+    else:
+        G, g[:], Omega = C.copy(), d, R.copy()
+    return G, g, Omega
+
+
+def completed_means(params: LDSParams, X, m):
+    """E[x_t | x_{1:T}] = G m_t + g_t for every row of X : (N, p) (NaN = missing), given
+    the smoothed means m : (N, n); observed entries are returned as they are."""
+    out = np.array(X, dtype=np.float64)
+    observed = ~np.isnan(X)
+    for rows, obs in missingness_patterns(observed):
+        if obs.all():
+            continue
+        G, g, _ = _completion(params, X[rows], obs)
+        out[rows] = m[rows] @ G.T + g
+    return out
+
+
+# -- M-step -------------------------------------------------------------------------------
+
+
+def _regress(Syx, Sxx):
+    """argmin_B Σ ||y - B x||^2 from Syx = Σ y x^T, Sxx = Σ x x^T (normal equations by a
+    Cholesky solve; least squares when Sxx is singular)."""
+    try:
+        return cho_solve(cho_factor(Sxx), Syx.T).T
+    except LinAlgError:
+        return np.linalg.lstsq(Sxx, Syx.T, rcond=None)[0].T
+
+
+def _residual_scatter(yy, yx, xx, y, x, n, M, c):
+    """Σ E[(y - M x - c)(y - M x - c)^T] from the moment sums (any M, c)."""
+    My = M @ yx.T  # Σ M x y^T
+    cy = np.outer(c, y)
+    Mxc = np.outer(M @ x, c)
+    S = yy - My - My.T + M @ xx @ M.T - cy - cy.T + Mxc + Mxc.T + n * np.outer(c, c)
+    return 0.5 * (S + S.T)
+
+
+def _covariance(scatter, count, covariance_type, reg_covar):
+    S = scatter / count
+    if covariance_type == "diag":
+        S = np.diag(np.diag(S))
+    return S + reg_covar * np.eye(len(S))
+
+
+def _regression_pair(yx, y_sum, xx, x_sum, n, M_old, c_old, free_M, free_c):
+    """(M, c) maximizing Σ log N(y; M x + c, ·), each held at its old value unless free."""
+    if free_M and free_c:
+        Syx = np.column_stack([yx, y_sum])
+        Sxx = np.block([[xx, x_sum[:, None]], [x_sum[None, :], np.array([[n]])]])
+        Mc = _regress(Syx, Sxx)
+        return Mc[:, :-1], Mc[:, -1]
+    if free_M:
+        return _regress(yx - np.outer(c_old, x_sum), xx), c_old
+    if free_c:
+        return M_old, (y_sum - M_old @ x_sum) / n
+    return M_old, c_old
+
+
+def m_step(stats: LDSStats, fixed: frozenset, covariance_type: str = "full",
+           reg_covar: float = 0.0) -> LDSParams:
+    """θ maximizing the expected complete-data log-likelihood; parameters named in `fixed`
+    (public names) keep the values in stats.params."""
+    old = stats.params
+    A, b, C, d, Q, R, mu0, V0 = old
+    free = {name: name not in fixed for name in (
+        "transition_matrix", "transition_offset", "observation_matrix", "observation_offset",
+        "transition_covariance", "observation_covariance", "initial_state_mean",
+        "initial_state_covariance")}
+    if stats.n_trans > 0:
+        A, b = _regression_pair(stats.zz_cross, stats.z_next, stats.zz_prev, stats.z_prev,
+                                stats.n_trans, A, b, free["transition_matrix"],
+                                free["transition_offset"])
+        if free["transition_covariance"]:
+            scatter = _residual_scatter(stats.zz_next, stats.zz_cross, stats.zz_prev,
+                                        stats.z_next, stats.z_prev, stats.n_trans, A, b)
+            Q = _covariance(scatter, stats.n_trans, covariance_type, reg_covar)
+    C, d = _regression_pair(stats.xz, stats.x, stats.zz_all, stats.z_all, stats.n_steps,
+                            C, d, free["observation_matrix"], free["observation_offset"])
+    if free["observation_covariance"]:
+        scatter = _residual_scatter(stats.xx, stats.xz, stats.zz_all, stats.x, stats.z_all,
+                                    stats.n_steps, C, d)
+        R = _covariance(scatter, stats.n_steps, covariance_type, reg_covar)
+    if free["initial_state_mean"]:
+        mu0 = stats.z1 / stats.n_seq
+    if free["initial_state_covariance"]:
+        cross = np.outer(mu0, stats.z1)
+        V0 = (stats.z1z1 - cross - cross.T) / stats.n_seq + np.outer(mu0, mu0)
+        V0 = 0.5 * (V0 + V0.T) + reg_covar * np.eye(len(V0))
+    return LDSParams(A, b, C, d, Q, R, mu0, V0)
+
+
+# -- initialization -----------------------------------------------------------------------
+
+
+def initial_params(sequences: list, state_dim: int, covariance_type: str,
+                   reg_covar: float) -> LDSParams:
+    """θ from the data, in the spirit of subspace identification.
+
+    1. PCA of the (lag-embedded) observations gives a latent trajectory z_t; the
+       embedding [x_t; x_{t+1}; ...] (a Hankel matrix) is used when state_dim > p so that
+       state_dim directions exist. Missing entries are filled by column means here.
+    2. Least squares of x_t on [z_t; 1] gives C, d.
+    3. z_t carries observation noise, so the least-squares regression of z_t on z_{t-1} is
+       biased towards 0 (errors in variables). With white noise the lagged moments
+       Γ_k = Cov(z_t, z_{t-k}) = A^k Π for k >= 1 are noise-free, so the instrumental-variable
+       estimate A = Γ_2 Γ_1^{-1} is consistent, and Π = A^{-1} Γ_1 (falling back to least
+       squares and Γ_0 when these are ill-conditioned or unstable).
+    4. Q = Π - A Π A^T, R = Cov(x) - C Π C^T, V0 = Π, b and μ0 from the means; every
+       covariance is floored (eigenvalues >= 1e-3 of its scale) so EM starts from
+       positive-definite values.
+    """
+    n = state_dim
+    p = sequences[0].shape[1]
+    stacked = np.concatenate(sequences)
+    with np.errstate(invalid="ignore"):
+        col_mean = np.nanmean(np.where(np.isnan(stacked).all(axis=0), 0.0, stacked), axis=0)
+    filled = [np.where(np.isnan(s), col_mean, s) for s in sequences]
+    lags = math.ceil(n / p)
+    usable = [s for s in filled if len(s) >= lags + 2] or filled
+    lags = max(1, min(lags, min(len(s) for s in usable)))
+    hankel = [np.hstack([s[i:len(s) - lags + 1 + i] for i in range(lags)]) for s in usable]
+    H = np.concatenate(hankel)
+    center = H.mean(axis=0)
+    _, sv, Vt = np.linalg.svd(H - center, full_matrices=False)
+    k = min(n, Vt.shape[0])
+    Zs = [(h - center) @ Vt[:k].T for h in hankel]
+    if k < n:  # too few directions: pad with small deterministic ramps
+        scale = 1e-3 * (sv[0] / math.sqrt(len(H)) if len(sv) else 1.0)
+        Zs = [np.hstack([z, scale * np.cos(np.outer(np.arange(len(z)) + 1.0,
+                                                    np.arange(1, n - k + 1)))]) for z in Zs]
+    X_now = np.concatenate([s[:len(z)] for s, z in zip(usable, Zs)])
+    Z_all = np.concatenate(Zs)
+    Cd = np.linalg.lstsq(np.hstack([Z_all, np.ones((len(Z_all), 1))]), X_now,
+                         rcond=None)[0].T
+    C, d = Cd[:, :n], Cd[:, n]
+    z_mean = Z_all.mean(axis=0)
+    gamma = [_lagged_moment(Zs, z_mean, lag) for lag in range(3)]
+    A, Pi = _transition_from_moments(*gamma)
+    Q = _floor(Pi - A @ Pi @ A.T, Pi, covariance_type, reg_covar)
+    x_cov = np.cov(X_now.T).reshape(p, p)
+    R = _floor(x_cov - C @ Pi @ C.T, x_cov, covariance_type, reg_covar)
+    b = z_mean - A @ z_mean
+    mu0 = np.mean([z[0] for z in Zs], axis=0)
+    V0 = _floor(Pi, Pi, "full", reg_covar)
+    return LDSParams(A, b, C, d, Q, R, mu0, V0)
+
+
+def _lagged_moment(Zs, mean, lag):
+    """Γ_lag = average of (z_t - z̄)(z_{t-lag} - z̄)^T over all sequences : (n, n)."""
+    total, count = 0.0, 0
+    for z in Zs:
+        if len(z) > lag:
+            c = z - mean
+            total = total + c[lag:].T @ c[:len(c) - lag]
+            count += len(c) - lag
+    return total / max(count, 1) if count else np.zeros((Zs[0].shape[1],) * 2)
+
+
+def _transition_from_moments(G0, G1, G2):
+    """(A, Π): instrumental variables A = Γ2 Γ1^{-1}, Π = A^{-1} Γ1 when well-posed and
+    stable; else least squares A = Γ1 Γ0^{-1} and Π = Γ0."""
+    n = len(G0)
+    well_posed = np.linalg.cond(G1) < 1e8 if n else False
+    if well_posed:
+        A = np.linalg.solve(G1.T, G2.T).T
+        radius = np.max(np.abs(np.linalg.eigvals(A)))
+        if radius <= 1.0 and np.linalg.cond(A) < 1e8:
+            Pi = np.linalg.solve(A, G1)
+            Pi = 0.5 * (Pi + Pi.T)
+            if np.linalg.eigvalsh(Pi)[0] > 0:
+                return A, Pi
+    A = np.linalg.lstsq(G0 + 1e-12 * np.trace(G0) * np.eye(n), G1.T, rcond=None)[0].T
+    return A, G0
+
+
+def _floor(S, reference, covariance_type, reg_covar):
+    """S symmetrized, diagonal when asked, eigenvalues raised to >= 1e-3 of the mean
+    diagonal of `reference`, plus reg_covar."""
+    S = 0.5 * (S + S.T)
+    if covariance_type == "diag":
+        S = np.diag(np.diag(S))
+    floor = 1e-3 * max(np.trace(reference) / max(len(S), 1), np.finfo(float).tiny)
+    w, U = np.linalg.eigh(S)
+    S = (U * np.maximum(w, floor)) @ U.T
+    return 0.5 * (S + S.T) + reg_covar * np.eye(len(S))

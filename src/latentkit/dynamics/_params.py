@@ -1,0 +1,108 @@
+"""The parameters of a linear-Gaussian state-space model, and their validation.
+
+    z_1 ~ N(μ0, V0),   z_t = A z_{t-1} + b + w_t,  w_t ~ N(0, Q)
+    x_t = C z_t + d + v_t,   v_t ~ N(0, R)
+
+with state z_t : (n,) and observation x_t : (p,). Parameters are validated once, at the
+boundary (user-given values, public kernel entry points); kernels never check.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+#: public (constructor) name -> field of LDSParams
+PUBLIC_NAMES = {
+    "transition_matrix": "A",
+    "transition_offset": "b",
+    "observation_matrix": "C",
+    "observation_offset": "d",
+    "transition_covariance": "Q",
+    "observation_covariance": "R",
+    "initial_state_mean": "mu0",
+    "initial_state_covariance": "V0",
+}
+FIELD_NAMES = {field: name for name, field in PUBLIC_NAMES.items()}
+COVARIANCES = ("transition_covariance", "observation_covariance", "initial_state_covariance")
+
+
+class LDSParams(NamedTuple):
+    """θ of a linear dynamical system; n = state_dim, p = observation dim."""
+
+    A: np.ndarray  # (n, n) transition matrix
+    b: np.ndarray  # (n,) transition offset
+    C: np.ndarray  # (p, n) observation matrix
+    d: np.ndarray  # (p,) observation offset
+    Q: np.ndarray  # (n, n) transition (process) noise covariance
+    R: np.ndarray  # (p, p) observation noise covariance
+    mu0: np.ndarray  # (n,) mean of the first state
+    V0: np.ndarray  # (n, n) covariance of the first state
+
+    @property
+    def state_dim(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def obs_dim(self) -> int:
+        return self.C.shape[0]
+
+    def astype(self, dtype) -> LDSParams:
+        return LDSParams(*(np.asarray(v, dtype=dtype) for v in self))
+
+
+def expected_shape(name: str, n: int, p: int) -> tuple[int, ...]:
+    """The shape the parameter `name` (public name) must have."""
+    return {"A": (n, n), "b": (n,), "C": (p, n), "d": (p,), "Q": (n, n), "R": (p, p),
+            "mu0": (n,), "V0": (n, n)}[PUBLIC_NAMES[name]]
+
+
+def as_param_array(name: str, value, n: int, p: int) -> np.ndarray:
+    """A user-given parameter as a finite float64 array of the right shape (a scalar is
+    accepted for a 1 x 1 or length-1 parameter; a 1-D vector for a diagonal covariance)."""
+    shape = expected_shape(name, n, p)
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a numeric array of shape {shape}; got "
+                         f"{type(value).__name__}.") from None
+    if name in COVARIANCES and array.ndim == 1 and array.shape == shape[:1]:
+        array = np.diag(array)
+    if array.size == 1 and int(np.prod(shape)) == 1:
+        array = array.reshape(shape)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (state_dim={n}, "
+                         f"observation dim={p}); got {array.shape}.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or inf; every entry must be finite.")
+    if name in COVARIANCES:
+        check_covariance(name, array)
+    return array
+
+
+def check_covariance(name: str, S: np.ndarray) -> None:
+    """S : (k, k) must be symmetric positive semi-definite (up to round-off)."""
+    scale = max(float(np.max(np.abs(S))), np.finfo(float).tiny)
+    if not np.allclose(S, S.T, rtol=0, atol=1e-10 * scale):
+        raise ValueError(f"{name} must be symmetric; it differs from its transpose by "
+                         f"{np.max(np.abs(S - S.T)):.3g}.")
+    lowest = float(np.linalg.eigvalsh(0.5 * (S + S.T))[0])
+    if lowest < -1e-10 * scale:
+        raise ValueError(f"{name} must be positive semi-definite (a covariance); its "
+                         f"smallest eigenvalue is {lowest:.6g}. Give a symmetric matrix "
+                         f"with non-negative eigenvalues, e.g. L @ L.T.")
+
+
+def check_params(params: LDSParams) -> LDSParams:
+    """Validate a whole parameter record (shapes consistent, finite, covariances PSD);
+    returns it as float64."""
+    A = np.asarray(params.A, dtype=np.float64)
+    C = np.asarray(params.C, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"transition_matrix must be square (n, n); got shape {A.shape}.")
+    if C.ndim != 2:
+        raise ValueError(f"observation_matrix must be 2-D (p, n); got shape {C.shape}.")
+    n, p = A.shape[0], C.shape[0]
+    return LDSParams(*(as_param_array(FIELD_NAMES[field], value, n, p)
+                       for field, value in zip(LDSParams._fields, params)))

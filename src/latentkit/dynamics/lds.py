@@ -1,0 +1,298 @@
+"""LinearDynamicalSystem: a linear-Gaussian state-space model (Kalman filter model) learned
+by EM on the shared engine.
+
+    z_1 ~ N(μ0, V0),   z_t = A z_{t-1} + b + w_t,  w_t ~ N(0, Q)
+    x_t = C z_t + d + v_t,   v_t ~ N(0, R)
+
+Data: one sequence X : (T, p) (rows are time steps), a batch (B, T, p) of equal-length
+sequences, or a list of (T_i, p) sequences; NaN entries are missing and marginalized
+exactly (in inference and in EM). Per-row quantities of the contract are per sequence
+here: `score_samples` gives log p(x_{1:T}) of each sequence; `score` and `history_` are
+the mean log-likelihood per time step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .._validation import InstanceOf, Interval, Options, as_generator
+from ..base import EMModel
+from ..distributions import Gaussian
+from ..em import auto_chunk_rows
+from ..io import register_model
+from . import _em, kalman
+from ._params import FIELD_NAMES, PUBLIC_NAMES, LDSParams, as_param_array
+
+ARRAY_OR_NONE = [InstanceOf(np.ndarray, list, tuple, float, int, type(None),
+                            description="an array or None")]
+#: held parameters that default to zero when `fixed` names them without a value
+_ZERO_DEFAULTS = ("transition_offset", "observation_offset", "initial_state_mean")
+
+
+@register_model
+class LinearDynamicalSystem(EMModel):
+    """Linear dynamical system: Kalman filtering, RTS smoothing and EM learning.
+
+    Parameters
+    ----------
+    state_dim : int, dimension n of the latent state (None: taken from a given matrix).
+    transition_matrix (n, n), transition_offset (n,), observation_matrix (p, n),
+    observation_offset (p,), transition_covariance (n, n), observation_covariance (p, p),
+    initial_state_mean (n,), initial_state_covariance (n, n) : optional values of A, b, C,
+        d, Q, R, μ0, V0. A given value is EM's initial value, or the held value when its
+        name is in `fixed`; the others are initialized from the data (PCA + least squares
+        on the latent trajectory). A covariance may be given as a vector (its diagonal).
+    fixed : names of the parameters EM holds at their given values. Offsets and the
+        initial mean named here without a value are held at zero.
+    covariance_type : {"full", "diag"}, the form of Q and R learned by EM.
+    reg_covar : float >= 0, added to the diagonal of each covariance EM estimates.
+    method : {"auto", "serial", "parallel"}, the inference kernels (see
+        `latentkit.dynamics.kalman`).
+    tol, max_iter, n_init, random_state, warm_start, verbose, max_time, callbacks,
+    chunk_size (time steps per E-step chunk; sequences are never split), learning_decay,
+    learning_offset : the EM engine's options (see `latentkit.em`).
+
+    Attributes
+    ----------
+    transition_matrix_, transition_offset_, observation_matrix_, observation_offset_,
+    transition_covariance_, observation_covariance_, initial_state_mean_,
+    initial_state_covariance_, state_dim_, n_features_in_, converged_, n_iter_, history_
+    (mean log-likelihood per time step per iteration), lower_bound_ (its last value).
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "state_dim": [Interval(int, 1, None), Options(None)],
+        **{name: ARRAY_OR_NONE for name in PUBLIC_NAMES},
+        "fixed": [InstanceOf(tuple, list, set, frozenset, description="a tuple of names")],
+        "covariance_type": [Options("full", "diag")],
+        "reg_covar": [Interval(float, 0, None)],
+        "method": [Options(*kalman.METHODS)],
+    }
+
+    def __init__(self, state_dim=None, *, transition_matrix=None, transition_offset=None,
+                 observation_matrix=None, observation_offset=None, transition_covariance=None,
+                 observation_covariance=None, initial_state_mean=None,
+                 initial_state_covariance=None, fixed=(), covariance_type="full",
+                 reg_covar=1e-6, method="auto", tol=1e-4, max_iter=100, n_init=1,
+                 random_state=None, warm_start=False, verbose=None, max_time=None,
+                 callbacks=None, chunk_size=None, learning_decay=0.7, learning_offset=10.0):
+        self._store_init_args(locals())
+
+    # -- hyper-parameters -----------------------------------------------------------------
+
+    def _given(self, n_features: int) -> dict:
+        """{public name: validated float64 array} of the given parameter values."""
+        n = self._state_dim()
+        given = {}
+        for name in PUBLIC_NAMES:
+            value = getattr(self, name)
+            if value is not None:
+                given[name] = as_param_array(name, value, n, n_features)
+        for name in self.fixed:
+            if name not in given:
+                if name not in _ZERO_DEFAULTS:
+                    raise ValueError(f"fixed names {name!r} but {name}=None; give the value "
+                                     f"to hold it at.")
+                given[name] = np.zeros(n if name != "observation_offset" else n_features)
+        return given
+
+    def _state_dim(self) -> int:
+        if self.state_dim is not None:
+            return self.state_dim
+        for name, axis in (("transition_matrix", 0), ("observation_matrix", 1),
+                           ("transition_covariance", 0), ("initial_state_covariance", 0),
+                           ("initial_state_mean", 0)):
+            value = getattr(self, name)
+            if value is not None and np.ndim(value) > axis:
+                return int(np.shape(value)[axis])
+        raise ValueError("state_dim is required: give state_dim=K (the latent dimension), "
+                         "or a transition_matrix / observation_matrix to take it from.")
+
+    def _check_data(self, n_samples, n_features):
+        unknown = [name for name in self.fixed if name not in PUBLIC_NAMES]
+        if unknown:
+            raise ValueError(f"fixed contains unknown parameter names {unknown}; valid names: "
+                             f"{', '.join(PUBLIC_NAMES)}.")
+        self._given(n_features)  # validates every given value now, before any work
+        self._init_count = 0
+
+    # -- the engine's kernels -------------------------------------------------------------
+
+    def _source(self, X, *, reset: bool):
+        n_features = None if reset else self.n_features_in_
+        if not reset:
+            check_is_fitted(self)
+        groups, _ = kalman.as_sequences(X, n_features)
+        dtype = np.float32 if _input_dtype(X) == np.float32 else np.float64
+        if reset:
+            self.n_features_in_ = groups[0][1].shape[2]
+        n = self._state_dim()
+        steps = self.chunk_size or auto_chunk_rows(4 * n * n + 4 * n + self.n_features_in_)
+        return _em.SequenceSource(groups, self.n_features_in_, dtype, steps)
+
+    def _em_init(self, sequences, rng):
+        """PCA + least squares (see `_em.initial_params`), overridden by the given values;
+        restarts after the first (n_init > 1) perturb the transition matrix."""
+        if isinstance(sequences, np.ndarray):
+            sequences = [sequences]
+        p = sequences[0].shape[1]
+        params = _em.initial_params(sequences, self._state_dim(), self.covariance_type,
+                                    self.reg_covar)
+        given = self._given(p)
+        params = params._replace(**{PUBLIC_NAMES[k]: v for k, v in given.items()})
+        count = getattr(self, "_init_count", 0)
+        self._init_count = count + 1
+        if count and "transition_matrix" not in self.fixed:
+            A = params.A + 0.2 * rng.standard_normal(params.A.shape) / math.sqrt(len(params.A))
+            radius = np.max(np.abs(np.linalg.eigvals(A)))
+            params = params._replace(A=A / max(1.0, radius / 0.99))
+        return params
+
+    def _e_step(self, params, chunk):
+        X = chunk.X if isinstance(chunk, _em.SequenceBatch) else np.asarray(
+            chunk, dtype=np.float64)[None]
+        return _em.e_step(params, np.ascontiguousarray(X, dtype=np.float64), self.method)
+
+    def _m_step(self, stats):
+        return _em.m_step(stats, frozenset(self.fixed), self.covariance_type, self.reg_covar)
+
+    def _store_params(self, params, dtype):
+        for field, value in zip(LDSParams._fields, params):
+            setattr(self, FIELD_NAMES[field] + "_", np.asarray(value, dtype=dtype))
+        self.state_dim_ = int(params.A.shape[0])
+
+    def _current_params(self) -> LDSParams:
+        check_is_fitted(self)
+        return LDSParams(*(np.asarray(getattr(self, FIELD_NAMES[f] + "_"), dtype=np.float64)
+                           for f in LDSParams._fields))
+
+    def _n_parameters(self):
+        """Free parameters, less the n^2 of the latent similarity transform when A, C and a
+        full Q are all learned (z -> T z leaves the likelihood unchanged)."""
+        n, p = self.state_dim_, self.n_features_in_
+        cov = (lambda k: k * (k + 1) // 2) if self.covariance_type == "full" else (lambda k: k)
+        sizes = {"transition_matrix": n * n, "transition_offset": n,
+                 "observation_matrix": p * n, "observation_offset": p,
+                 "transition_covariance": cov(n), "observation_covariance": cov(p),
+                 "initial_state_mean": n, "initial_state_covariance": n * (n + 1) // 2}
+        total = sum(k for name, k in sizes.items() if name not in self.fixed)
+        if not {"transition_matrix", "observation_matrix"} & set(self.fixed):
+            total -= n * n if self.covariance_type == "full" else n
+        return max(total, 0)
+
+    # -- inference ------------------------------------------------------------------------
+
+    def _inputs(self, X):
+        check_is_fitted(self)
+        kalman.as_sequences(X, self.n_features_in_)  # validates (clear errors) before work
+        return self._current_params(), _input_dtype(X)
+
+    def filter(self, X):
+        """Kalman filter: a FilterResult (.mean, .cov, .log_likelihood, .predicted_mean,
+        .predicted_cov), or a list of them for a list of sequences."""
+        params, dtype = self._inputs(X)
+        return _cast(kalman.kalman_filter(X, params, method=self.method), dtype)
+
+    def smooth(self, X):
+        """RTS smoother: a SmoothResult (.mean, .cov, .cross_cov, .log_likelihood)."""
+        params, dtype = self._inputs(X)
+        return _cast(kalman.rts_smoother(X, params, method=self.method), dtype)
+
+    def score_samples(self, X) -> np.ndarray:
+        """log p(x_{1:T}) of each sequence : (n_sequences,) (one entry for one sequence)."""
+        params, dtype = self._inputs(X)
+        result = kalman.kalman_filter(X, params, method=self.method)
+        records = result if isinstance(result, list) else [result]
+        return np.concatenate([np.atleast_1d(r.log_likelihood) for r in records]).astype(dtype)
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood per time step (the quantity EM's history_ records)."""
+        return float(np.sum(self.score_samples(X), dtype=np.float64) / _n_steps(X))
+
+    def bic(self, X) -> float:
+        """-2 log p(X) + n_parameters log(number of time steps)."""
+        n = _n_steps(X)
+        return -2 * self.score(X) * n + self.n_parameters_ * math.log(n)
+
+    def aic(self, X) -> float:
+        """-2 log p(X) + 2 n_parameters."""
+        return -2 * self.score(X) * _n_steps(X) + 2 * self.n_parameters_
+
+    def posterior(self, X):
+        """p(z_t | x_{1:T}) for every step: a Gaussian with rows = time steps (mean (T, n),
+        cov (T, n, n)); a list of them for a batch or a list of sequences."""
+        smoothed = self.smooth(X)
+        if isinstance(smoothed, kalman.SmoothResult) and smoothed.mean.ndim == 2:
+            return Gaussian(smoothed.mean, smoothed.cov)
+        if isinstance(smoothed, kalman.SmoothResult):
+            return [Gaussian(m, c) for m, c in zip(smoothed.mean, smoothed.cov)]
+        return [Gaussian(s.mean, s.cov) for s in smoothed]
+
+    def transform(self, X):
+        """Smoothed state means E[z_t | x_{1:T}]: (T, n), (B, T, n) or a list."""
+        smoothed = self.smooth(X)
+        return [s.mean for s in smoothed] if isinstance(smoothed, list) else smoothed.mean
+
+    def sample_posterior(self, X, n_samples=1, random_state=None):
+        """Joint draws of z_{1:T} given x_{1:T} (forward filter, backward sample):
+        (n_samples, T, n) for one sequence (see `kalman.sample_posterior`)."""
+        params, _ = self._inputs(X)
+        return kalman.sample_posterior(X, params, n_samples, random_state)
+
+    def forecast(self, X, n_steps=1):
+        """p(x_{T+k} | x_{1:T}), k = 1..n_steps: a Forecast (.mean (K, p), .cov (K, p, p),
+        .state_mean, .state_cov)."""
+        params, dtype = self._inputs(X)
+        return _cast(kalman.forecast(X, params, n_steps), dtype)
+
+    def impute(self, X):
+        """X with each NaN replaced by E[x_{t,m} | x_{1:T}] (smoothed state plus the
+        conditional of the missing coordinates given the observed ones at that step)."""
+        params, dtype = self._inputs(X)
+        groups, layout = kalman.as_sequences(X, self.n_features_in_)
+        out = {}
+        for idx, Xg in groups:
+            smoothed = kalman.rts_smoother(Xg, params, method=self.method)
+            B, T, p = Xg.shape
+            flat = Xg.reshape(B * T, p)
+            x_hat = _em.completed_means(params, flat, smoothed.mean.reshape(B * T, -1))
+            filled = np.where(np.isnan(flat), x_hat, flat).reshape(B, T, p).astype(dtype)
+            out.update({int(i): filled[j] for j, i in enumerate(idx)})
+        ordered = [out[i] for i in range(len(out))]
+        return ordered[0] if layout == "single" else (
+            np.stack(ordered) if layout == "batch" else ordered)
+
+    def sample(self, n_samples=1, random_state=None, *, n_sequences=None):
+        """Draw (X, Z) from the model: a sequence of n_samples time steps, X (T, p) and
+        Z (T, n); with n_sequences, (n_sequences, T, p) and (n_sequences, T, n)."""
+        check_is_fitted(self)
+        X, Z = kalman.simulate(self._current_params(), n_samples, n_sequences,
+                               as_generator(random_state))
+        dtype = self.transition_matrix_.dtype
+        return X.astype(dtype), Z.astype(dtype)
+
+
+def _input_dtype(X):
+    if isinstance(X, list | tuple):
+        X = X[0] if len(X) else np.empty(0)
+    dtype = np.asarray(X).dtype
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
+def _n_steps(X) -> int:
+    if isinstance(X, list | tuple):
+        return int(sum(np.shape(x)[0] for x in X))
+    shape = np.shape(X)
+    return int(np.prod(shape[:-1]))
+
+
+def _cast(result, dtype):
+    if dtype == np.float64:
+        return result
+    if isinstance(result, list):
+        return [_cast(r, dtype) for r in result]
+    return type(result)(*(np.asarray(f).astype(dtype) if np.ndim(f) else f for f in result))
