@@ -1,0 +1,144 @@
+"""Data and evidence for a Bayesian network, validated at the boundary.
+
+Data is one column per observed (non-hidden) variable, in variable order: an integer-code
+array (NaN, -1 or None = missing), an object array of state names, or a pandas DataFrame
+whose columns are matched by name (categorical, string or numeric columns). Everything
+becomes one float array of codes with NaN for missing, which is what the EM engine streams.
+Evidence for a query is a dict {variable: state code or name} (one case) or a dict of
+equal-length arrays / a data matrix (a batch of cases).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..mixture.categorical import check_codes
+from ._graph import Structure
+
+MODEL = "DiscreteBayesNet"
+
+
+def _is_frame(X) -> bool:
+    return hasattr(X, "columns") and hasattr(X, "iloc")
+
+
+def _column_codes(values, v: int, structure: Structure, where: str) -> np.ndarray:
+    """One column (any dtype) -> float codes with NaN for missing."""
+    if getattr(values, "dtype", None) is not None and str(values.dtype) == "category":
+        categories = np.asarray(values.cat.categories, dtype=object)
+        mapped = _column_codes(categories, v, structure, where)
+        codes = np.asarray(values.cat.codes)
+        return np.where(codes >= 0, mapped[np.maximum(codes, 0)] if len(mapped) else np.nan,
+                        np.nan)
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        out = values.astype(np.float64)
+        out[out == -1] = np.nan
+        return out
+    lookup = {name: float(i) for i, name in enumerate(structure.states[v])}
+    out = np.empty(len(values), dtype=np.float64)
+    for i, item in enumerate(values.tolist()):  # object input: names need a lookup
+        if item is None or (isinstance(item, float) and np.isnan(item)):
+            out[i] = np.nan
+        elif isinstance(item, str):
+            if item not in lookup:
+                raise ValueError(
+                    f"{where}[{i}] = {item!r} is not a state of {structure.names[v]!r}; its "
+                    f"states are {list(structure.states[v])} (or None/NaN for missing).")
+            out[i] = lookup[item]
+        else:
+            out[i] = np.nan if item == -1 else float(item)
+    return out
+
+
+def as_codes(X, structure: Structure) -> np.ndarray:
+    """Data -> (n, n_observed) float codes, NaN = missing, in float32 when X is float32.
+
+    Raises ValueError naming the row and column of the first bad entry.
+    """
+    observed = structure.observed
+    names = [structure.names[v] for v in observed]
+    if _is_frame(X):
+        columns = [str(c) for c in X.columns]
+        absent = [name for name in names if name not in columns]
+        if absent:
+            raise ValueError(f"the data has no column for {absent}; the network's observed "
+                             f"variables are {names}.")
+        hidden = {structure.names[v] for v in structure.hidden}
+        extra = [c for c in columns if c not in names and not (
+            c in hidden and X[c].isna().all())]
+        if extra:
+            raise ValueError(f"the data has columns {extra} that are not observed variables "
+                             f"of the network ({names}); drop them.")
+        codes = np.column_stack([
+            _column_codes(X[name], v, structure, f"X[{name!r}]")
+            for name, v in zip(names, observed)]) if names else np.empty((len(X), 0))
+        dtype = np.float64
+    else:
+        array = np.asarray(X)
+        if array.ndim == 1 and len(names) == 1:
+            array = array[:, None]
+        if array.ndim != 2:
+            raise ValueError(f"data must be 2-D (n_rows, {len(names)} observed variables); "
+                             f"got shape {array.shape}.")
+        if array.shape[1] != len(names):
+            raise ValueError(f"data has {array.shape[1]} columns; the network has {len(names)} "
+                             f"observed variables {names} (hidden variables have no column).")
+        dtype = np.float32 if array.dtype == np.float32 else np.float64
+        if array.dtype.kind in "biuf":
+            codes = array.astype(np.float64)
+            codes[codes == -1] = np.nan
+        else:
+            codes = np.column_stack([
+                _column_codes(array[:, j], v, structure, f"X[:, {j}]")
+                for j, v in enumerate(observed)]) if names else np.empty((len(array), 0))
+    if len(codes) == 0:
+        raise ValueError("the data has no rows.")
+    check_codes_finite(codes)
+    check_codes(codes, [structure.cards[v] for v in observed], 0, MODEL)
+    return codes.astype(dtype, copy=False)
+
+
+def check_codes_finite(codes: np.ndarray) -> None:
+    bad = np.isinf(codes)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(f"X[{row}, {col}] is inf; states are integer codes (NaN, -1 or None "
+                         "for missing).")
+
+
+def evidence_states(evidence, structure: Structure):
+    """Evidence -> (states (n, V) int with -1 = unknown, batched).
+
+    evidence : None; {name: code or state name} (one case, batched False); {name: (n,)
+    codes} or a data matrix / DataFrame of the observed variables (batched True).
+    """
+    V = len(structure.names)
+    if evidence is None:
+        return np.full((1, V), -1, dtype=np.int64), False
+    if not isinstance(evidence, dict):
+        codes = as_codes(evidence, structure)
+        states = np.full((len(codes), V), -1, dtype=np.int64)
+        states[:, list(structure.observed)] = np.nan_to_num(codes, nan=-1).astype(np.int64)
+        return states, True
+    index = structure.index
+    batched = any(np.ndim(value) > 0 for value in evidence.values())
+    n = max([np.size(value) for value in evidence.values()] + [1])
+    states = np.full((n, V), -1, dtype=np.int64)
+    for name, value in evidence.items():
+        if name not in index:
+            raise ValueError(f"evidence names {name!r}, which is not a variable of the network "
+                             f"({list(structure.names)}).")
+        v = index[name]
+        values = np.atleast_1d(np.asarray(value, dtype=object))
+        if values.ndim != 1 or len(values) not in (1, n):
+            raise ValueError(f"evidence[{name!r}] must be one state or {n} states; got shape "
+                             f"{np.shape(value)}.")
+        codes = _column_codes(values, v, structure, f"evidence[{name!r}]")
+        k = structure.cards[v]
+        known = ~np.isnan(codes)
+        if np.any((codes[known] < 0) | (codes[known] >= k) | (codes[known] % 1 != 0)):
+            raise ValueError(f"evidence[{name!r}] = {value!r} is not a state of {name!r}: it "
+                             f"takes codes 0..{k - 1} or names {list(structure.states[v])}.")
+        states[:, v] = np.nan_to_num(codes, nan=-1).astype(np.int64)
+    return states, batched

@@ -1,0 +1,299 @@
+"""Exact inference in a discrete Bayesian network, batched over data rows.
+
+Evidence enters as indicator factors: row n's evidence on variable v is the vector
+λ_nv(x) = [x = observed state] (all ones when v is missing), so
+
+    p(e_n) = Σ_x Π_v p(x_v | x_pa(v)) λ_nv(x_v)
+
+and every row shares one elimination order: every table carries a trailing batch axis
+(length n, or 1 for a table that is the same for all rows), and a whole chunk of rows is
+one sequence of broadcast products and sums, whatever its missingness patterns. The batch
+axis is the last (contiguous) one so that numpy's inner loops run over rows, not over the
+2-4 states of a variable.
+
+Two algorithms, both over tables whose axes are sorted by elimination position (see
+`_graph`): variable elimination (sum-product for marginals, joint posteriors and
+log p(e); max-product with traceback for MAP/MPE), and the clique tree (two passes of
+messages giving every clique's posterior at once: what EM needs for the expected counts
+of every family, and the posterior marginal of every variable).
+
+Scaling: after each elimination step a table is divided by its per-row maximum and the log
+of that factor is accumulated, so long products never underflow (float32 included).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._graph import CliqueTree, Structure, greedy_order, moral_graph
+
+
+class Factor(NamedTuple):
+    """table : (*cards of scope, b) with b = n rows or 1 (shared); scope : variables sorted
+    by the position key in use."""
+
+    table: np.ndarray
+    scope: tuple[int, ...]
+
+
+def expand(table: np.ndarray, scope, target) -> np.ndarray:
+    """View `table` (*scope axes, b) as (*target axes, b), size 1 where a target variable
+    is not in scope. Both scopes sorted by the same key, scope ⊆ target."""
+    where = {u: i for i, u in enumerate(scope)}
+    shape = [table.shape[where[u]] if u in where else 1 for u in target] + [table.shape[-1]]
+    return table.reshape(shape)
+
+
+def batch(table: np.ndarray) -> int:
+    return table.shape[-1]
+
+
+def indicator_evidence(states: np.ndarray, cards, dtype) -> list[np.ndarray]:
+    """states : (n, V) integer states, -1 = missing -> per variable λ_v : (k_v, n) one-hot
+    columns (all ones where missing); (k_v, 1) ones for a variable missing in every row."""
+    out = []
+    for v, k in enumerate(cards):
+        s = states[:, v]
+        if np.all(s < 0):
+            out.append(np.ones((k, 1), dtype=dtype))
+        else:
+            levels = np.arange(k)[:, None]
+            out.append(((s == levels) | (s < 0)).astype(dtype))
+    return out
+
+
+def sorted_cpt(structure: Structure, cpt: np.ndarray, v: int, position) -> Factor:
+    """The CPT of v as a shared Factor (batch 1) with axes sorted by `position`."""
+    family = structure.family(v)
+    perm = sorted(range(len(family)), key=lambda i: position[family[i]])
+    return Factor(cpt.transpose(perm)[..., None], tuple(family[i] for i in perm))
+
+
+def _rescale(table: np.ndarray, log_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Divide each row of table (..., b) by its maximum; add log of it to log_scale."""
+    peak = table.reshape(-1, batch(table)).max(axis=0)
+    safe = np.where(peak > 0, peak, 1)
+    with np.errstate(divide="ignore"):
+        log_scale = log_scale + np.log(peak.astype(np.float64))
+    return table / safe, log_scale
+
+
+def _normalize(table: np.ndarray) -> np.ndarray:
+    """Each row of table (..., b) divided by its sum (rows summing to 0 stay 0)."""
+    total = table.reshape(-1, batch(table)).sum(axis=0)
+    return table / np.where(total > 0, total, 1)
+
+
+def _product(factors, scope) -> np.ndarray:
+    table = None
+    for f in factors:
+        part = expand(f.table, f.scope, scope)
+        table = part if table is None else table * part
+    return table
+
+
+# -- variable elimination -----------------------------------------------------------------
+
+
+class Elimination(NamedTuple):
+    """What variable elimination leaves: factors over the kept variables, the accumulated
+    log scale : (b,), and for max-product the traceback records (v, scope, argmax table
+    (*cards of scope, b))."""
+
+    factors: list
+    log_scale: np.ndarray
+    traceback: list
+
+
+def eliminate(factors, order, position, cards, *, maximize=False, log_scale=None):
+    """Sum (or max) the variables in `order` out of the product of `factors`, one at a time.
+
+    Each step multiplies the factors that mention v into one table over their union and
+    sums (maxes) v out; max-product also keeps argmax_v : (*rest, b) for the traceback.
+    """
+    factors = list(factors)
+    log_scale = np.zeros(1) if log_scale is None else log_scale
+    traceback = []
+    for v in order:
+        involved = [f for f in factors if v in f.scope]
+        factors = [f for f in factors if v not in f.scope]
+        scope = tuple(sorted(set().union(*(f.scope for f in involved)), key=position.__getitem__))
+        table = _product(involved, scope)
+        axis = scope.index(v)
+        rest = scope[:axis] + scope[axis + 1:]
+        if maximize:
+            full = np.broadcast_to(table, tuple(cards[u] for u in scope) + (batch(table),))
+            traceback.append((v, rest, full.argmax(axis=axis)))
+            new = full.max(axis=axis)
+        else:
+            new = table.sum(axis=axis)
+        new, log_scale = _rescale(new, log_scale)
+        factors.append(Factor(new, rest))
+    return Elimination(factors, log_scale, traceback)
+
+
+def network_factors(structure: Structure, cpts, evidence, position) -> list[Factor]:
+    """Every CPT (shared) and every evidence indicator (per row) as Factors."""
+    factors = [sorted_cpt(structure, cpt, v, position) for v, cpt in enumerate(cpts)]
+    factors += [Factor(lam, (v,)) for v, lam in enumerate(evidence)]
+    return factors
+
+
+def _order(structure: Structure, eliminate_first, then, heuristic):
+    """A greedy order over `eliminate_first`, continued over `then` on the graph that the
+    first eliminations left (for MAP: sum out the others first, then max the query)."""
+    adjacency = moral_graph(structure)
+    first = greedy_order(adjacency, structure.cards, eliminate_first, heuristic)
+    second = greedy_order(adjacency, structure.cards, then, heuristic)
+    order = first + second
+    position = [0] * len(structure.names)
+    kept = [v for v in range(len(structure.names)) if v not in set(order)]
+    for step, v in enumerate(order + kept):
+        position[v] = step
+    return first, second, position
+
+
+def joint_posterior(structure, cpts, evidence, query, heuristic):
+    """p(query | e_n) for every row and log p(e_n).
+
+    query : variable indices (distinct). Returns (probs (b, *cards of query) in query
+    order, batch first, log_evidence (b,)).
+    """
+    keep = set(query)
+    others = [v for v in range(len(structure.names)) if v not in keep]
+    order, _, position = _order(structure, others, [], heuristic)
+    done = eliminate(network_factors(structure, cpts, evidence, position), order, position,
+                     structure.cards)
+    scope = tuple(sorted(keep, key=position.__getitem__))
+    table = _product(done.factors, scope)
+    total = table.reshape(-1, batch(table)).sum(axis=0)
+    with np.errstate(divide="ignore"):
+        log_evidence = done.log_scale + np.log(total.astype(np.float64))
+    probs = table / np.where(total > 0, total, 1)
+    probs = probs.transpose([len(scope)] + [scope.index(v) for v in query])
+    return probs, log_evidence
+
+
+def map_assignment(structure, cpts, evidence, query, heuristic):
+    """argmax over the query variables of p(query, e_n) (MPE when query is every variable,
+    marginal MAP otherwise: the other variables are summed out first).
+
+    Returns (states (b, len(query)) int in query order, log p(query = states, e_n) (b,)).
+    """
+    keep = set(query)
+    others = [v for v in range(len(structure.names)) if v not in keep]
+    first, second, position = _order(structure, others, list(query), heuristic)
+    factors = network_factors(structure, cpts, evidence, position)
+    summed = eliminate(factors, first, position, structure.cards)
+    maxed = eliminate(summed.factors, second, position, structure.cards, maximize=True,
+                      log_scale=summed.log_scale)
+    value = np.ones(1)
+    for f in maxed.factors:  # all scalars per row now
+        value = value * f.table.reshape(batch(f.table))
+    b = max([value.shape[0], maxed.log_scale.shape[0]]
+            + [batch(arg) for _, _, arg in maxed.traceback])
+    assigned = {}
+    for v, rest, arg in reversed(maxed.traceback):
+        arg = np.broadcast_to(arg, arg.shape[:-1] + (b,))
+        index = tuple(assigned[u] for u in rest) + (np.arange(b),)
+        assigned[v] = arg[index]
+    with np.errstate(divide="ignore"):
+        log_prob = maxed.log_scale + np.log(value.astype(np.float64))
+    states = np.stack([np.broadcast_to(assigned[v], (b,)) for v in query], axis=1)
+    return states, np.broadcast_to(log_prob, (b,))
+
+
+# -- the clique tree ----------------------------------------------------------------------
+
+
+def clique_potentials(tree: CliqueTree, structure: Structure, cpts) -> list:
+    """ψ_c = Π of the CPTs assigned to clique c, as (..., 1) tables in the clique's layout
+    (size 1 on axes no CPT mentions); None for a clique with no CPT."""
+    potentials = []
+    for c, scope in enumerate(tree.scopes):
+        parts = [sorted_cpt(structure, cpts[v], v, tree.position) for v in tree.cpts[c]]
+        potentials.append(_product(parts, scope) if parts else None)
+    return potentials
+
+
+class Calibrated(NamedTuple):
+    """beliefs[c] : (..., b) p(C_c | e_n) in clique c's layout (size-1 axes are constant
+    along that variable); log_evidence : (b,) log p(e_n)."""
+
+    beliefs: list
+    log_evidence: np.ndarray
+
+
+def collect(tree: CliqueTree, potentials, evidence):
+    """Upward pass in elimination order (this is variable elimination of every variable):
+    φ_c = ψ_c λ_v Π_children m_g and m_c = Σ_v φ_c, rescaled per row.
+
+    Returns (φ per clique, m per clique, log p(e_n) : (b,)).
+    """
+    phi, messages = [], []
+    log_scale = np.zeros(1)
+    for c, scope in enumerate(tree.scopes):
+        v = scope[0]
+        table = expand(evidence[v], (v,), scope)
+        if potentials[c] is not None:
+            table = table * potentials[c]
+        for g in tree.children[c]:
+            table = table * expand(messages[g], tree.separator(g), scope)
+        message, log_scale = _rescale(table.sum(axis=0), log_scale)
+        phi.append(table)
+        messages.append(message)
+    return phi, messages, log_scale
+
+
+def calibrate(tree: CliqueTree, potentials, evidence) -> Calibrated:
+    """Both passes: beliefs β_c = φ_c δ_c with δ_c = Σ_{C_p \\ S_c} β_p / m_c the message
+    from the parent p (division by zero only where β_p is zero: 0 is exact there)."""
+    phi, messages, log_evidence = collect(tree, potentials, evidence)
+    beliefs = [None] * len(phi)
+    from_parent = [None] * len(phi)
+    for c in reversed(range(len(phi))):
+        scope = tree.scopes[c]
+        table = phi[c]
+        if from_parent[c] is not None:
+            table = table * expand(from_parent[c], tree.separator(c), scope)
+        table = _normalize(table)
+        beliefs[c] = table
+        for g in tree.children[c]:
+            separator = tree.separator(g)
+            axes = tuple(i for i, u in enumerate(scope) if u not in separator)
+            summed = table.sum(axis=axes)
+            message = messages[g]
+            out = np.zeros(np.broadcast_shapes(summed.shape, message.shape), dtype=table.dtype)
+            from_parent[g] = np.divide(summed, message, out=out, where=message > 0)
+    return Calibrated(beliefs, log_evidence)
+
+
+def variable_marginals(tree: CliqueTree, calibrated: Calibrated, n: int) -> list:
+    """p(x_v | e_n) : (n, k_v) for every variable v (from the clique it is eliminated in)."""
+    out = [None] * len(tree.order)
+    for c, belief in enumerate(calibrated.beliefs):
+        marginal = _normalize(belief.sum(axis=tuple(range(1, belief.ndim - 1))))
+        out[tree.order[c]] = np.broadcast_to(marginal.T, (n, marginal.shape[0]))
+    return out
+
+
+def family_counts(tree: CliqueTree, structure: Structure, calibrated: Calibrated, n: int):
+    """Expected counts Σ_n p(x_v, x_pa(v) | e_n) : CPT-shaped (float64), per variable."""
+    counts = [None] * len(structure.names)
+    for c, belief in enumerate(calibrated.beliefs):
+        if not tree.cpts[c]:
+            continue
+        scope = tree.scopes[c]
+        weight = n if batch(belief) == 1 else 1  # a table shared by all n rows
+        pooled = belief.sum(axis=-1, dtype=np.float64) * weight
+        for v in tree.cpts[c]:
+            family = structure.family(v)
+            axes = tuple(i for i, u in enumerate(scope) if u not in family)
+            # a size-1 (constant) axis is missing the same factor k in the belief's
+            # normalizer and in this sum, so the counts still sum to n
+            table = pooled.sum(axis=axes)
+            inside = [u for u in scope if u in family]
+            counts[v] = table.transpose([inside.index(u) for u in family])
+    return counts

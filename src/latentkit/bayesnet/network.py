@@ -1,0 +1,454 @@
+"""DiscreteBayesNet: a Bayesian network over named discrete variables, with exact inference
+(variable elimination, clique tree) and EM learning of its CPTs from data with missing
+values and hidden variables.
+
+    p(x) = Π_v p(x_v | x_pa(v)),    CPT_v[u..., x] = p(X_v = x | X_pa(v) = u)
+
+with CPT_v shaped (cards of the parents in the order their edges are listed..., card of v).
+State 1 of a binary variable means "true". Learning is MAP-EM on the shared engine
+(`latentkit.em`), see `_learning`; inference is in `_inference`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .. import em
+from .._validation import InstanceOf, Interval, Options, as_generator
+from ..base import EMModel
+from ..distributions import Categorical
+from ..io import register_model
+from . import _inference as inference
+from ._data import as_codes, evidence_states
+from ._graph import HEURISTICS, build_structure, clique_tree
+from ._learning import (
+    BNParams,
+    e_step,
+    flatten,
+    initial_params,
+    log_likelihood,
+    log_prior,
+    m_step,
+    states_of,
+    unflatten,
+)
+
+
+class MAPResult(NamedTuple):
+    """assignment : {variable: state} (arrays (n,) for batched evidence); log_prob :
+    log p(assignment, evidence) (float, or (n,))."""
+
+    assignment: dict
+    log_prob: float | np.ndarray
+
+
+def check_cpts(structure, cpts, *, atol: float = 1e-6) -> dict:
+    """The user's CPTs validated -> {variable index: float64 array}, rows that sum to 1
+    within `atol` renormalized. Names the variable, the expected shape (with the parents'
+    order) and the offending row on any problem."""
+    if cpts is None:
+        return {}
+    if not isinstance(cpts, dict):
+        raise ValueError(f"cpts must be a dict {{variable: array}}; got {type(cpts).__name__}.")
+    index, out = structure.index, {}
+    for name, value in cpts.items():
+        if name not in index:
+            raise ValueError(f"cpts names {name!r}, which is not a variable of the network "
+                             f"({list(structure.names)}).")
+        v = index[name]
+        shape = structure.cpt_shape(v)
+        try:
+            table = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"the CPT of {name!r} must be a numeric array; got "
+                             f"{type(value).__name__}.") from None
+        axes = [structure.names[p] for p in structure.parents[v]] + [name]
+        if table.shape != shape:
+            raise ValueError(f"the CPT of {name!r} must have shape {shape}, axes "
+                             f"({', '.join(axes)}): the parents in the order their edges are "
+                             f"listed, then {name!r}; got shape {table.shape}.")
+        if not np.all(np.isfinite(table)) or np.any(table < 0):
+            bad = np.argwhere(~np.isfinite(table) | (table < 0))[0]
+            raise ValueError(f"the CPT of {name!r} has the entry {table[tuple(bad)]!r} at "
+                             f"{tuple(int(i) for i in bad)}; probabilities must be finite "
+                             "and >= 0.")
+        sums = table.sum(axis=-1)
+        wrong = np.abs(sums - 1) > atol
+        if np.any(wrong):
+            row = tuple(int(i) for i in np.argwhere(wrong)[0])
+            where = ", ".join(f"{a}={s}" for a, s in zip(axes[:-1], row)) or "no parents"
+            raise ValueError(f"the CPT of {name!r} must sum to 1 over its last axis "
+                             f"({name!r}); the row ({where}) sums to {sums[row]:.6g}.")
+        # rows off by more than round-off are renormalized; exact ones stay bit for bit
+        off = np.abs(sums - 1) > 1e-12
+        out[v] = np.where(off[..., None], table / sums[..., None], table)
+    return out
+
+
+@register_model
+class DiscreteBayesNet(EMModel):
+    """A discrete Bayesian network: exact inference and EM learning of its CPTs.
+
+    Parameters
+    ----------
+    edges : sequence of (parent, child) variable names.
+    cardinalities : {name: number of states}; its key order is the variable order (and the
+        order of the data columns, hidden variables left out).
+    cpts : optional {name: array} CPTs, each (parent cards in edge order..., own card),
+        rows summing to 1. They make the network usable for inference without fitting, and
+        are the starting point of EM (variables without one start from `init_params`).
+    state_names : optional {name: [state names]}; data and evidence may use these names.
+    hidden : names of variables never observed (latent), or one name; they have no data
+        column.
+    alpha : float >= 0, Dirichlet pseudo-count added to every expected count in the M-step
+        (MAP-EM, prior Dirichlet(1 + α)); the default 0.01 keeps every entry > 0. 0 gives
+        maximum-likelihood EM.
+    init_params : "data" (complete-case counts of each family plus a random Dirichlet(1)
+        draw: families with a hidden member start random) or "random" (the draw alone).
+    elimination : "min_fill" or "min_weight", the greedy elimination-order heuristic.
+    tol, max_iter, n_init, random_state, warm_start, verbose, max_time, callbacks,
+    chunk_size, learning_decay, learning_offset : the EM engine's options (`latentkit.em`).
+
+    Attributes
+    ----------
+    cpt_values_ : all fitted CPTs flattened (safe to save); `cpts_` gives them as
+    {name: array}. converged_, n_iter_, history_ (mean log p(X) + log p(θ) per row and
+    iteration), lower_bound_, n_features_in_.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "edges": [InstanceOf(list, tuple, description="a list of (parent, child) pairs")],
+        "cardinalities": [InstanceOf(dict, type(None), description="a dict {name: k}")],
+        "cpts": [InstanceOf(dict, type(None), description="a dict {name: array} or None")],
+        "state_names": [InstanceOf(dict, type(None), description="a dict or None")],
+        "hidden": [InstanceOf(list, tuple, str, description="a list of names (or one)")],
+        "alpha": [Interval(float, 0, None)],
+        "init_params": [Options("data", "random")],
+        "elimination": [Options(*HEURISTICS)],
+    }
+
+    def __init__(self, edges=(), cardinalities=None, cpts=None, *, state_names=None,
+                 hidden=(), alpha=0.01, init_params="data", elimination="min_fill",
+                 tol=1e-4, max_iter=100, n_init=1, random_state=None, warm_start=False,
+                 verbose=None, max_time=None, callbacks=None, chunk_size=None,
+                 learning_decay=0.7, learning_offset=10.0):
+        self._store_init_args(locals())
+
+    # -- structure ------------------------------------------------------------------------
+
+    def _compiled(self):
+        """(Structure, CliqueTree) for the current hyper-parameters (cached)."""
+        key = repr((self.edges, self.cardinalities, self.state_names, self.hidden,
+                    self.elimination))
+        cached = self.__dict__.get("_compiled_cache")
+        if cached is None or cached[0] != key:
+            if self.cardinalities is None:
+                raise ValueError(f"{type(self).__name__} needs cardinalities={{name: number "
+                                 "of states}} (and edges) to define the network.")
+            structure = build_structure(self.edges, self.cardinalities, self.state_names,
+                                        self.hidden)
+            cached = (key, structure, clique_tree(structure, self.elimination))
+            self.__dict__["_compiled_cache"] = cached
+        return cached[1], cached[2]
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Variable names in order (the order of `cardinalities`)."""
+        return self._compiled()[0].names
+
+    @property
+    def observed_variables(self) -> tuple[str, ...]:
+        """Names of the variables that have a data column, in column order."""
+        structure = self._compiled()[0]
+        return tuple(structure.names[v] for v in structure.observed)
+
+    def _cpts(self) -> tuple:
+        """The CPTs inference uses: the fitted ones, else the complete given `cpts`."""
+        structure, _ = self._compiled()
+        if hasattr(self, "cpt_values_"):
+            return unflatten(structure, np.asarray(self.cpt_values_, dtype=np.float64))
+        given = check_cpts(structure, self.cpts)
+        absent = [structure.names[v] for v in range(len(structure.names)) if v not in given]
+        if absent:
+            raise ValueError(f"{type(self).__name__} has no CPT for {absent}: give cpts for "
+                             "every variable, or fit the network to data first.")
+        return tuple(given[v] for v in range(len(structure.names)))
+
+    @property
+    def cpts_(self) -> dict:
+        """The fitted CPTs {name: array (parent cards..., own card)}."""
+        check_is_fitted(self)
+        structure, _ = self._compiled()
+        return dict(zip(structure.names, self._cpts()))
+
+    # -- EM wiring ------------------------------------------------------------------------
+
+    def _validate_X(self, X, *, reset: bool) -> np.ndarray:
+        codes = as_codes(X, self._compiled()[0])
+        if reset:
+            self.n_features_in_ = codes.shape[1]
+        return codes
+
+    def _source(self, X, *, reset: bool) -> em.ChunkSource:
+        source = super()._source(X, reset=reset)
+        if em.is_streaming(X):  # check every chunk's codes once, before EM
+            structure = self._compiled()[0]
+            for chunk in source:
+                as_codes(np.where(chunk == -1, np.nan, chunk), structure)
+        return source
+
+    def _check_data(self, n_samples, n_features):
+        structure, _ = self._compiled()
+        check_cpts(structure, self.cpts)
+
+    def _chunk_floats_per_row(self, n_features):
+        structure, tree = self._compiled()
+        return 3 * tree.table_size(structure.cards) + n_features
+
+    def _em_init(self, X, rng):
+        structure, _ = self._compiled()
+        return initial_params(structure, X, rng, check_cpts(structure, self.cpts),
+                              self.init_params, self.alpha)
+
+    def _e_step(self, params, X):
+        structure, tree = self._compiled()
+        return e_step(structure, tree, params, X)
+
+    def _m_step(self, stats):
+        return m_step(self._compiled()[0], stats, self.alpha)
+
+    def _log_prior(self, params) -> float:
+        return log_prior(params, self.alpha)
+
+    def _store_params(self, params, dtype) -> None:
+        self.cpt_values_ = flatten(params.cpts).astype(dtype)
+
+    def _current_params(self):
+        check_is_fitted(self)
+        return BNParams(self._cpts())
+
+    def _n_parameters(self) -> int:
+        structure, _ = self._compiled()
+        return sum(int(np.prod(structure.cpt_shape(v)[:-1])) * (structure.cards[v] - 1)
+                   for v in range(len(structure.names)))
+
+    @property
+    def n_parameters_(self) -> int:
+        """Free parameters: Σ_v (k_v - 1) Π_{u in pa(v)} k_u."""
+        return self._n_parameters()
+
+    # -- data-matrix inference (clique tree, in row chunks) -------------------------------
+
+    def _chunks(self, X):
+        """(structure, tree, cpts, codes) and the row slices of codes to process."""
+        structure, tree = self._compiled()
+        cpts = self._cpts()
+        codes = as_codes(X, structure)
+        rows = self.chunk_size or em.auto_chunk_rows(
+            self._chunk_floats_per_row(codes.shape[1]))
+        slices = [slice(s, s + rows) for s in range(0, len(codes), rows)]
+        return structure, tree, cpts, codes, slices
+
+    def score_samples(self, X) -> np.ndarray:
+        """log p(x_obs) of each row : (n,), exact (the missing entries summed out)."""
+        structure, tree, cpts, codes, slices = self._chunks(X)
+        return np.concatenate([log_likelihood(structure, tree, cpts, codes[s])
+                               for s in slices]).astype(codes.dtype)
+
+    def _marginals(self, X):
+        """codes (n, n_observed) and p(x_v | x_obs) : (n, k_v) for every variable."""
+        structure, tree, cpts, codes, slices = self._chunks(X)
+        parts = []
+        for s in slices:
+            chunk = codes[s]
+            evidence = inference.indicator_evidence(
+                states_of(chunk, structure), structure.cards, np.float64)
+            calibrated = inference.calibrate(
+                tree, inference.clique_potentials(tree, structure, cpts), evidence)
+            parts.append(inference.variable_marginals(tree, calibrated, len(chunk)))
+        marginals = [np.concatenate([p[v] for p in parts]) for v in range(len(cpts))]
+        return codes, marginals
+
+    def _query_variable(self, variable) -> int:
+        structure, _ = self._compiled()
+        if variable is None:
+            if len(structure.hidden) != 1:
+                raise ValueError("name the variable to predict (variable=...): the network "
+                                 f"has {len(structure.hidden)} hidden variables, not 1.")
+            return structure.hidden[0]
+        return self._indices([variable])[0]
+
+    def predict_proba(self, X, variable=None) -> np.ndarray:
+        """p(variable | x_obs) : (n, k) for each row (default: the single hidden variable)."""
+        v = self._query_variable(variable)
+        return self._marginals(X)[1][v]
+
+    def predict(self, X, variable=None) -> np.ndarray:
+        """The most probable state of `variable` given each row : (n,) int (default: the
+        single hidden variable)."""
+        return np.argmax(self.predict_proba(X, variable), axis=1)
+
+    def posterior(self, X, variables=None) -> Categorical:
+        """p(variables | x_obs) per row as a Categorical over their joint states (row-major
+        over `variables`); default: the hidden variables."""
+        structure, _ = self._compiled()
+        if variables is None:
+            if not structure.hidden:
+                raise ValueError("the network has no hidden variables: name the variables "
+                                 "of the posterior (variables=[...]).")
+            variables = [structure.names[v] for v in structure.hidden]
+        if isinstance(variables, str):
+            variables = [variables]
+        if len(variables) == 1:
+            return Categorical(self.predict_proba(X, variables[0]))
+        probs = self.posterior_joint(variables, evidence=as_codes(X, structure))
+        return Categorical(probs.reshape(len(probs), -1))
+
+    def transform(self, X) -> np.ndarray:
+        """p(hidden | x_obs) : (n, Π k_hidden), the posterior over the hidden variables."""
+        return self.posterior(X).probs
+
+    def impute(self, X) -> np.ndarray:
+        """The data codes with each missing entry replaced by its most probable state under
+        p(x_v | x_obs) (codes are nominal: the mode, not a mean). Returns (n, n_observed)."""
+        codes, marginals = self._marginals(X)
+        structure, _ = self._compiled()
+        out = codes.copy()
+        for j, v in enumerate(structure.observed):
+            missing = np.isnan(out[:, j])
+            out[missing, j] = np.argmax(marginals[v][missing], axis=1)
+        return out
+
+    # -- queries with evidence (variable elimination) -------------------------------------
+
+    def _indices(self, variables) -> list[int]:
+        structure, _ = self._compiled()
+        index = structure.index
+        out = []
+        for name in variables:
+            if name not in index:
+                raise ValueError(f"{name!r} is not a variable of the network "
+                                 f"({list(structure.names)}).")
+            out.append(index[name])
+        if len(set(out)) != len(out):
+            raise ValueError(f"query variables must be distinct; got {list(variables)}.")
+        return out
+
+    def _evidence(self, evidence):
+        structure, _ = self._compiled()
+        states, batched = evidence_states(evidence, structure)
+        lam = inference.indicator_evidence(states, structure.cards, np.float64)
+        return structure, self._cpts(), lam, batched, len(states)
+
+    def posterior_joint(self, variables, evidence=None) -> np.ndarray:
+        """p(variables | evidence): an array over (k_1, ..., k_q) in the given order, with a
+        leading (n,) axis for batched evidence. Rows whose evidence has probability 0 are
+        NaN.
+
+        evidence : None, {name: state code or name}, {name: (n,) codes}, or a data matrix
+        / DataFrame of the observed variables (NaN / -1 / None = unknown).
+        """
+        if isinstance(variables, str):
+            variables = [variables]
+        query = self._indices(variables)
+        structure, cpts, lam, batched, n = self._evidence(evidence)
+        probs, log_evidence = inference.joint_posterior(structure, cpts, lam, query,
+                                                        self.elimination)
+        probs = np.broadcast_to(probs, (n,) + probs.shape[1:]).copy()
+        probs[np.broadcast_to(np.isneginf(log_evidence), (n,))] = np.nan
+        return probs if batched else probs[0]
+
+    def posterior_marginal(self, variable, evidence=None) -> np.ndarray:
+        """p(variable | evidence) : (k,) or (n, k) for batched evidence."""
+        return self.posterior_joint([variable], evidence)
+
+    def log_evidence(self, evidence=None):
+        """log p(evidence): a float, or (n,) for batched evidence (-inf if impossible)."""
+        structure, tree = self._compiled()
+        structure, cpts, lam, batched, n = self._evidence(evidence)
+        potentials = inference.clique_potentials(tree, structure, cpts)
+        value = np.broadcast_to(inference.collect(tree, potentials, lam)[2], (n,))
+        return value.copy() if batched else float(value[0])
+
+    def map_assignment(self, evidence=None, variables=None) -> MAPResult:
+        """The most probable joint state of `variables` given the evidence.
+
+        variables None: MPE, argmax over every variable of p(x, evidence) (observed ones
+        keep their evidence). A subset: marginal MAP, argmax_q Σ_others p(q, others, e).
+        Returns MAPResult(assignment {name: state}, log p(assignment, evidence)).
+        """
+        structure, _ = self._compiled()
+        names = structure.names if variables is None else list(variables)
+        query = self._indices(names)
+        structure, cpts, lam, batched, n = self._evidence(evidence)
+        states, log_prob = inference.map_assignment(structure, cpts, lam, query,
+                                                    self.elimination)
+        states = np.broadcast_to(states, (n, len(query)))
+        log_prob = np.broadcast_to(log_prob, (n,))
+        if batched:
+            return MAPResult({name: states[:, i].copy() for i, name in enumerate(names)},
+                             log_prob.copy())
+        return MAPResult({name: int(states[0, i]) for i, name in enumerate(names)},
+                         float(log_prob[0]))
+
+    # -- generation, persistence, BIF -----------------------------------------------------
+
+    def sample(self, n_samples=1, random_state=None):
+        """Ancestral sampling: each variable in topological order from its CPT row given
+        the parents' drawn states. Returns (X (n, n_observed) float codes, Z (n, n_hidden)
+        int states of the hidden variables)."""
+        if (isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer)
+                or n_samples < 1):
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        structure, _ = self._compiled()
+        cpts = self._cpts()
+        rng = as_generator(random_state)
+        states = np.empty((n_samples, len(structure.names)), dtype=np.int64)
+        for v in structure.topological:
+            rows = cpts[v][tuple(states[:, p] for p in structure.parents[v])]
+            cumulative = np.cumsum(rows, axis=-1)
+            u = rng.random((n_samples, 1)) * cumulative[..., -1:]
+            states[:, v] = np.minimum((u >= cumulative).sum(axis=-1), structure.cards[v] - 1)
+        X = states[:, list(structure.observed)].astype(np.float64)
+        return X, states[:, list(structure.hidden)]
+
+    def save(self, path) -> None:
+        """Write the network (structure as JSON hyper-parameters, CPTs as one array) to
+        one file, without pickle. A network given by its CPTs can be saved unfitted."""
+        from ..io import save
+
+        structure, _ = self._compiled()
+        model = copy.copy(self)
+        if not hasattr(self, "cpt_values_"):
+            model.cpt_values_ = flatten(self._cpts())
+            model.n_features_in_ = len(structure.observed)
+        if self.cpts is not None:  # nested lists are JSON: no array hyper-parameter
+            model.cpts = {name: np.asarray(t, dtype=np.float64).tolist()
+                          for name, t in self.cpts.items()}
+        save(model, path)
+
+    @classmethod
+    def from_bif(cls, path, **kwargs) -> DiscreteBayesNet:
+        """A network read from a BIF file (structure, state names and CPTs); kwargs are
+        further constructor arguments (hidden, alpha, max_iter, ...)."""
+        from .bif import read_bif
+
+        with open(path, encoding="utf-8") as fh:
+            spec = read_bif(fh.read(), source=str(path))
+        return cls(**spec, **kwargs)
+
+    def to_bif(self, path=None, name: str = "latentkit") -> str:
+        """The network in BIF text (written to `path` when given)."""
+        from .bif import write_bif
+
+        structure, _ = self._compiled()
+        text = write_bif(structure, self._cpts(), name=name)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        return text
+
