@@ -9,15 +9,24 @@ inference of p(z | x), with one contract for every family (see `latentkit.base`)
 __version__ = "0.1.0"
 
 from . import datasets, metrics  # noqa: E402
+from .bayesnet import DiscreteBayesNet, LatentClassModel  # noqa: E402
 from .distributions import Categorical, Gaussian  # noqa: E402
+from .dynamics import LinearDynamicalSystem  # noqa: E402
 from .em import Checkpoint, ConvergenceWarning, ReseedWarning  # noqa: E402
 from .io import ModelFileError, load  # noqa: E402
+from .linear import PCA, PPCA, FactorAnalysis, FastICA  # noqa: E402
 from .metrics import ResultTable, select_n_components  # noqa: E402
-from .mixture import BernoulliMixture, CategoricalMixture, GaussianMixture  # noqa: E402
+from .mixture import (  # noqa: E402
+    BernoulliMixture,
+    CategoricalMixture,
+    GaussianMixture,
+    MixtureOfPPCA,
+)
 
 __all__ = [
     "BernoulliMixture", "Categorical", "CategoricalMixture", "Checkpoint", "ConvergenceWarning",
-    "Gaussian",
-    "GaussianMixture", "ModelFileError", "ReseedWarning", "ResultTable", "datasets", "load",
+    "FactorAnalysis", "FastICA", "Gaussian", "MixtureOfPPCA", "PCA", "PPCA",
+    "GaussianMixture", "LinearDynamicalSystem", "ModelFileError", "ReseedWarning", "ResultTable",
+    "DiscreteBayesNet", "LatentClassModel", "datasets", "load",
     "metrics", "select_n_components",
 ]

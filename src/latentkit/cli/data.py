@@ -58,6 +58,8 @@ class Data:
 #: bundled dataset name -> (loader in latentkit.datasets, nominal value range or None)
 _BUNDLED_LOADERS = {
     "faithful": ("load_faithful", None),
+    "nile": ("load_nile", None),
+    "macrodata": ("load_macrodata", None),
     "mnist": ("load_mnist", (0.0, 1.0)),
     "binarized_mnist": ("load_binarized_mnist", (0.0, 1.0)),
     "digits": ("load_digits", (0.0, 16.0)),

@@ -169,8 +169,12 @@ def mnist_bmm(out_dir, progress: Progress, *, quick: bool = False) -> Section:
         part for part in (note, text) if part), figures, [("metrics", rows)])
 
 
+from .demo_bayesnet import seed_bayesnet  # noqa: E402
+from .demo_dynamics import dynamics_lds  # noqa: E402
+from .demo_linear import mnist_linear  # noqa: E402
+
 #: the demo's sections, in order; each is (out_dir, progress, *, quick) -> Section
-SECTIONS = [faithful_gmm, mnist_bmm]
+SECTIONS = [faithful_gmm, mnist_bmm, mnist_linear, dynamics_lds, seed_bayesnet]
 
 
 def run_demo(out_dir, *, quick: bool = False, progress: Progress | None = None,

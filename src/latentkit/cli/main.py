@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output folder (default: ./latentkit-MODEL)"),
         fit.add_argument("-q", "--quiet", action="store_true",
                          help="no progress bars or summary table"),
+        fit.add_argument("--structure", metavar="NET.bif",
+                         help="bayesnet: the network (variables, edges, starting CPTs) as a "
+                         "BIF file"),
         *_add_data_options(fit),
     ]
     # `fit` hands every other --option to the model: these are the ones it keeps itself
@@ -204,7 +207,7 @@ def _load_with_data(args):
     """(model, spec, data): the saved model, its command-line spec, and DATA read for it
     with the model's number of columns checked."""
     model, spec = _load_model(args.model_file)
-    data = _read(spec, args.data, args)
+    data = _network_columns(model, _read(spec, args.data, args))
     _check_columns(model, data)
     return model, spec, data
 
@@ -246,17 +249,45 @@ def _fit(spec, model, X, args):
     return model.fit(X), None
 
 
+def _build(spec, kwargs: dict, structure: str | None):
+    """The model to fit: from --structure (a BIF file) for models that read one."""
+    reads_structure = hasattr(spec.cls, "from_bif")
+    if structure is None:
+        if reads_structure:
+            raise ValueError(f"{spec.name} needs --structure NET.bif: the network's variables, "
+                             "edges and starting CPTs.")
+        return spec.cls(**kwargs)
+    if not reads_structure:
+        raise ValueError(f"--structure is for bayesnet; {spec.name} takes no structure file.")
+    if not os.path.isfile(structure):
+        raise FileNotFoundError(f"no such structure file: {structure}")
+    return spec.cls.from_bif(structure, **kwargs)
+
+
+def _network_columns(model, data: Data) -> Data:
+    """DATA's columns put in a network's variable order when its header names them."""
+    if not hasattr(model, "observed_variables"):
+        return data
+    observed = list(model.observed_variables)
+    names = data.column_names
+    if sorted(names) == sorted(observed) and names != observed:
+        order = [names.index(name) for name in observed]
+        return data.replace(X=data.X[:, order], columns=observed)
+    return data
+
+
 def run_fit(args) -> int:
     spec = models.get_spec(args.model)
-    kwargs = model_kwargs(spec, args.model_options)
+    kwargs = {**dict(spec.defaults), **model_kwargs(spec, args.model_options)}
     if args.n_components is not None and spec.k_param is None:
         raise ValueError(f"{spec.name} has no number of components; drop -k.")
     progress = ("verbose" in spec.options() and "verbose" not in kwargs and not args.quiet
                 and sys.stderr.isatty())
-    model = spec.cls(**kwargs)
+    model = _build(spec, kwargs, args.structure)
     if progress:
         model.set_params(verbose=1)
     data = _read(spec, args.data or spec.default_data, args)
+    data = _network_columns(model, data)
     out = Path(args.out or f"latentkit-{spec.name}")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

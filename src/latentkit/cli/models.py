@@ -123,6 +123,61 @@ def mixture_figures(job: FigureJob) -> list[tuple[Path, str]]:
     return figures
 
 
+def linear_figures(job: FigureJob) -> list[tuple[Path, str]]:
+    """Figures of a fitted linear-Gaussian model (PCA, PPCA, FA): the data in the first two
+    latent coordinates (coloured by label when known), the components as images for image
+    data, the criterion curve when M was chosen, the EM log-likelihood curve."""
+    from latentkit import plot
+
+    model, data, out = job.model, job.data, job.out_dir
+    figures = []
+    if job.selection is not None:
+        path = plot.save_figure(plot.plot_criterion_curve(job.selection.table),
+                                out / "criterion.png")
+        figures.append((path, "model-selection criterion against the number of components"))
+    X = _complete_rows(model, np.asarray(data.X, dtype=np.float64))
+    Z = np.asarray(model.transform(X), dtype=np.float64)
+    if Z.shape[1] >= 2:
+        labels = (np.zeros(len(Z), dtype=int) if data.target is None
+                  else np.unique(data.target, return_inverse=True)[1])
+        ax = plot.plot_projection_2d(Z[:, :2], labels, title="latent coordinates 1 and 2")
+        figures.append((plot.save_figure(ax, out / "latent.png"),
+                        "rows in the first two latent coordinates (colour: label if known)"))
+    shape = data.image_shape
+    components = np.asarray(model.components_)
+    if shape is not None and components.shape[1] == shape[0] * shape[1]:
+        fig = plot.plot_image_grid(components[:16], tuple(shape), cmap="RdBu_r",
+                                   suptitle="components")
+        figures.append((plot.save_figure(fig, out / "components.png"),
+                        "components (rows of components_) as images"))
+    history = getattr(model, "history_", None)
+    if history is not None and len(history) > 1:
+        figures.append((plot.save_figure(plot.plot_history(history), out / "history.png"),
+                        "EM objective per iteration"))
+    return figures
+
+
+def ica_figures(job: FigureJob) -> list[tuple[Path, str]]:
+    """Figures of a fitted FastICA (see latentkit.cli.demo_linear.ica_figures)."""
+    from .demo_linear import ica_figures as figures
+
+    return figures(job)
+
+
+def lds_figures(job: FigureJob) -> list[tuple[Path, str]]:
+    """Figures of a fitted linear dynamical system (see latentkit.dynamics.plotting)."""
+    from latentkit.dynamics.plotting import lds_figures as figures
+
+    return figures(job)
+
+
+def bayesnet_figures(job: FigureJob) -> list[tuple[Path, str]]:
+    """Figures of a fitted Bayesian network (see latentkit.cli.demo_bayesnet)."""
+    from .demo_bayesnet import network_figures
+
+    return network_figures(job)
+
+
 # -- command-line options for a model ----------------------------------------------------
 
 
@@ -200,6 +255,7 @@ class ModelSpec:
     k_param : the constructor parameter -k/--n-components sets (None: the model has none).
     default_k : K when -k is not given: "auto" (chosen by the criterion) or an int.
     hidden_params : constructor parameters not offered as command-line options.
+    defaults : constructor values used unless the command line sets them.
     """
 
     name: str
@@ -213,6 +269,8 @@ class ModelSpec:
     k_param: str | None = "n_components"
     default_k: int | str = "auto"
     hidden_params: tuple[str, ...] = ("callbacks",)
+    #: constructor values the command line uses unless --options set them
+    defaults: tuple[tuple[str, object], ...] = ()
 
     @property
     def cls(self) -> type:
@@ -245,6 +303,48 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "categorical mixture for integer-coded categorical columns",
         "wine", "wine, each of 13 columns cut into tertiles: levels 0/1/2 (178 x 13)",
         prepare=discretize),
+    ModelSpec(
+        "pca", "latentkit.linear.pca:PCA", "principal component analysis",
+        "digits", "scikit-learn digits, 8 x 8 grey levels 0-16 (1797 x 64)",
+        figures=linear_figures, summary_params=("svd_solver",), default_k=10),
+    ModelSpec(
+        "ppca", "latentkit.linear.ppca:PPCA",
+        "probabilistic PCA (closed form or EM; missing values)",
+        "digits", "scikit-learn digits, 8 x 8 grey levels 0-16 (1797 x 64)",
+        figures=linear_figures, summary_params=("solver",)),
+    ModelSpec(
+        "fa", "latentkit.linear.factor_analysis:FactorAnalysis",
+        "factor analysis (diagonal noise; missing values; varimax)",
+        "wine", "wine, 13 chemical measurements (178 x 13)",
+        figures=linear_figures, summary_params=("rotation",)),
+    ModelSpec(
+        "mppca", "latentkit.mixture.ppca_mixture:MixtureOfPPCA",
+        "mixture of probabilistic PCA models: clusters with a local M-dimensional linear "
+        "subspace each (--n-latent M, default 2); missing values",
+        "digits", "scikit-learn digits, 8 x 8 grey levels 0-16 (1797 x 64)",
+        summary_params=("n_latent",), default_k=10),
+    ModelSpec(
+        "ica", "latentkit.linear.ica:FastICA",
+        "independent component analysis by FastICA (--fun logcosh|exp|cube, --algorithm "
+        "parallel|deflation)",
+        "digits", "scikit-learn digits, 8 x 8 grey levels 0-16 (1797 x 64)",
+        figures=ica_figures, summary_params=("fun", "algorithm"), default_k=10),
+    ModelSpec(
+        "lds", "latentkit.dynamics.lds:LinearDynamicalSystem",
+        "linear dynamical system (Kalman filter model) learned by EM; DATA is one sequence, "
+        "rows = time steps; --state-dim K (default 1)",
+        "nile", "Nile river flow at Aswan 1871-1970 (100 x 1)", figures=lds_figures,
+        summary_params=("state_dim", "covariance_type"), k_param=None,
+        defaults=(("state_dim", 1),)),
+    ModelSpec(
+        "bayesnet", "latentkit.bayesnet.network:DiscreteBayesNet",
+        "discrete Bayesian network: the structure and starting CPTs from --structure "
+        "NET.bif, CPTs learned by EM; DATA has one integer-coded column per variable (a "
+        "header naming them, or in the BIF's order); missing values; --hidden NAME for a "
+        "latent variable (no column)",
+        "wine", "none: give DATA and --structure NET.bif", figures=bayesnet_figures,
+        summary_params=("alpha",), k_param=None,
+        hidden_params=("callbacks", "edges", "cardinalities", "cpts", "state_names")),
 )}
 
 
