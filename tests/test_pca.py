@@ -89,6 +89,19 @@ def test_deterministic_signs():
     np.testing.assert_array_equal(np.sign(-X[:1]), np.sign(-X[:1]))
 
 
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-3)])
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_covariance_eigh_survives_a_large_mean(offset, dtype, rtol):
+    """The one-GEMM covariance X^T X - N x̄ x̄^T would cancel when the mean dwarfs the
+    spread; there the solver must switch to centred blocks. Truth: the float64 SVD of the
+    exactly centred data."""
+    X = (low_rank_data(2000, 12, 3) + offset).astype(dtype)
+    Xc = X.astype(np.float64) - X.astype(np.float64).mean(axis=0)
+    truth = np.linalg.svd(Xc, compute_uv=False)[:3] ** 2 / (len(X) - 1)
+    ours = PCA(3, svd_solver="covariance_eigh").fit(X)
+    np.testing.assert_allclose(ours.explained_variance_, truth, rtol=rtol)
+
+
 def test_float32():
     X = low_rank_data(300, 10, 3)
     for solver in ["covariance_eigh", "full", "randomized"]:

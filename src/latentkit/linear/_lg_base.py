@@ -40,11 +40,12 @@ class MomentSource(em.ChunkSource):
 
 def top_eigen(S: np.ndarray, M: int):
     """The M largest eigenvalues (descending) : (M,) of the symmetric S : (D, D) and their
-    eigenvectors as rows : (M, D). A few of many: LAPACK's bisection + inverse iteration
-    (syevx), several times faster than a full decomposition; else divide and conquer."""
+    eigenvectors as rows : (M, D). A few of many: LAPACK's relatively robust
+    representations (syevr), several times faster than a full decomposition and, unlike
+    inverse iteration, not slowed by clustered eigenvalues; else divide and conquer."""
     D = S.shape[0]
     if M <= D // 4:
-        values, vectors = eigh(S, subset_by_index=(D - M, D - 1), driver="evx",
+        values, vectors = eigh(S, subset_by_index=(D - M, D - 1), driver="evr",
                                check_finite=False)
     else:
         values, vectors = eigh(S, driver="evd", check_finite=False)

@@ -31,6 +31,7 @@ from typing import ClassVar
 
 import numpy as np
 from scipy.linalg import qr, svd
+from threadpoolctl import threadpool_limits
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import RANDOM_STATE, Interval, Options, as_generator
@@ -50,13 +51,26 @@ BLOCK_ROWS = 4096
 # -- solvers: each returns (components (M, D), explained_variance (M,), total_variance) ----
 
 
+#: largest x̄_d² / var_d for which S = (X^T X - N x̄ x̄^T) / (N - 1) is accurate enough: the
+#: subtraction loses about log10(1 + x̄²/var) digits of the eps·N-accurate X^T X.
+UNCENTERED_LIMIT = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 1.0}
+
+
 def pca_covariance_eigh(X, mean, M):
-    """From S = Σ_blocks X_c^T X_c / (N - 1) (syrk in X's dtype, summed in float64)."""
+    """S : (D, D) by one GEMM over the raw data, X^T X - N x̄ x̄^T, which is the GEMM limit
+    with no centred copy of X; when a column's mean is large against its spread that
+    subtraction would cancel (see UNCENTERED_LIMIT), and S is accumulated from centred
+    blocks instead (syrk per block of BLOCK_ROWS, summed in float64). Top-M eigh of S."""
     N, D = X.shape
-    C = np.zeros((D, D))
-    m = mean.astype(X.dtype)
-    for start in range(0, N, BLOCK_ROWS):
-        C += scatter(X[start:start + BLOCK_ROWS] - m)
+    C = (X.T @ X).astype(np.float64)
+    spread = np.diag(C) / N - mean**2
+    if np.all(mean**2 <= UNCENTERED_LIMIT[X.dtype] * spread):
+        C -= N * np.outer(mean, mean)
+    else:
+        C = np.zeros((D, D))
+        m = mean.astype(X.dtype)
+        for start in range(0, N, BLOCK_ROWS):
+            C += scatter(X[start:start + BLOCK_ROWS] - m)
     C /= N - 1
     values, components = top_eigen(C, M)
     return components, np.maximum(values, 0.0), float(np.trace(C))
@@ -86,17 +100,34 @@ def pca_gram(X, mean, M):
 def pca_randomized(X, mean, M, *, n_oversamples, n_iter, rng):
     """Subspace iteration on X_c^T X_c from a Gaussian (D, M + p) start, orthonormalized on
     the D side each step (QR of a D x (M + p) matrix, not of N x (M + p)); then the exact
-    top-M eigenpairs of Q^T X_c^T X_c Q."""
+    top-M eigenpairs of Q^T X_c^T X_c Q. The centring is implicit, X_c Q = X Q - 1 (x̄^T Q)
+    and X_c^T Y = X^T Y - x̄ (1^T Y), so no centred copy of X is made (its page faults cost
+    more than a product here), unless the mean dwarfs the spread (UNCENTERED_LIMIT)."""
     N, D = X.shape
-    Xc = X - mean.astype(X.dtype)
+    sum_squares = np.einsum("nd,nd->d", X, X, dtype=np.float64)
+    spread = sum_squares / N - mean**2
+    if np.all(mean**2 <= UNCENTERED_LIMIT[X.dtype] * spread):
+        m = mean.astype(X.dtype)
+        total = float((sum_squares - N * mean**2).sum() / (N - 1))
+    else:
+        X, m = X - mean.astype(X.dtype), np.zeros(D, X.dtype)
+        total = float(np.einsum("nd,nd->", X, X, dtype=np.float64) / (N - 1))
+
+    def centred_times(Q):  # X_c Q : (N, width)
+        return X @ Q - m @ Q
+
+    def orthonormal(A):  # a small QR: threaded BLAS spends ~100x its work waking threads
+        with threadpool_limits(1):
+            return qr(A, mode="economic")[0]
+
     width = min(M + n_oversamples, D)
-    Q = qr(rng.standard_normal((D, width)), mode="economic")[0].astype(X.dtype)
+    Q = orthonormal(rng.standard_normal((D, width))).astype(X.dtype)
     for _ in range(n_iter):
-        Q = qr(Xc.T @ (Xc @ Q), mode="economic")[0]
-    B = (Xc @ Q).astype(np.float64)  # (N, width)
+        Y = centred_times(Q)
+        Q = orthonormal(X.T @ Y - np.outer(m, Y.sum(axis=0)))
+    B = centred_times(Q).astype(np.float64)  # (N, width)
     values, V = top_eigen(B.T @ B / (N - 1), M)
     components = V @ Q.T.astype(np.float64)
-    total = float(np.square(Xc).sum(dtype=np.float64) / (N - 1))
     return components, np.maximum(values, 0.0), total
 
 
@@ -162,7 +193,10 @@ class PCA(LatentModel):
                 f"PCA: n_components={M} must be <= min(n_samples, n_features) = {min(N, D)}; "
                 "there are no more principal directions. Use fewer components.")
         solver = choose_solver(N, D, M) if self.svd_solver == "auto" else self.svd_solver
-        mean = X.mean(axis=0, dtype=np.float64)
+        if X.dtype == np.float64:
+            mean = np.ones(N) @ X / N  # a GEMV: one pass, accumulated in float64
+        else:  # float32 accumulation would lose a large mean: sum in float64
+            mean = X.mean(axis=0, dtype=np.float64)
         if solver == "covariance_eigh":
             components, values, total = pca_covariance_eigh(X, mean, M)
         elif solver == "full":
