@@ -159,7 +159,7 @@ def _macro_part(folder: Path, progress, quick: bool, note_for):
     curves, rows = {}, []
     for K in ((2,) if quick else (1, 2, 3)):
         start = time.perf_counter()
-        model = LinearDynamicalSystem(K, max_iter=40 if quick else 500, tol=1e-5,
+        model = LinearDynamicalSystem(K, max_iter=40 if quick else 3000, tol=1e-5,
                                       random_state=0, verbose=progress.verbose)
         with warnings.catch_warnings():
             if quick:  # a few iterations only: not converging is expected
