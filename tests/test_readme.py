@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from latentkit.datasets import load_faithful
@@ -21,3 +22,22 @@ def test_quickstart_runs(tmp_path, monkeypatch):
     exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 -- our own README
     assert namespace["best"].n_components == namespace["k"]
     assert (tmp_path / "gmm.npz").exists()
+
+
+def test_other_families_snippet_runs(tmp_path, monkeypatch):
+    from latentkit.datasets import load_nile
+
+    try:
+        load_nile()
+    except FileNotFoundError:
+        pytest.skip("the Nile series is not available (no ../shared/data, cache or network)")
+    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[1]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 -- our own README
+    # the published local-level MLE (Durbin & Koopman) and the lecture's completion weights
+    np.testing.assert_allclose(namespace["lds"].observation_covariance_[0, 0], 15099, rtol=0.01)
+    np.testing.assert_allclose(namespace["lds"].transition_covariance_[0, 0], 1469.1, rtol=0.01)
+    joint = namespace["net"].posterior_joint(["B", "C"], evidence={"A": 1, "D": 0})
+    np.testing.assert_allclose(joint, [[0.0492, 0.0164], [0.8852, 0.0492]], atol=5e-5)
+    assert np.isfinite(namespace["ppca"].impute(namespace["X_nan"])).all()
