@@ -58,3 +58,19 @@ def assert_recovers(true, fitted, atol: float, permutation_invariant: bool = Tru
         fitted[order], true, atol=atol, rtol=0,
         err_msg=f"fitted components (matched order {order.tolist()}) differ from the truth")
     return order
+
+
+def assert_imputes_conditional_mean(X_missing, filled, mean, covariance, atol=1e-10) -> None:
+    """Fail unless each row of `filled` keeps the observed entries of `X_missing` and fills
+    the NaNs with the Gaussian conditional mean μ_m + C_mo C_oo^{-1} (x_o - μ_o), solved
+    densely row by row (the independent truth for a low-rank model's `impute`).
+
+    X_missing, filled : (n, D); mean : (D,); covariance : (D, D) the model's marginal C.
+    """
+    for x, f in zip(X_missing, filled):
+        o = ~np.isnan(x)
+        m = ~o
+        expected = mean[m] + covariance[np.ix_(m, o)] @ np.linalg.solve(
+            covariance[np.ix_(o, o)], x[o] - mean[o])
+        np.testing.assert_allclose(f[m], expected, atol=atol)
+        np.testing.assert_array_equal(f[o], x[o])

@@ -77,6 +77,17 @@ class FigureJob:
     selection: object | None = None
 
 
+def _criterion_figure(job: FigureJob) -> list[tuple[Path, str]]:
+    """The criterion curve when the number of components was chosen automatically."""
+    from latentkit import plot
+
+    if job.selection is None:
+        return []
+    path = plot.save_figure(plot.plot_criterion_curve(job.selection.table),
+                            job.out_dir / "criterion.png")
+    return [(path, "model-selection criterion against the number of components")]
+
+
 def _complete_rows(model, X: np.ndarray) -> np.ndarray:
     """X without NaN: imputed by the model when it can, else the complete rows."""
     if not np.isnan(X).any():
@@ -93,11 +104,7 @@ def mixture_figures(job: FigureJob) -> list[tuple[Path, str]]:
     from latentkit import plot
 
     model, data, out = job.model, job.data, job.out_dir
-    figures = []
-    if job.selection is not None:
-        path = plot.save_figure(plot.plot_criterion_curve(job.selection.table),
-                                out / "criterion.png")
-        figures.append((path, "model-selection criterion against the number of components"))
+    figures = _criterion_figure(job)
     X = np.asarray(data.X, dtype=np.float64)
     if X.shape[1] == 2 and hasattr(model, "covariances_"):
         ax = plot.plot_density_2d(model, X, feature_names=data.column_names)
@@ -130,11 +137,7 @@ def linear_figures(job: FigureJob) -> list[tuple[Path, str]]:
     from latentkit import plot
 
     model, data, out = job.model, job.data, job.out_dir
-    figures = []
-    if job.selection is not None:
-        path = plot.save_figure(plot.plot_criterion_curve(job.selection.table),
-                                out / "criterion.png")
-        figures.append((path, "model-selection criterion against the number of components"))
+    figures = _criterion_figure(job)
     X = _complete_rows(model, np.asarray(data.X, dtype=np.float64))
     Z = np.asarray(model.transform(X), dtype=np.float64)
     if Z.shape[1] >= 2:

@@ -31,8 +31,8 @@ from typing import ClassVar
 
 import numpy as np
 from scipy.linalg import qr, svd
-from threadpoolctl import threadpool_limits
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from .._validation import RANDOM_STATE, Interval, Options, as_generator
 from ..base import LatentModel
