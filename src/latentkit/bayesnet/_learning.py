@@ -24,11 +24,10 @@ import numpy as np
 from .. import em
 from ._graph import CliqueTree, Structure
 from ._inference import (
-    calibrate,
     clique_potentials,
-    collect,
-    family_counts,
-    indicator_evidence,
+    pooled_family_counts,
+    restricted_calibrate,
+    restricted_pieces,
 )
 
 
@@ -75,20 +74,28 @@ def states_of(X: np.ndarray, structure: Structure) -> np.ndarray:
 
 def e_step(structure: Structure, tree: CliqueTree, params: BNParams, X: np.ndarray):
     """X : (n, n_observed) -> (BNStats, Σ_n log p(x_n,obs)). Runs in X's float dtype."""
-    cpts = tuple(t.astype(X.dtype) for t in params.cpts)
-    evidence = indicator_evidence(states_of(X, structure), structure.cards, X.dtype)
-    calibrated = calibrate(tree, clique_potentials(tree, structure, cpts), evidence)
-    counts = family_counts(tree, structure, calibrated, len(X))
-    log_evidence = np.broadcast_to(calibrated.log_evidence, (len(X),))
-    return BNStats(float(len(X)), flatten(counts)), float(log_evidence.sum())
+    potentials = clique_potentials(tree, structure, params.cpts)
+    states = states_of(X, structure)
+    pooled = [np.zeros(int(np.prod([structure.cards[u] for u in scope])))
+              for scope in tree.scopes]
+    total = 0.0
+    for rows in restricted_pieces(tree, structure.cards, states):
+        part, log_evidence = restricted_calibrate(tree, potentials, states[rows],
+                                                  structure.cards, X.dtype)
+        pooled = [a + b for a, b in zip(pooled, part)]
+        total += float(log_evidence.sum())
+    counts = pooled_family_counts(tree, structure, pooled)
+    return BNStats(float(len(X)), flatten(counts)), total
 
 
 def log_likelihood(structure: Structure, tree: CliqueTree, cpts, X: np.ndarray) -> np.ndarray:
     """log p(x_n,obs) : (n,) by the upward pass alone."""
-    cpts = tuple(np.asarray(t, dtype=X.dtype) for t in cpts)
-    evidence = indicator_evidence(states_of(X, structure), structure.cards, X.dtype)
-    log_evidence = collect(tree, clique_potentials(tree, structure, cpts), evidence)[2]
-    return np.broadcast_to(log_evidence, (len(X),))
+    potentials = clique_potentials(tree, structure, cpts)
+    states = states_of(X, structure)
+    return np.concatenate([np.zeros(0)] + [
+        restricted_calibrate(tree, potentials, states[rows], structure.cards, X.dtype,
+                             downward=False)[1]
+        for rows in restricted_pieces(tree, structure.cards, states)])
 
 
 def m_step(structure: Structure, stats: BNStats, alpha: float) -> BNParams:

@@ -206,6 +206,12 @@ class DiscreteBayesNet(EMModel):
         check_cpts(structure, self.cpts)
 
     def _chunk_floats_per_row(self, n_features):
+        # the E-step's tables are restricted to each row's evidence (a few entries per
+        # clique) and it splits its chunk by their actual size (`restricted_pieces`), so
+        # chunks can be large: the per-group overhead is paid per chunk
+        return 4 * len(self._compiled()[1].scopes) + n_features
+
+    def _dense_floats_per_row(self, n_features):
         structure, tree = self._compiled()
         return 3 * tree.table_size(structure.cards) + n_features
 
@@ -243,19 +249,20 @@ class DiscreteBayesNet(EMModel):
 
     # -- data-matrix inference (clique tree, in row chunks) -------------------------------
 
-    def _chunks(self, X):
-        """(structure, tree, cpts, codes) and the row slices of codes to process."""
+    def _chunks(self, X, dense=True):
+        """(structure, tree, cpts, codes) and the row slices of codes to process (sized
+        for dense clique tables, or for evidence-restricted ones)."""
         structure, tree = self._compiled()
         cpts = self._cpts()
         codes = as_codes(X, structure)
-        rows = self.chunk_size or em.auto_chunk_rows(
-            self._chunk_floats_per_row(codes.shape[1]))
+        per_row = self._dense_floats_per_row if dense else self._chunk_floats_per_row
+        rows = self.chunk_size or em.auto_chunk_rows(per_row(codes.shape[1]))
         slices = [slice(s, s + rows) for s in range(0, len(codes), rows)]
         return structure, tree, cpts, codes, slices
 
     def score_samples(self, X) -> np.ndarray:
         """log p(x_obs) of each row : (n,), exact (the missing entries summed out)."""
-        structure, tree, cpts, codes, slices = self._chunks(X)
+        structure, tree, cpts, codes, slices = self._chunks(X, dense=False)
         return np.concatenate([log_likelihood(structure, tree, cpts, codes[s])
                                for s in slices]).astype(codes.dtype)
 
