@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
+from latentkit._linalg import SingularCovarianceError
 from latentkit._missing import missingness_patterns, pattern_index
+from latentkit.linear import _missing_kernels as mk
 from latentkit.linear._lowrank import (
     lowrank_log_prob,
     lowrank_log_prob_missing,
@@ -105,3 +107,80 @@ def test_pattern_index_groups_rows():
     rows_seen = np.concatenate([rows for rows, obs in missingness_patterns(observed)
                                 if (observed[rows] == obs).all()])
     np.testing.assert_array_equal(np.sort(rows_seen), np.arange(300))
+
+
+# -- compiled kernels of the missing-value path (numba) against numpy ----------------------
+
+
+
+def random_spd(rng, K, M):
+    A = rng.normal(size=(K, M, M + 3))
+    return A @ np.swapaxes(A, 1, 2) / (M + 3) + 0.1 * np.eye(M)
+
+
+def test_spd_inverse_equals_numpy():
+    P = random_spd(np.random.default_rng(1), 40, 6)
+    inv, log_det = mk.spd_inverse(P)
+    np.testing.assert_allclose(inv, np.linalg.inv(P), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(log_det, np.linalg.slogdet(P)[1], rtol=1e-12)
+
+
+def test_spd_inverse_rejects_non_positive_definite():
+    P = random_spd(np.random.default_rng(2), 5, 4)
+    P[3] = np.diag([1.0, 2.0, -1.0, 1.0])  # indefinite
+    with pytest.raises(SingularCovarianceError, match="number 3 of the batch"):
+        mk.spd_inverse(P)
+    P[3] = np.eye(4)
+    P[1, 2, 2] = np.nan
+    with pytest.raises(SingularCovarianceError, match="number 1"):
+        mk.spd_inverse(P)
+
+
+def test_pattern_precision_inverse_equals_dense():
+    # patterns from all missing to all observed: both the sum over the observed rows and
+    # the total minus the missing rows are exercised
+    rng = np.random.default_rng(3)
+    D, M = 9, 3
+    Wt = rng.normal(size=(D, M))
+    observed = np.array([np.arange(D) < k for k in range(D + 1)] + list(rng.random((6, D)) < 0.5))
+    inv, log_det = mk.pattern_precision_inverse(observed, Wt)
+    P = np.eye(M) + np.einsum("ud,di,dj->uij", observed.astype(float), Wt, Wt)
+    np.testing.assert_allclose(inv, np.linalg.inv(P), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(log_det, np.linalg.slogdet(P)[1], rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(inv[0], np.eye(M))  # nothing observed: the prior
+
+
+@pytest.mark.parametrize("density", [0.1, 0.5, 0.9])
+def test_masked_sum_equals_dense_product(density):
+    rng = np.random.default_rng(4)
+    U, D, M = 30, 8, 4
+    mask = rng.random((U, D)) < density
+    weights = rng.uniform(0.5, 3.0, U)
+    A = random_spd(rng, U, M)
+    G = mk.masked_sum(mask, weights, A)
+    expected = np.einsum("ud,u,uij->dij", mask.astype(float), weights, A)
+    np.testing.assert_allclose(G, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_row_kernels_equal_numpy():
+    rng = np.random.default_rng(5)
+    n, D, M = 25, 6, 2
+    X = rng.normal(size=(n, D))
+    observed = rng.random((n, D)) < 0.7
+    X[~observed] = np.nan
+    mean, scale, shift = rng.normal(size=D), rng.uniform(0.5, 2, D), rng.normal(size=D)
+    W, Z = rng.normal(size=(D, M)), rng.normal(size=(n, M))
+    R, sq = mk.whiten_observed(X, observed, mean, scale)
+    R_np = np.where(observed, (X - mean) * scale, 0.0)
+    np.testing.assert_allclose(R, R_np, rtol=1e-14)
+    np.testing.assert_allclose(sq, (R_np**2).sum(axis=1), rtol=1e-12)
+    Xs, col_sum, col_sq = mk.impute_shifted(X, observed, mean, W, Z, shift)
+    Xs_np = np.where(observed, X, mean + Z @ W.T) - shift
+    np.testing.assert_allclose(Xs, Xs_np, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(col_sum, Xs_np.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(col_sq, (Xs_np**2).sum(axis=0), rtol=1e-12)
+    A, pattern = random_spd(rng, 3, M), np.arange(n) % 3
+    y, quad = mk.pattern_matvec(A, pattern, Z)
+    y_np = np.einsum("nij,nj->ni", A[pattern], Z)
+    np.testing.assert_allclose(y, y_np, rtol=1e-12)
+    np.testing.assert_allclose(quad, np.einsum("ni,ni->n", y_np, Z), rtol=1e-12)

@@ -168,28 +168,25 @@ def e_step_complete(params: LGParams, X: np.ndarray):
 
 def e_step_missing(params: LGParams, X: np.ndarray):
     """(stats, total log-likelihood) from rows X : (n, D) with NaN; exact (module doc)."""
-    X = np.asarray(X, dtype=np.float64)
-    n, D = X.shape
+    from ._missing_kernels import impute_shifted, masked_sum  # numba, on first use
+
+    X = np.ascontiguousarray(X, dtype=np.float64)
     observed = ~np.isnan(X)
     post = lowrank_missing(X, params.mean, params.W, params.psi, observed)
     means, W = post.z_mean, params.W
     counts = np.bincount(post.pattern, minlength=len(post.patterns)).astype(np.float64)
-    weighted_cov = counts[:, None, None] * post.z_cov  # (U, M, M)
-    M = W.shape[1]
-    # G_d = Σ_{rows missing d} P_u^{-1} : (D, M, M), one product over the patterns (of the
-    # upper triangles: G is symmetric)
-    iu, ju = np.triu_indices(M)
-    upper = (~post.patterns).T.astype(np.float64) @ weighted_cov[:, iu, ju]
-    G = np.empty((D, M, M))
-    G[:, iu, ju] = upper
-    G[:, ju, iu] = upper
-    Xs = np.where(observed, X, (params.mean + means @ W.T)) - params.shift  # x̂'
-    n_missing = (~observed).sum(axis=0)
+    # G_d = Σ_{rows missing d} P_u^{-1} = Σ_{patterns missing d} count_u P_u^{-1} : (D, M, M)
+    G = masked_sum(~post.patterns, counts, post.z_cov)
+    # x̂' = x - shift where observed, E[x_d | x_o] - shift = μ_d + w_d^T m - shift where missing
+    Xs, sum_x, sum_sq = impute_shifted(X, observed, params.mean, W, means, params.shift)
+    n_missing = len(X) - np.count_nonzero(observed, axis=0)  # rows missing d : (D,)
     GW = np.einsum("dij,dj->di", G, W)  # w_d^T G_d : (D, M)
     sxz_m = Xs.T @ means + GW
-    sxx = np.einsum("nd,nd->d", Xs, Xs) + np.einsum("di,di->d", GW, W) + n_missing * params.psi
-    stats = _assemble(n, means.sum(axis=0), means.T @ means, weighted_cov.sum(axis=0), sxz_m,
-                      Xs.sum(axis=0), sxx, params)
+    sxx = sum_sq + np.einsum("di,di->d", GW, W) + n_missing * params.psi
+    M = W.shape[1]
+    cov_total = (counts @ post.z_cov.reshape(len(counts), M * M)).reshape(M, M)
+    stats = _assemble(len(X), means.sum(axis=0), means.T @ means, cov_total, sxz_m, sum_x,
+                      sxx, params)
     return stats, float(post.log_prob.sum())
 
 

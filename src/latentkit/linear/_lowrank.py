@@ -20,9 +20,10 @@ Missing values (NaN). Rows are marginalized exactly onto their observed coordina
 marginal of x_o is the same model with W_o (the observed rows of W) and ψ_o, so the formulas
 above hold with P_o = I + W̃_o^T W̃_o, which depends only on the missingness pattern. P_o is
 built for all patterns in one product, P_o = I + Σ_d o_d w̃_d w̃_d^T = I + O (w̃ ⊗ w̃) with
-O : (U, D) the pattern masks, and factored once per pattern; each row then needs
-b = W̃^T r̃_o (one GEMM with the missing entries zeroed) and a product with its pattern's
-P_o^{-1}. No Python loop over rows or patterns.
+O : (U, D) the pattern masks, and factored once per pattern (compiled loops in `_missing_kernels`,
+which sum over the shorter of a pattern's observed and missing coordinates); each row then
+needs b = W̃^T r̃_o (one GEMM with the missing entries zeroed) and a product with its
+pattern's P_o^{-1}. No Python loop over rows or patterns.
 """
 
 from __future__ import annotations
@@ -137,32 +138,25 @@ def lowrank_missing(X, mean, W, psi, observed=None) -> MissingPosterior:
     n_components); psi : (n_features,). observed : (n_samples, n_features) bool, ~isnan(X)
     when not given. All in float64.
     """
-    X = np.asarray(X, dtype=np.float64)
-    n, D = X.shape
-    M = W.shape[1]
-    observed = ~np.isnan(X) if observed is None else observed
+    # numba is imported on first use, not with the package
+    from ._missing_kernels import pattern_matvec, pattern_precision_inverse, whiten_observed
+
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    observed = ~np.isnan(X) if observed is None else np.ascontiguousarray(observed, dtype=bool)
     patterns, inverse = pattern_index(observed)
     psi = np.asarray(psi, dtype=np.float64)
-    Wt = np.asarray(W, dtype=np.float64) / np.sqrt(psi)[:, None]
-    # P_u = I + Σ_{d observed in u} w̃_d w̃_d^T for all patterns at once (upper triangle)
-    iu, ju = np.triu_indices(M)
-    masks = patterns.astype(np.float64)
-    upper = masks @ (Wt[:, iu] * Wt[:, ju])  # (U, M(M+1)/2)
-    P = np.empty((len(patterns), M, M))
-    P[:, iu, ju] = upper
-    P[:, ju, iu] = upper
-    P[:, np.arange(M), np.arange(M)] += 1.0
-    L = cholesky(P, what="posterior precision I + W_o^T Ψ_o^{-1} W_o")
-    Linv = inverse_lower(L)
-    z_cov = np.swapaxes(Linv, 1, 2) @ Linv  # P_u^{-1} = L^{-T} L^{-1}
+    scale = 1.0 / np.sqrt(psi)
+    Wt = np.asarray(W, dtype=np.float64) * scale[:, None]
+    # P_u = I + Σ_{d observed in u} w̃_d w̃_d^T = L L^T per pattern: P_u^{-1}, log det P_u
+    z_cov, log_det_P = pattern_precision_inverse(patterns, Wt)
     # matrix determinant lemma per pattern: log det C_oo = log det P_u + Σ_o log ψ_d
-    log_det = 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1) + masks @ np.log(psi)
-    R = np.where(observed, (X - mean) / np.sqrt(psi), 0.0)  # r̃_o, zeros where missing
-    b = R @ Wt  # W̃_o^T r̃_o : (n, M)
-    z_mean = np.einsum("nij,nj->ni", z_cov[inverse], b)  # P_u^{-1} b
+    log_det = log_det_P + np.einsum("ud,d->u", patterns, np.log(psi))
+    R, sq = whiten_observed(X, observed, np.asarray(mean, dtype=np.float64), scale)
+    b = R @ Wt  # W̃_o^T r̃_o : (n, M), r̃_o zero where missing
+    z_mean, quad = pattern_matvec(z_cov, inverse, b)  # P_u^{-1} b, b^T P_u^{-1} b
     # Woodbury: r_o^T C_oo^{-1} r_o = ||r̃_o||² - b^T P_u^{-1} b
-    maha = np.einsum("nd,nd->n", R, R) - np.einsum("ni,ni->n", b, z_mean)
-    d_obs = masks.sum(axis=1)
+    maha = sq - quad
+    d_obs = patterns.sum(axis=1)
     log_prob = -0.5 * ((d_obs * LOG_2PI + log_det)[inverse] + maha)
     return MissingPosterior(log_prob, z_mean, z_cov, inverse, patterns)
 
