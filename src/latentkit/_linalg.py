@@ -6,15 +6,29 @@ Mahalanobis term is a triangular solve or a product with the precision factor. N
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 from scipy.linalg import get_lapack_funcs, solve_triangular
+from threadpoolctl import ThreadpoolController
 
 LOG_2PI = math.log(2 * math.pi)
 
 __all__ = ["LOG_2PI", "cholesky", "precision_cholesky", "solve_lower", "log_normalize",
            "covariance_from_precision_cholesky", "responsibilities_"]
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context in which BLAS/LAPACK run on one thread. For small factorizations (a QR
+    of D x 40, an eigh of 512 x 512) right after large threaded products: the threaded
+    library spends up to ~100x the arithmetic waking and synchronizing its threads."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 class SingularCovarianceError(np.linalg.LinAlgError, ValueError):

@@ -16,6 +16,7 @@ from scipy.linalg import eigh
 from sklearn.utils.validation import check_is_fitted
 
 from .. import em
+from .._linalg import one_blas_thread
 from .._validation import Interval, Options, as_generator
 from ..base import EMModel
 from ..distributions import Gaussian
@@ -44,12 +45,13 @@ def top_eigen(S: np.ndarray, M: int):
     representations (syevr), several times faster than a full decomposition and, unlike
     inverse iteration, not slowed by clustered eigenvalues; else divide and conquer."""
     D = S.shape[0]
-    if M <= D // 4:
-        values, vectors = eigh(S, subset_by_index=(D - M, D - 1), driver="evr",
-                               check_finite=False)
-    else:
-        values, vectors = eigh(S, driver="evd", check_finite=False)
-        values, vectors = values[D - M:], vectors[:, D - M:]
+    with one_blas_thread():  # D x D is small work for threads (see one_blas_thread)
+        if M <= D // 4:
+            values, vectors = eigh(S, subset_by_index=(D - M, D - 1), driver="evr",
+                                   check_finite=False)
+        else:
+            values, vectors = eigh(S, driver="evd", check_finite=False)
+            values, vectors = values[D - M:], vectors[:, D - M:]
     return values[::-1], vectors[:, ::-1].T
 
 

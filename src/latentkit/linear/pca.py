@@ -32,8 +32,8 @@ from typing import ClassVar
 import numpy as np
 from scipy.linalg import qr, svd
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
 
+from .._linalg import one_blas_thread
 from .._validation import RANDOM_STATE, Interval, Options, as_generator
 from ..base import LatentModel
 from ..distributions import Gaussian
@@ -116,8 +116,8 @@ def pca_randomized(X, mean, M, *, n_oversamples, n_iter, rng):
     def centred_times(Q):  # X_c Q : (N, width)
         return X @ Q - m @ Q
 
-    def orthonormal(A):  # a small QR: threaded BLAS spends ~100x its work waking threads
-        with threadpool_limits(1):
+    def orthonormal(A):  # a small QR (see one_blas_thread)
+        with one_blas_thread():
             return qr(A, mode="economic")[0]
 
     width = min(M + n_oversamples, D)
