@@ -171,3 +171,32 @@ def test_bad_input():
     full = PCA().fit(X)
     with pytest.raises(ValueError, match="positive noise variance"):
         full.score_samples(X)
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.9, 0.999])
+@pytest.mark.parametrize("solver", ["auto", "covariance_eigh", "full"])
+def test_fractional_n_components_matches_sklearn(fraction, solver):
+    """n_components in (0, 1): the fewest components explaining that fraction of the
+    variance, as scikit-learn chooses them."""
+    X = low_rank_data(400, 20, 6)
+    ours = PCA(fraction, svd_solver=solver).fit(X)
+    ref = SklearnPCA(fraction, svd_solver="full").fit(X)
+    assert ours.n_components_ == ref.n_components_
+    assert_matches_sklearn(ours, ref, X)
+    assert ours.explained_variance_ratio_.sum() >= fraction
+    assert ours.explained_variance_ratio_[:-1].sum() < fraction
+
+
+def test_fractional_n_components_with_gram_solver():
+    X = low_rank_data(15, 40, 3)
+    ours = PCA(0.95, svd_solver="gram").fit(X)
+    ref = SklearnPCA(0.95, svd_solver="full").fit(X)
+    assert ours.n_components_ == ref.n_components_
+    assert_matches_sklearn(ours, ref, X, rtol=1e-8)
+
+
+def test_fractional_n_components_needs_the_whole_spectrum():
+    with pytest.raises(ValueError, match="whole spectrum"):
+        PCA(0.9, svd_solver="randomized").fit(low_rank_data(50, 8, 2))
+    with pytest.raises(ValueError, match="n_components"):
+        PCA(1.5).fit(low_rank_data(50, 8, 2))

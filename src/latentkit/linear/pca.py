@@ -149,8 +149,9 @@ class PCA(LatentModel):
 
     Parameters
     ----------
-    n_components : int or None, the number of components M (1 <= M <= min(N, D)); None
-        keeps min(N, D).
+    n_components : int, float or None, the number of components M (1 <= M <= min(N, D));
+        a float in (0, 1) keeps the fewest components whose explained-variance ratio
+        reaches it (not with "randomized"); None keeps min(N, D).
     whiten : bool, scale the projections to unit variance (Λ^{-1/2} U^T (x - x̄)).
     svd_solver : {"auto", "covariance_eigh", "full", "gram", "randomized"} (module doc).
     iterated_power : int >= 0 or "auto" (7 when M < 0.1 min(N, D), else 4), the subspace
@@ -168,7 +169,8 @@ class PCA(LatentModel):
 
     _allow_nan: ClassVar[bool] = False
     _parameter_constraints: ClassVar[dict] = {
-        "n_components": [Interval(int, 1, None), Options(None)],
+        "n_components": [Interval(int, 1, None), Interval(float, 0, 1, closed="neither"),
+                         Options(None)],
         "whiten": [Options(True, False)],
         "svd_solver": [Options(*SVD_SOLVERS)],
         "iterated_power": [Interval(int, 0, None), Options("auto")],
@@ -187,37 +189,49 @@ class PCA(LatentModel):
         N, D = X.shape
         if N < 2:
             raise ValueError(f"PCA needs at least 2 samples to estimate a variance; got {N}.")
-        M = min(N, D) if self.n_components is None else self.n_components
+        fraction = isinstance(self.n_components, float)
+        M = min(N, D) if self.n_components is None or fraction else self.n_components
         if M > min(N, D):
             raise ValueError(
                 f"PCA: n_components={M} must be <= min(n_samples, n_features) = {min(N, D)}; "
                 "there are no more principal directions. Use fewer components.")
         solver = choose_solver(N, D, M) if self.svd_solver == "auto" else self.svd_solver
+        if fraction and solver == "randomized":
+            raise ValueError(
+                f"PCA: n_components={self.n_components} (a fraction of the variance) needs "
+                "the whole spectrum, which svd_solver='randomized' does not compute; use "
+                "'auto', 'covariance_eigh', 'full' or 'gram', or give an integer.")
         if X.dtype == np.float64:
             mean = np.ones(N) @ X / N  # a GEMV: one pass, accumulated in float64
         else:  # float32 accumulation would lose a large mean: sum in float64
             mean = X.mean(axis=0, dtype=np.float64)
-        if solver == "covariance_eigh":
-            components, values, total = pca_covariance_eigh(X, mean, M)
-        elif solver == "full":
-            components, values, total = pca_full(X, mean, M)
-        elif solver == "gram":
-            if N > D:
-                raise ValueError(f"PCA: svd_solver='gram' is for n_samples < n_features; got "
-                                 f"N={N} >= D={D}. Use 'covariance_eigh' or 'auto'.")
-            components, values, total = pca_gram(X, mean, M)
-        n_iter = 0
-        if solver == "randomized":
-            n_iter = self.iterated_power
-            if n_iter == "auto":
-                n_iter = 7 if M < 0.1 * min(N, D) else 4
-            components, values, total = pca_randomized(
-                X, mean, M, n_oversamples=self.n_oversamples, n_iter=n_iter,
-                rng=as_generator(self.random_state))
+        components, values, total, n_iter = self._solve(X, mean, M, solver)
+        if fraction:  # the fewest components whose explained-variance ratio reaches it
+            ratio = np.cumsum(values) / total
+            M = min(int(np.searchsorted(ratio, self.n_components, side="right")) + 1, M)
+            components, values = components[:M], values[:M]
         self._store(flip_signs(components), values, total, mean, N, X.dtype)
         self.svd_solver_ = solver
         self.converged_, self.n_iter_ = True, n_iter
         return self
+
+    def _solve(self, X, mean, M, solver):
+        """(components (M, D), explained variance (M,), total variance, iterations)."""
+        N, D = X.shape
+        if solver == "covariance_eigh":
+            return (*pca_covariance_eigh(X, mean, M), 0)
+        if solver == "full":
+            return (*pca_full(X, mean, M), 0)
+        if solver == "gram":
+            if N > D:
+                raise ValueError(f"PCA: svd_solver='gram' is for n_samples < n_features; got "
+                                 f"N={N} >= D={D}. Use 'covariance_eigh' or 'auto'.")
+            return (*pca_gram(X, mean, M), 0)
+        n_iter = self.iterated_power
+        if n_iter == "auto":
+            n_iter = 7 if M < 0.1 * min(N, D) else 4
+        return (*pca_randomized(X, mean, M, n_oversamples=self.n_oversamples, n_iter=n_iter,
+                                rng=as_generator(self.random_state)), n_iter)
 
     def _store(self, components, values, total, mean, n_samples, dtype):
         M = len(values)
