@@ -61,6 +61,19 @@ def test_nile_local_level_reaches_the_published_mle():
     assert model.transition_matrix_[0, 0] == 1.0 and model.initial_state_covariance_[0, 0] == 1e7
 
 
+def test_local_level_constructor_is_the_explicit_model():
+    explicit = LinearDynamicalSystem(
+        1, transition_matrix=1.0, observation_matrix=1.0, initial_state_covariance=1e7,
+        fixed=LOCAL_LEVEL_FIXED, tol=1e-9)
+    recipe = LinearDynamicalSystem.local_level(tol=1e-9)
+    params = recipe.get_params()
+    assert set(params.pop("fixed")) == set(explicit.get_params().pop("fixed"))
+    assert params == {k: v for k, v in explicit.get_params().items() if k != "fixed"}
+    held = LinearDynamicalSystem.local_level(initial_state_mean=1000.0,
+                                             fixed=("initial_state_mean",))
+    assert set(held.fixed) == set(LOCAL_LEVEL_FIXED) | {"initial_state_mean"}
+
+
 # -- EM against pykalman and brute force --------------------------------------------------
 
 

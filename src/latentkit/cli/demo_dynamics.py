@@ -14,8 +14,6 @@ from .report import Section
 #: Durbin & Koopman's maximum-likelihood estimates for the Nile local-level model
 NILE_PUBLISHED = {"observation variance": 15099.0, "level variance": 1469.1}
 NILE_GAP = (1941, 1960)  # the years blanked out as missing (inclusive)
-LOCAL_LEVEL_FIXED = ("transition_matrix", "observation_matrix", "transition_offset",
-                     "observation_offset", "initial_state_covariance")
 
 
 def _nile(note_for):
@@ -42,11 +40,9 @@ def _nile_part(folder: Path, progress, quick: bool, note_for):
     from latentkit.dynamics.plotting import plot_estimates
 
     years, flow, note = _nile(note_for)
-    model = LinearDynamicalSystem(
-        1, transition_matrix=1.0, observation_matrix=1.0, initial_state_covariance=1e7,
-        transition_covariance=1000.0, observation_covariance=10000.0,
-        fixed=LOCAL_LEVEL_FIXED, reg_covar=0.0, tol=1e-11, max_iter=5000,
-        verbose=progress.verbose).fit(flow)
+    model = LinearDynamicalSystem.local_level(
+        transition_covariance=1000.0, observation_covariance=10000.0, reg_covar=0.0,
+        tol=1e-11, max_iter=5000, verbose=progress.verbose).fit(flow)
     gap = (years >= NILE_GAP[0]) & (years <= NILE_GAP[1])
     blanked = flow.copy()
     blanked[gap] = np.nan

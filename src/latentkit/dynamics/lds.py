@@ -82,6 +82,20 @@ class LinearDynamicalSystem(EMModel):
                  callbacks=None, chunk_size=None, learning_decay=0.7, learning_offset=10.0):
         self._store_init_args(locals())
 
+    @classmethod
+    def local_level(cls, initial_state_covariance=1e7, **options):
+        """The local-level (random walk plus noise) model of one series:
+        z_t = z_{t-1} + w_t, x_t = z_t + v_t, with A = C = 1 and zero offsets held fixed,
+        and V0 held at `initial_state_covariance` (large: an approximately diffuse start).
+        EM learns the level variance Q, the observation variance R and μ0. `options` are
+        any other constructor arguments (tol, max_iter, reg_covar, starting variances...).
+        """
+        fixed = ("transition_matrix", "observation_matrix", "transition_offset",
+                 "observation_offset", "initial_state_covariance")
+        return cls(1, transition_matrix=1.0, observation_matrix=1.0,
+                   initial_state_covariance=initial_state_covariance,
+                   fixed=fixed + tuple(options.pop("fixed", ())), **options)
+
     # -- hyper-parameters -----------------------------------------------------------------
 
     def _given(self, n_features: int) -> dict:

@@ -160,19 +160,3 @@ def sample_source_prior(rng: np.random.Generator, shape) -> np.ndarray:
     s = (2/π) log tan(π u / 2), u ~ U(0, 1)."""
     u = rng.uniform(np.finfo(float).tiny, 1.0, size=shape)
     return (2.0 / math.pi) * np.log(np.tan(0.5 * math.pi * u))
-
-
-def amari_index(W: np.ndarray, A: np.ndarray) -> float:
-    """Amari's performance index of an unmixing W : (M, D) against a true mixing A : (D, M).
-
-    With P = W A (the identity up to permutation and scale when the sources are recovered),
-    the index is [Σ_i (Σ_j |p_ij| / max_j |p_ij| - 1) + Σ_j (Σ_i |p_ij| / max_i |p_ij| - 1)]
-    / (2 M (M - 1)): 0 for a perfect recovery, at most 1.
-    """
-    P = np.abs(W @ A)
-    M = P.shape[0]
-    if M == 1:
-        return 0.0
-    rows = (P.sum(axis=1) / P.max(axis=1) - 1).sum()
-    cols = (P.sum(axis=0) / P.max(axis=0) - 1).sum()
-    return float((rows + cols) / (2 * M * (M - 1)))

@@ -33,8 +33,8 @@ from .._validation import RANDOM_STATE, InstanceOf, Interval, Options, as_genera
 from ..base import LatentModel
 from ..em import ConvergenceWarning
 from ..io import register_model
+from ..metrics.unmixing import amari_index
 from . import _ica_kernels as ik
-from ._ica_kernels import amari_index
 
 __all__ = ["FastICA", "amari_index"]
 
