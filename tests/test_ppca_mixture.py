@@ -270,6 +270,8 @@ def test_bad_input_raises_clear_errors(fitted):
         MixtureOfPPCA(2, 10).fit(X)
     with pytest.raises(ValueError, match="n_components=5 must be <= n_samples=4"):
         MixtureOfPPCA(5, 2).fit(X[:4])
+    with pytest.raises(ValueError, match="n_latent=4 must be < n_samples=3"):
+        MixtureOfPPCA(2, 4).fit(X[:3])
     bad = X[:50].copy()
     bad[:, 3] = np.nan
     with pytest.raises(ValueError, match="column 3 is missing"):

@@ -74,6 +74,12 @@ class MixtureOfPPCA(MixtureModel):
     def _check_data(self, n_samples, n_features):
         if n_samples is not None:
             check_n_components(self.n_components, n_samples)
+            if self.n_latent >= n_samples:
+                raise ValueError(
+                    f"MixtureOfPPCA: n_latent={self.n_latent} must be < n_samples="
+                    f"{n_samples}: with fewer rows than latent directions a local model "
+                    f"fits its rows exactly and its noise variance collapses. Use a smaller "
+                    f"n_latent or more data.")
         if self.n_latent >= n_features:
             raise ValueError(
                 f"MixtureOfPPCA: n_latent={self.n_latent} must be < n_features={n_features}: "
