@@ -319,8 +319,8 @@ def run_fit(args) -> int:
         print(text_table([(label, value) for _, label, value in rows]))
         if selection is not None:
             print(f"\nK chosen by {args.criterion}:\n{selection.table}")
-        print(f"\nwrote model.npz, summary.json, index.html and {len(figures)} figures to "
-              f"{out}")
+        count = f"{len(figures)} figure{'s' if len(figures) != 1 else ''}"
+        print(f"\nwrote model.npz, summary.json, index.html and {count} to {out}")
     return 0
 
 
