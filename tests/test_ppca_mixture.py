@@ -153,6 +153,18 @@ def test_one_component_reaches_the_closed_form_ppca_likelihood():
     assert model.n_parameters_ == 6 + 6 * 2 - 1 + 1  # D + D M - M(M-1)/2 + 1
 
 
+def test_fit_is_scale_equivariant(fitted):
+    """The noise floor is relative to the data's variance: data scaled by 1e-4 (variances
+    ~1e-10, far below an absolute floor of 1e-6) gives the same fit, scaled."""
+    X, model = fitted
+    small = MixtureOfPPCA(3, 2, random_state=0).fit(X * 1e-4)
+    np.testing.assert_allclose(small.noise_variance_, model.noise_variance_ * 1e-8, rtol=1e-6)
+    np.testing.assert_allclose(small.means_, model.means_ * 1e-4, rtol=1e-6, atol=1e-12)
+    D = X.shape[1]  # log p(c x) = log p(x) - D log c
+    np.testing.assert_allclose(small.score(X * 1e-4), model.score(X) - D * np.log(1e-4),
+                               rtol=1e-8)
+
+
 def test_bic_uses_the_parameter_count(fitted):
     X, model = fitted
     K, D, M = 3, 10, 2

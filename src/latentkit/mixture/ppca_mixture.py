@@ -31,8 +31,10 @@ class MixtureOfPPCA(MixtureModel):
     n_components : int, number of local models K (K <= n_samples).
     n_latent : int, latent dimension M of every local model (1 <= M < n_features).
     tol : float, convergence threshold on the change of the mean log-likelihood.
-    min_noise_variance : float > 0, floor on each σ_k² (keeps a component that sits on a
-        flat patch of data from collapsing; the floored M-step is still a maximization).
+    min_noise_variance : float > 0, floor on each σ_k², relative to the data's mean
+        feature variance (as PPCA's): σ_k² >= min_noise_variance · mean_d var(x_d). It
+        keeps a component that sits on a flat patch of data from collapsing, whatever the
+        data's scale; the floored M-step is still a maximization.
     max_iter, n_init : EM iterations per initialization; initializations (best kept).
     init_params : {"kmeans", "kmeans++", "random", "random_from_data"}: the initial
         clustering; each cluster then gets its closed-form PPCA fit.
@@ -99,15 +101,29 @@ class MixtureOfPPCA(MixtureModel):
     def _em_init(self, X, rng):
         """Initial θ: the clustering of `init_params` (NaN filled by column means), then a
         closed-form PPCA per cluster."""
-        X = fill_missing_with_means(np.asarray(X, dtype=np.float64))
+        X = np.asarray(X, dtype=np.float64)
+        self._noise_floor = self.min_noise_variance * float(np.nanvar(X, axis=0).mean())
+        X = fill_missing_with_means(X)
         resp = initial_responsibilities(X, self.n_components, self.init_params, rng)
-        return mk.init_params(X, resp, self.n_latent, X.mean(axis=0), self.min_noise_variance)
+        return mk.init_params(X, resp, self.n_latent, X.mean(axis=0), self._noise_floor)
 
     def _e_step(self, params, X):
         return mk.e_step(params, X)
 
     def _m_step(self, stats):
-        return mk.m_step(stats, self.min_noise_variance)
+        if not hasattr(self, "_noise_floor"):  # warm start of a loaded model: the floor
+            # relative to the fitted mixture's own mean feature variance
+            self._noise_floor = self.min_noise_variance * self._mean_feature_variance()
+        return mk.m_step(stats, self._noise_floor)
+
+    def _mean_feature_variance(self) -> float:
+        """tr Cov[x] / D of the fitted mixture: Σ_k π_k (||W_k||² / D + σ_k² +
+        ||μ_k - μ̄||² / D), μ̄ = Σ_k π_k μ_k."""
+        weights, means = self.weights_.astype(np.float64), self.means_.astype(np.float64)
+        D = means.shape[1]
+        spread = np.square(means - weights @ means).sum(axis=1) / D
+        loadings = np.square(self.components_.astype(np.float64)).sum(axis=(1, 2)) / D
+        return float(weights @ (loadings + self.noise_variance_ + spread))
 
     # -- parameters <-> fitted attributes -------------------------------------------------
 
