@@ -7,11 +7,10 @@ a Gaussian z). Each has `.mean`, `.sample(n, random_state)` and `.log_prob(z)`.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy.special import entr, logsumexp
 
+from ._linalg import LOG_2PI
 from ._validation import as_generator
 
 
@@ -124,7 +123,7 @@ class Gaussian:
         sol = np.linalg.solve(L, diff[..., None])[..., 0]  # L^{-1} (z - mean), batched
         M = self.mean.shape[1]
         log_det = 2 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
-        return -0.5 * (M * math.log(2 * math.pi) + log_det + np.sum(sol**2, axis=-1))
+        return -0.5 * (M * LOG_2PI + log_det + np.sum(sol**2, axis=-1))
 
     def __len__(self) -> int:
         return self.mean.shape[0]

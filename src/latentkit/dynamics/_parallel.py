@@ -28,13 +28,10 @@ L_t = Pf_t - E_t A Pf_t (E = 0, g = mf, L = Pf at the last step), combined as
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from .._linalg import LOG_2PI
 from ._params import LDSParams
-
-LOG_2PI = math.log(2 * math.pi)
 
 
 def _mT(M):

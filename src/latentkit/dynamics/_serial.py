@@ -21,7 +21,8 @@ import math
 import numpy as np
 from numba import njit
 
-LOG_2PI = math.log(2 * math.pi)
+from .._linalg import LOG_2PI
+
 #: relative jitter tried (times the mean diagonal) when a covariance is only semi-definite
 _JITTERS = (0.0, 1e-12, 1e-10, 1e-8)
 
