@@ -65,6 +65,13 @@ def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str 
             )
 
 
+def check_n_samples(n_samples) -> None:
+    """The number of draws asked of `sample`: a positive integer (not a bool)."""
+    if (isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer)
+            or n_samples < 1):
+        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+
+
 def check_n_components(n_components: int, n_samples: int, name: str = "n_components"):
     """K <= N: a mixture cannot have more components than samples to place them on."""
     if n_components > n_samples:

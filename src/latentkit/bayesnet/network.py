@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .. import em
-from .._validation import InstanceOf, Interval, Options, as_generator
+from .._validation import InstanceOf, Interval, Options, as_generator, check_n_samples
 from ..base import EMModel
 from ..distributions import Categorical
 from ..io import register_model
@@ -408,9 +408,7 @@ class DiscreteBayesNet(EMModel):
         """Ancestral sampling: each variable in topological order from its CPT row given
         the parents' drawn states. Returns (X (n, n_observed) float codes, Z (n, n_hidden)
         int states of the hidden variables)."""
-        if (isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer)
-                or n_samples < 1):
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        check_n_samples(n_samples)
         structure, _ = self._compiled()
         cpts = self._cpts()
         rng = as_generator(random_state)

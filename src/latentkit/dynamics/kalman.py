@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validation import as_generator, check_finite
+from .._validation import as_generator, check_finite, check_n_samples
 from . import _parallel
 from ._params import LDSParams, check_params
 
@@ -236,8 +236,7 @@ def sample_posterior(X, params: LDSParams, n_samples: int = 1, random_state=None
     Returns (n_samples, T, n) for one sequence, (B, n_samples, T, n) for a batch, a list of
     (n_samples, T_i, n) for a list.
     """
-    if not isinstance(n_samples, int | np.integer) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+    check_n_samples(n_samples)
     from . import _serial
 
     params = check_params(params)

@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import em
 from .._linalg import one_blas_thread
-from .._validation import Interval, Options, as_generator
+from .._validation import Interval, Options, as_generator, check_n_samples
 from ..base import EMModel
 from ..distributions import Gaussian
 from . import _lg_em as lg
@@ -255,8 +255,7 @@ class LinearGaussianModel(EMModel):
     def sample(self, n_samples=1, random_state=None):
         """Draw (X, Z): z ~ N(0, I), x = μ + W z + Ψ^½ ε. X : (n, D), Z : (n, M)."""
         check_is_fitted(self)
-        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        check_n_samples(n_samples)
         rng = as_generator(random_state)
         D, M = self.mean_.shape[0], self.n_components_
         Z = rng.standard_normal((n_samples, M))

@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._linalg import LOG_2PI
-from .._validation import RANDOM_STATE, InstanceOf, Interval, Options, as_generator
+from .._validation import RANDOM_STATE, InstanceOf, Interval, Options, as_generator, check_n_samples
 from ..base import LatentModel
 from ..em import ConvergenceWarning
 from ..io import register_model
@@ -244,8 +244,7 @@ class FastICA(LatentModel):
         """Draw (X, S): sources S : (n, M) from the prior, X = S mixing_^T + mean_ (+ the
         isotropic noise on the discarded directions when M < D). X : (n, D)."""
         check_is_fitted(self)
-        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        check_n_samples(n_samples)
         rng = as_generator(random_state)
         M, D = self.components_.shape
         S = ik.sample_source_prior(rng, (n_samples, M))

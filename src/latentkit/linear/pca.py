@@ -34,7 +34,7 @@ from scipy.linalg import qr, svd
 from sklearn.utils.validation import check_is_fitted
 
 from .._linalg import one_blas_thread
-from .._validation import RANDOM_STATE, Interval, Options, as_generator
+from .._validation import RANDOM_STATE, Interval, Options, as_generator, check_n_samples
 from ..base import LatentModel
 from ..distributions import Gaussian
 from ..io import register_model
@@ -300,8 +300,7 @@ class PCA(LatentModel):
 
     def sample(self, n_samples=1, random_state=None):
         """Draw (X, Z) from the PPCA density: z ~ N(0, I), x = μ + W z + σ ε."""
-        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        check_n_samples(n_samples)
         mean, W, psi = self._ppca()
         rng = as_generator(random_state)
         Z = rng.standard_normal((n_samples, W.shape[1]))

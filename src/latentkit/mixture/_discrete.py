@@ -33,7 +33,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import em
 from .._linalg import log_normalize
-from .._validation import InstanceOf, Interval, Options, as_generator, check_n_components
+from .._validation import (
+    InstanceOf,
+    Interval,
+    Options,
+    as_generator,
+    check_n_components,
+    check_n_samples,
+)
 from ._base import MixtureModel
 from ._init import INIT_METHODS, initial_responsibilities
 
@@ -300,9 +307,7 @@ class DiscreteMixture(MixtureModel):
 
     def _sample_setup(self, n_samples, random_state):
         check_is_fitted(self)
-        if (isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer)
-                or n_samples < 1):
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        check_n_samples(n_samples)
         rng = as_generator(random_state)
         params = self._current_params()
         z = rng.choice(self.n_components, size=n_samples, p=params.weights / params.weights.sum())

@@ -24,6 +24,7 @@ from .._validation import (
     Options,
     as_generator,
     check_n_components,
+    check_n_samples,
 )
 from ..io import register_model
 from . import _gaussian_expfam as ef
@@ -259,8 +260,7 @@ class GaussianMixture(MixtureModel):
     def sample(self, n_samples=1, random_state=None):
         """Draw (X, z): z ~ Categorical(π), x | z ~ N(μ_z, Σ_z). X : (n, D), z : (n,)."""
         check_is_fitted(self)
-        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        check_n_samples(n_samples)
         rng = as_generator(random_state)
         params = self._current_params(for_inference=True)
         # float32-stored weights can miss numpy's sum-to-1 tolerance: renormalize

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._linalg import log_normalize
-from .._validation import Interval, Options, as_generator, check_n_components
+from .._validation import Interval, Options, as_generator, check_n_components, check_n_samples
 from ..io import register_model
 from . import _ppca_mixture_kernels as mk
 from ._base import MixtureModel
@@ -213,8 +213,7 @@ class MixtureOfPPCA(MixtureModel):
         """Draw (X, k): k ~ Categorical(π), z ~ N(0, I), x = W_k z + μ_k + σ_k ε.
         X : (n, D), k : (n,)."""
         check_is_fitted(self)
-        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        check_n_samples(n_samples)
         rng = as_generator(random_state)
         params = self._current_params(for_inference=True)
         K, D, M = params.W.shape
