@@ -2,8 +2,9 @@
 
     p(x) = Σ_k π_k p(x | θ_k),   p(z = k | x) = π_k p(x | θ_k) / p(x)
 
-A mixture supplies `_log_joint(X)` -> (validated X, log π_k + log p(x_n | θ_k) : (n, K));
-everything below follows from it by log-sum-exp.
+A mixture supplies `_log_prob(params, X)` -> log p(x_n | θ_k) : (n, K) at the inference
+parameters (or overrides `_log_joint(X)` -> (validated X, log π_k + log p(x_n | θ_k) : (n, K))
+whole); everything below follows from it by log-sum-exp.
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ from ..distributions import Categorical
 class MixtureModel(EMModel):
     """An EM-trained finite mixture: clustering and density estimation."""
 
-    def _log_joint(self, X):
+    def _log_prob(self, params, X):
         raise NotImplementedError
+
+    def _log_joint(self, X):
+        """Validated X and log π_k + log p(x_n | θ_k) : (n, K), missing marginalized."""
+        X = self._validate_X(X, reset=False)
+        params = self._current_params(for_inference=True)
+        return X, self._log_prob(params, X) + np.log(params.weights)
 
     def score_samples(self, X):
         """log p(x) : (n_samples,), exact; missing entries are marginalized."""

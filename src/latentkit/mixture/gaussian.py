@@ -236,12 +236,6 @@ class GaussianMixture(MixtureModel):
 
     # -- inference ------------------------------------------------------------------------
 
-    def _log_joint(self, X):
-        """Validated X and log π_k + log N(x_n; μ_k, Σ_k) : (n, K), missing marginalized."""
-        X = self._validate_X(X, reset=False)
-        params = self._current_params(for_inference=True)
-        return X, self._log_prob(params, X) + np.log(params.weights)
-
     def impute(self, X):
         """X with each NaN replaced by E[x_m | x_o] = Σ_k p(k | x_o) E[x_m | x_o, k]."""
         X = self._validate_X(X, reset=False)

@@ -152,11 +152,9 @@ class MixtureOfPPCA(MixtureModel):
 
     # -- inference ------------------------------------------------------------------------
 
-    def _log_joint(self, X):
-        """Validated X and log π_k + log N(x_n; μ_k, C_k) : (n, K), missing marginalized."""
-        X = self._validate_X(X, reset=False)
-        params = self._current_params(for_inference=True)
-        return X, mk.log_prob_components(X, params) + np.log(params.weights)
+    def _log_prob(self, params, X):
+        """log N(x_n; μ_k, C_k) : (n, K), C_k = W_k W_k^T + σ_k² I, missing marginalized."""
+        return mk.log_prob_components(X, params)
 
     def _local(self, X):
         X = self._validate_X(X, reset=False)
