@@ -12,6 +12,8 @@ from collections.abc import Container
 import numpy as np
 from sklearn.utils.validation import validate_data
 
+from .exceptions import InvalidInputError, InvalidParameterError
+
 FLOAT_DTYPES = (np.float64, np.float32)
 
 
@@ -31,9 +33,12 @@ def check_X(
     (predict time) checks the number of features against it. inf is always an error; NaN
     means "missing" and is accepted only when `allow_nan` (the model marginalizes it).
     """
-    X = validate_data(
-        estimator, X, reset=reset, dtype=dtype, ensure_all_finite=False, ensure_min_samples=1
-    )
+    try:
+        X = validate_data(
+            estimator, X, reset=reset, dtype=dtype, ensure_all_finite=False,
+            ensure_min_samples=1)
+    except (ValueError, TypeError) as exc:  # scikit-learn's shape and dtype messages
+        raise InvalidInputError(str(exc)) from exc
     check_finite(X, allow_nan=allow_nan, name=name, model=type(estimator).__name__)
     return X
 
@@ -49,7 +54,7 @@ def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str 
     bad = np.isinf(X)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(
+        raise InvalidInputError(
             f"{name} contains inf at row {first_row + row}, column {col}; inf is never a "
             "valid value. "
             "Replace it with a finite number, or with NaN to mark the entry as missing."
@@ -58,7 +63,7 @@ def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str 
         bad = np.isnan(X)
         if bad.any():
             row, col = np.argwhere(bad)[0]
-            raise ValueError(
+            raise InvalidInputError(
                 f"{name} contains NaN at row {first_row + row}, column {col}, and {model} cannot "
                 "marginalize missing values. Impute them first (for example with "
                 "GaussianMixture.impute) or drop the incomplete rows."
@@ -69,13 +74,13 @@ def check_n_samples(n_samples) -> None:
     """The number of draws asked of `sample`: a positive integer (not a bool)."""
     if (isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer)
             or n_samples < 1):
-        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        raise InvalidParameterError(f"n_samples must be a positive integer; got {n_samples!r}.")
 
 
 def check_n_components(n_components: int, n_samples: int, name: str = "n_components"):
     """K <= N: a mixture cannot have more components than samples to place them on."""
     if n_components > n_samples:
-        raise ValueError(
+        raise InvalidInputError(
             f"{name}={n_components} must be <= n_samples={n_samples}: there are not enough "
             f"samples to fit {n_components} components. Use fewer components or more data."
         )
@@ -150,7 +155,7 @@ def check_params(estimator, constraints: dict[str, list[Container]]):
         if any(value in constraint for constraint in allowed):
             continue
         options = " or ".join(str(c) for c in allowed)
-        raise ValueError(
+        raise InvalidParameterError(
             f"{type(estimator).__name__}: parameter {name!r} must be {options}; "
             f"got {value!r}."
         )

@@ -31,6 +31,8 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from .exceptions import UserError
+
 FORMAT = "latentkit-model"
 FORMAT_VERSION = 1
 HEADER = "__header__"
@@ -42,7 +44,7 @@ _SCALAR_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 _DAMAGE = (ValueError, EOFError, OSError, NotImplementedError, zipfile.BadZipFile, zlib.error)
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError, ValueError):
     """A file that is not a readable, intact latentkit model file."""
 
 

@@ -19,6 +19,7 @@ from itertools import product
 
 import numpy as np
 
+from ..exceptions import UserError
 from ._graph import Structure
 
 _TOKEN = re.compile(r"""
@@ -28,7 +29,7 @@ _TOKEN = re.compile(r"""
 _NAME = re.compile(r"^[^\s{}()\[\]|,;\"/]+$")
 
 
-class BIFError(ValueError):
+class BIFError(UserError, ValueError):
     """A malformed BIF file; the message starts with `source:line:`."""
 
 

@@ -20,75 +20,7 @@ from latentkit.dynamics import (
 )
 
 
-def random_params(n, p, seed, offsets=True):
-    rng = np.random.default_rng(seed)
-    A = rng.normal(size=(n, n))
-    A *= 0.9 / max(np.abs(np.linalg.eigvals(A)))
-    M = rng.normal(size=(n, n))
-    Q = M @ M.T / n + 0.1 * np.eye(n)
-    M = rng.normal(size=(p, p))
-    R = M @ M.T / p + 0.2 * np.eye(p)
-    M = rng.normal(size=(n, n))
-    b = rng.normal(size=n) if offsets else np.zeros(n)
-    d = rng.normal(size=p) if offsets else np.zeros(p)
-    return LDSParams(A, b, rng.normal(size=(p, n)), d, Q, R, rng.normal(size=n),
-                     M @ M.T / n + np.eye(n))
-
-
-# -- brute force: the dense joint Gaussian of (z_1..z_T, x_1..x_T) -----------------------
-
-
-def dense_joint(params, T):
-    """Mean and covariance of z (T n) and x (T p), stacked time-major."""
-    A, b, C, d, Q, R, mu0, V0 = params
-    n = A.shape[0]
-    mean = np.zeros((T, n))
-    V = [V0]
-    mean[0] = mu0
-    for t in range(1, T):
-        mean[t] = A @ mean[t - 1] + b
-        V.append(A @ V[-1] @ A.T + Q)
-    cov = np.zeros((T * n, T * n))
-    for s in range(T):
-        for t in range(s, T):
-            block = np.linalg.matrix_power(A, t - s) @ V[s]
-            cov[t * n:(t + 1) * n, s * n:(s + 1) * n] = block
-            cov[s * n:(s + 1) * n, t * n:(t + 1) * n] = block.T
-    Cb = np.kron(np.eye(T), C)
-    x_mean = (mean @ C.T + d).ravel()
-    x_cov = Cb @ cov @ Cb.T + np.kron(np.eye(T), R)
-    return mean.ravel(), cov, x_mean, x_cov, Cb @ cov
-
-
-def brute_force(params, X, upto=None):
-    """Moments of z | x_obs (the first `upto` steps of x only, when given), the
-    log-likelihood of those observations."""
-    T, p = X.shape
-    n = params.A.shape[0]
-    z_mean, z_cov, x_mean, x_cov, xz = dense_joint(params, T)
-    use = ~np.isnan(X)
-    if upto is not None:
-        use[upto:] = False
-    use = use.ravel()
-    x = X.ravel()[use]
-    Sxx = x_cov[np.ix_(use, use)]
-    Sxz = xz[use]
-    mean = z_mean + Sxz.T @ np.linalg.solve(Sxx, x - x_mean[use])
-    cov = z_cov - Sxz.T @ np.linalg.solve(Sxx, Sxz)
-    ll = multivariate_normal(x_mean[use], Sxx).logpdf(x) if use.any() else 0.0
-    return mean.reshape(T, n), cov, ll
-
-
-def block(cov, n, s, t):
-    return cov[s * n:(s + 1) * n, t * n:(t + 1) * n]
-
-
-def with_missing(X, seed):
-    rng = np.random.default_rng(seed)
-    X = X.copy()
-    X[rng.random(X.shape) < 0.3] = np.nan
-    X[2] = np.nan  # an all-missing step: pure prediction
-    return X
+from lds_truth import block, brute_force, dense_joint, random_params, with_missing
 
 
 @pytest.mark.parametrize("missing", [False, True])

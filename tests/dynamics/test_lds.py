@@ -14,7 +14,7 @@ from helpers import assert_monotone
 from latentkit import ConvergenceWarning, load
 from latentkit.datasets import _paths, real
 from latentkit.dynamics import LDSParams, LinearDynamicalSystem, _em, rts_smoother, simulate
-from test_kalman import dense_joint, random_params, with_missing
+from lds_truth import dense_joint, random_params, with_missing
 
 LOCAL_LEVEL_FIXED = ("transition_matrix", "observation_matrix", "transition_offset",
                      "observation_offset", "initial_state_covariance")
