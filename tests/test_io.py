@@ -343,3 +343,77 @@ def test_round_trip_never_calls_pickle(saved, monkeypatch, X):
         monkeypatch.setattr(pickle, name, forbidden)
     save(load(saved), saved)
     assert load(saved).score_samples(X).shape == (20,)
+
+
+# -- records and the per-model persistence hook ---------------------------------------------
+
+from typing import NamedTuple  # noqa: E402
+
+from latentkit.io import register_record  # noqa: E402
+
+
+@register_record
+class Floor(NamedTuple):
+    level: float
+    shift: np.ndarray
+    inner: object = None
+
+
+class Unlisted(NamedTuple):
+    level: float
+
+
+@register_model
+class WeightsModel(LatentModel):
+    """Keeps its 'weights' in a dict, as a torch module keeps a state_dict: it hands them to
+    `save` as arrays through the persistence hook, and gets them back through `load`."""
+
+    def __init__(self, width=2):
+        self.width = width
+
+    def fit(self, X, y=None):
+        self._weights = {"layer.weight": np.arange(self.width * 3.0).reshape(self.width, 3),
+                         "layer.bias": np.ones(self.width, dtype=np.float32)}
+        self.state_ = Floor(0.5, np.array([1.0, 2.0]), Floor(0.25, np.zeros(1)))
+        self.is_fitted_ = True
+        return self
+
+    def _saved_state(self):
+        arrays = {f"w_{name.replace('.', '_')}": value for name, value in self._weights.items()}
+        return {**arrays, "state_": self.state_, "is_fitted_": True}
+
+    def _restore_state(self, state):
+        self._weights = {name[2:].replace("_", "."): state[name] for name in state
+                         if name.startswith("w_")}
+        self.state_, self.is_fitted_ = state["state_"], state["is_fitted_"]
+
+
+def test_the_persistence_hook_saves_and_restores_what_the_model_chooses(tmp_path):
+    model = WeightsModel(width=3).fit(None)
+    model.save(tmp_path / "w.npz")
+    loaded = load(tmp_path / "w.npz")
+    assert loaded._weights.keys() == model._weights.keys()
+    for name, value in model._weights.items():
+        np.testing.assert_array_equal(loaded._weights[name], value)
+        assert loaded._weights[name].dtype == value.dtype
+    assert type(loaded.state_) is Floor and type(loaded.state_.inner) is Floor
+    assert loaded.state_.level == 0.5 and loaded.state_.inner.level == 0.25
+    np.testing.assert_array_equal(loaded.state_.shift, [1.0, 2.0])
+
+
+def test_records_are_stored_field_by_field_and_rebuilt_only_as_registered_classes(tmp_path):
+    path = tmp_path / "w.npz"
+    WeightsModel().fit(None).save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        assert "fitted/state_/shift" in npz.files and "fitted/state_/inner/shift" in npz.files
+    edit_header(path, fitted={"state_": {"type": "record", "class": "os.system",
+                                         "fields": {}}, "is_fitted_": {"type": "bool"}})
+    with pytest.raises(ModelFileError, match="unknown record 'os.system'"):
+        load(path)
+
+
+def test_an_unregistered_record_cannot_be_saved(tmp_path, X):
+    model = ToyModel().fit(X)
+    model.extra_ = Unlisted(1.0)
+    with pytest.raises(TypeError, match="extra_"):
+        model.save(tmp_path / "m.npz")

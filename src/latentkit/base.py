@@ -1,10 +1,12 @@
 """The model contract (DESIGN section 2).
 
 `LatentModel` is what every latentkit model is: a scikit-learn estimator with
-score_samples / score / posterior / transform / sample / bic / aic / save. `EMModel` adds
-`fit` and `partial_fit` on the shared EM engine for models that supply the three kernels
-`_em_init`, `_e_step`, `_m_step`, plus `_store_params` / `_current_params` that map the
-engine's parameter record to the public fitted attributes (names ending in `_`).
+score_samples / score / posterior / transform / sample / bic / aic / save, and a persistence
+hook (`_saved_state` / `_restore_state`) that `latentkit.io` saves and loads through.
+`EMModel` adds `fit` and `partial_fit` on the shared EM engine for models whose family
+supplies pure init / E-step / M-step functions (`latentkit.em.EMFamily`); the class itself
+only maps the engine's parameter record to the public fitted attributes (names ending in
+`_`) and back.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from typing import ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
@@ -28,6 +31,7 @@ from ._validation import (
     check_params,
     check_X,
 )
+from .exceptions import InvalidInputError
 
 
 class LatentModel(BaseEstimator):
@@ -115,6 +119,21 @@ class LatentModel(BaseEstimator):
 
         save(self, path)
 
+    # -- persistence hook (latentkit.io) ---------------------------------------------------
+
+    def _saved_state(self) -> dict:
+        """{name: value} that `save` stores: by default the fitted attributes. A model
+        whose state is not plain arrays (torch weights) returns them converted here."""
+        from .io import saved_state
+
+        return saved_state(self)
+
+    def _restore_state(self, state: dict) -> None:
+        """Inverse of `_saved_state`, called by `load` on a freshly constructed model."""
+        from .io import restore_state
+
+        restore_state(self, state)
+
     def _progress_delay(self) -> float | None:
         """Seconds before the progress bar appears, or None for no bar: `verbose=None` shows
         one on a terminal once a fit has run for a second (quick fits stay quiet);
@@ -141,29 +160,35 @@ ENGINE_CONSTRAINTS = {
 
 
 class EMModel(LatentModel):
-    """A model learned by (exact or MAP) EM on the shared engine.
+    """A model learned by (exact, MAP or variational) EM on the shared engine: thin wiring
+    between scikit-learn's estimator surface and its family's pure functions.
 
-    Engine hyper-parameters every subclass accepts (and lists in its own __init__):
-    tol, max_iter, n_init, random_state, warm_start, verbose, max_time, callbacks,
-    chunk_size, learning_decay, learning_offset.
+    A subclass sets the class attribute `em_family` (an `em.EMFamily`: init, E-step,
+    M-step, objective kind, remedy) and supplies three small methods:
+
+        _em_config(n_samples, n_features) -> config   validated hyper-parameters and what
+            the family derives from them and the data's size (n_samples is None when a
+            stream does not know it); raises InvalidInputError/InvalidParameterError
+        _store_params(params, dtype)        the parameter record -> public fitted attributes
+        _current_params()                   public fitted attributes -> the parameter record
+
+    The family's state record lives in `em_state_` and the running statistics of online EM
+    in `online_state_`: both are fitted attributes, saved with the model. Engine
+    hyper-parameters every subclass accepts (and lists in its own __init__): tol, max_iter,
+    n_init, random_state, warm_start, verbose, max_time, callbacks, chunk_size,
+    learning_decay, learning_offset.
     """
 
     _parameter_constraints: ClassVar[dict] = ENGINE_CONSTRAINTS
+    #: the family's pure functions (see `latentkit.em.contract`)
+    em_family: ClassVar[em.EMFamily]
+    #: whether fit takes a scipy.sparse matrix (streamed as CSR row blocks)
+    _accept_sparse: ClassVar[bool] = False
 
-    # -- kernels a subclass supplies ------------------------------------------------------
+    # -- what a subclass supplies ---------------------------------------------------------
 
-    def _em_init(self, X: np.ndarray, rng: np.random.Generator):
+    def _em_config(self, n_samples: int | None, n_features: int):
         raise NotImplementedError
-
-    def _e_step(self, params, X: np.ndarray):
-        raise NotImplementedError
-
-    def _m_step(self, stats):
-        raise NotImplementedError
-
-    def _log_prior(self, params) -> float:
-        """log p(θ) up to a constant, for MAP-EM (Dirichlet/Beta smoothing); 0 for ML-EM."""
-        return 0.0
 
     def _store_params(self, params, dtype) -> None:
         """Write the engine's parameter record to the public fitted attributes."""
@@ -173,30 +198,48 @@ class EMModel(LatentModel):
         """The parameter record rebuilt from the public fitted attributes."""
         raise NotImplementedError
 
-    def _check_data(self, n_samples: int | None, n_features: int) -> None:
-        """Model-specific checks that need the data's size (e.g. K <= N)."""
-
     def _chunk_floats_per_row(self, n_features: int) -> int:
         return n_features
 
     # -- fitting --------------------------------------------------------------------------
 
     def _source(self, X, *, reset: bool) -> em.ChunkSource:
-        """Validate X and wrap it as chunks: in memory, memory-mapped .npy, or iterator."""
-        if em.is_streaming(X):
-            source = em.as_source(X, chunk_rows=1, allow_nan=self._allow_nan)
-            if not reset and source.n_features != self.n_features_in_:
-                raise ValueError(f"X has {source.n_features} features, but {type(self).__name__}"
-                                 f" is expecting {self.n_features_in_} features as input.")
-            if isinstance(source, em.ArraySource):  # an iterator keeps its own chunks
-                source.chunk_rows = self.chunk_size or em.auto_chunk_rows(
-                    self._chunk_floats_per_row(source.n_features))
-            if reset:
-                self.n_features_in_ = source.n_features
-            return source
-        X = self._validate_X(X, reset=reset)
-        rows = self.chunk_size or em.auto_chunk_rows(self._chunk_floats_per_row(X.shape[1]))
-        return em.ArraySource(X, rows, validated=True, allow_nan=self._allow_nan)
+        """Validate X and wrap it as chunks: in memory, memory-mapped .npy, iterator of
+        arrays, or (where the model accepts it) a scipy.sparse matrix."""
+        if not em.is_streaming(X):
+            X = self._validate_X(X, reset=reset)
+            rows = self.chunk_size or em.auto_chunk_rows(self._chunk_floats_per_row(X.shape[1]))
+            return em.ArraySource(X, rows, validated=True, allow_nan=self._allow_nan)
+        if sp.issparse(X) and not self._accept_sparse:
+            raise InvalidInputError(
+                f"{type(self).__name__} does not take sparse input; pass a dense array "
+                "(X.toarray()), or a model made for sparse counts.")
+        source = em.as_source(X, chunk_rows=1, allow_nan=self._allow_nan)
+        if not reset and source.n_features != self.n_features_in_:
+            raise InvalidInputError(
+                f"X has {source.n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input.")
+        if hasattr(source, "chunk_rows"):  # an iterator keeps its own chunks
+            source.chunk_rows = self.chunk_size or em.auto_chunk_rows(
+                self._chunk_floats_per_row(source.n_features))
+        if reset:
+            self.n_features_in_ = source.n_features
+        return source
+
+    def _store_fit(self, params, state, dtype, *, converged: bool, n_iter: int, history,
+                   stop_reason: str) -> None:
+        """Record a fit's outcome: parameters, EM state and the engine's bookkeeping."""
+        self._store_params(params, dtype)
+        self.em_state_ = state
+        self.converged_ = bool(converged)
+        self.n_iter_ = int(n_iter)
+        self.history_ = np.asarray(history, dtype=np.float64)
+        self.lower_bound_ = float(self.history_[-1]) if len(self.history_) else -math.inf
+        self.stop_reason_ = stop_reason
+
+    def _engine_options(self) -> dict:
+        return dict(tol=self.tol, max_iter=self.max_iter, max_time=self.max_time,
+                    callbacks=self.callbacks or (), progress=self._progress_delay(), model=self)
 
     def fit(self, X, y=None):
         """Learn θ by maximum marginal likelihood with EM.
@@ -208,20 +251,15 @@ class EMModel(LatentModel):
         self._validate_params()
         warm = self.warm_start and hasattr(self, "converged_")
         source = self._source(X, reset=not warm)
-        n_samples = getattr(source, "n_samples", None)
-        self._check_data(n_samples, source.n_features)
-        result = em.fit_em(
-            self, source, n_init=self.n_init, rng=as_generator(self.random_state),
-            init_params=self._current_params() if warm else None, tol=self.tol,
-            max_iter=self.max_iter, max_time=self.max_time, callbacks=self.callbacks or (),
-            progress=self._progress_delay())
-        self._store_params(result.params, source.dtype)
-        self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
-        self.history_ = np.asarray(result.history)
-        self.lower_bound_ = result.lower_bound
-        self.stop_reason_ = result.stop_reason
-        self.__dict__.pop("_online", None)
+        config = self._em_config(source.n_samples, source.n_features)
+        init = (self._current_params(), self.em_state_) if warm else None
+        result = em.fit_em(self.em_family, config, source, n_init=self.n_init,
+                           rng=as_generator(self.random_state), init=init,
+                           **self._engine_options())
+        self._store_fit(result.params, result.state, source.dtype, converged=result.converged,
+                        n_iter=result.n_iter, history=result.history,
+                        stop_reason=result.stop_reason)
+        self.__dict__.pop("online_state_", None)
         return self
 
     def partial_fit(self, X, y=None):
@@ -231,24 +269,20 @@ class EMModel(LatentModel):
         The first call initializes from its batch (or from the fitted parameters).
         """
         self._validate_params()
-        first = not hasattr(self, "_online")
-        X = self._validate_X(X, reset=first and not hasattr(self, "converged_"))
-        if first:
-            self._check_data(len(X), X.shape[1])
-            rng = as_generator(self.random_state)
-            params = (self._current_params() if hasattr(self, "converged_")
-                      else self._em_init(X, rng))
-            self._online = em.OnlineState()
-            self.history_ = np.empty(0)
+        fitted = hasattr(self, "converged_")
+        online = vars(self).get("online_state_")
+        X = self._validate_X(X, reset=not fitted)
+        config = self._em_config(len(X) if online is None else None, X.shape[1])
+        if fitted:
+            params, state = self._current_params(), self.em_state_
         else:
-            params = self._current_params()
-        params, self._online, ll = em.online_em_step(
-            self, params, self._online, X, learning_decay=self.learning_decay,
-            learning_offset=self.learning_offset)
-        self._store_params(params, X.dtype)
-        self.history_ = np.append(self.history_, ll)
-        self.lower_bound_ = ll
-        self.n_iter_ = self._online.n_updates
-        self.converged_ = False
-        self.stop_reason_ = "online"
+            params, state = self.em_family.init(X, as_generator(self.random_state), config, 0)
+        if online is None:
+            online, self.history_ = em.OnlineState(), np.empty(0)
+        params, state, online, objective = em.online_em_step(
+            self.em_family, config, params, state, online, X,
+            learning_decay=self.learning_decay, learning_offset=self.learning_offset)
+        self._store_fit(params, state, X.dtype, converged=False, n_iter=online.n_updates,
+                        history=np.append(self.history_, objective), stop_reason="online")
+        self.online_state_ = online
         return self

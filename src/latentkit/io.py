@@ -10,7 +10,12 @@ next to fitting):
   fitted attribute: its python type and, for array-backed values, dtype and shape) and
   "checksums" (sha256 over dtype, shape and C-order bytes of every other member).
 - `param/<name>` : hyper-parameters that are arrays or numpy scalars (e.g. `means_init`).
-- `fitted/<name>` : fitted attributes, i.e. instance attributes named `name_` (not `_name`).
+- `fitted/<name>` : the model's saved state: by default its fitted attributes (instance
+  attributes named `name_`, not `_name`); a model chooses otherwise through its persistence
+  hook, `_saved_state()` -> {name: value} and `_restore_state(state)` (a model holding torch
+  weights hands them over as arrays there). A value may be a registered record (a NamedTuple
+  or dataclass decorated with `register_record`, e.g. an EM state); its fields are stored as
+  `fitted/<name>/<field>`, recursively, and it is rebuilt only as a registered class.
 
 Loading uses `np.load(path, allow_pickle=False)`: nothing in the file is executed or
 unpickled, and only classes decorated with `register_model` can be rebuilt.
@@ -18,9 +23,11 @@ unpickled, and only classes decorated with `register_model` can be rebuilt.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import uuid
 import warnings
 import zipfile
@@ -38,6 +45,8 @@ FORMAT_VERSION = 1
 HEADER = "__header__"
 
 _REGISTRY: dict[str, type] = {}
+_RECORDS: dict[str, type] = {}
+_SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ARRAY_KINDS = "biufcU"  # bool, integers, floats, complex, unicode
 _SCALAR_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 # what numpy and zipfile raise on damaged bytes (bad zip structure, deflate stream, npy header)
@@ -62,6 +71,28 @@ def register_model(cls: type) -> type:
     return cls
 
 
+def register_record(cls: type) -> type:
+    """Class decorator: let a NamedTuple or dataclass of storable values (arrays, numbers,
+    strings, None, other registered records) be saved as part of a model's state."""
+    if not (isinstance(cls, type) and (dataclasses.is_dataclass(cls) or hasattr(cls, "_fields"))):
+        raise TypeError(f"register_record expects a NamedTuple or dataclass, got {cls!r}")
+    known = _RECORDS.get(cls.__name__)
+    if known is not None and known is not cls and (known.__module__, known.__qualname__) != (
+            cls.__module__, cls.__qualname__):
+        raise ValueError(f"cannot register record {cls.__qualname__}: the name "
+                         f"{cls.__name__!r} already belongs to {known.__module__}."
+                         f"{known.__qualname__}")
+    _RECORDS[cls.__name__] = cls
+    return cls
+
+
+def _record_fields(record) -> tuple[str, ...]:
+    """The field names of a record class or instance."""
+    if dataclasses.is_dataclass(record):
+        return tuple(f.name for f in dataclasses.fields(record))
+    return tuple(record._fields)
+
+
 def registered_models() -> dict[str, type]:
     """A copy of the registry: class name -> class."""
     return dict(_REGISTRY)
@@ -74,6 +105,35 @@ def _checksum(array: np.ndarray) -> str:
     digest = hashlib.sha256(f"{array.dtype.str}|{list(array.shape)}|".encode())
     digest.update(array.tobytes(order="C"))
     return digest.hexdigest()
+
+
+def _encode_value(value, key: str, arrays: dict) -> dict:
+    """The description of a storable value; its arrays go into `arrays` under `key`
+    (a record's fields under `key/<field>`). TypeError for anything else."""
+    record = _RECORDS.get(type(value).__name__)
+    if record is type(value):
+        fields = {name: _encode_value(getattr(value, name), f"{key}/{name}", arrays)
+                  for name in _record_fields(value)}
+        return {"type": "record", "class": record.__name__, "fields": fields}
+    desc, array = _encode(value)
+    if array is not None:
+        arrays[key] = array
+    return desc
+
+
+def _decode_value(desc, arrays: dict, key: str):
+    """The value `_encode_value` described; a record only as a registered class."""
+    if isinstance(desc, dict) and desc.get("type") == "record":
+        cls = _RECORDS.get(desc.get("class"))
+        fields = desc.get("fields")
+        if cls is None or not isinstance(fields, dict):
+            raise ModelFileError(f"{key!r} holds an unknown record {desc.get('class')!r}")
+        if set(fields) != set(_record_fields(cls)):
+            raise ModelFileError(f"{key!r}: the fields of record {cls.__name__} do not match "
+                                 "this version of latentkit")
+        return cls(**{name: _decode_value(d, arrays, f"{key}/{name}")
+                      for name, d in fields.items()})
+    return _decode(desc, arrays.get(key), key)
 
 
 def _encode(value) -> tuple[dict, np.ndarray | None]:
@@ -193,16 +253,16 @@ def save(model, path) -> None:
     arrays: dict[str, np.ndarray] = {}
     params, param_types = _encode_params(model, arrays)
     fitted = {}
-    for name, value in vars(model).items():
-        if not name.endswith("_") or name.startswith("_"):
-            continue
+    state = model._saved_state() if hasattr(model, "_saved_state") else saved_state(model)
+    for name, value in state.items():
+        if not _SAFE_NAME.match(name):
+            raise TypeError(f"cannot save {cls.__name__}: state name {name!r} is not an "
+                            "identifier")
         try:
-            fitted[name], array = _encode(value)
+            fitted[name] = _encode_value(value, f"fitted/{name}", arrays)
         except TypeError as exc:
             raise TypeError(f"cannot save fitted attribute {name!r} of {cls.__name__}: "
                             f"{exc}") from None
-        if array is not None:
-            arrays[f"fitted/{name}"] = array
     from . import __version__
 
     header = {
@@ -282,13 +342,39 @@ def load(path):
         raise ModelFileError(f"{path!r}: {cls.__name__} rejects the saved hyper-parameters "
                              f"(written by latentkit {header['library_version']}): {exc}"
                              ) from None
+    state = {}
     for name, desc in header["fitted"].items():
-        if not (name.isidentifier() and name.endswith("_") and not name.startswith("_")):
+        if not (isinstance(name, str) and _SAFE_NAME.match(name)):
             raise ModelFileError(f"{path!r}: invalid fitted attribute name {name!r}")
-        vars(model)[name] = _decode(desc, arrays.get(f"fitted/{name}"), f"fitted/{name}")
+        state[name] = _decode_value(desc, arrays, f"fitted/{name}")
+    try:
+        if hasattr(model, "_restore_state"):
+            model._restore_state(state)
+        else:
+            restore_state(model, state)
+    except ValueError as exc:
+        raise ModelFileError(f"{path!r}: {exc}") from None
+    return model
+
+
+# -- the default persistence hook ---------------------------------------------------------
+
+
+def saved_state(model) -> dict:
+    """What `save` stores by default: the fitted attributes (`name_`, not `_name`)."""
+    return {name: value for name, value in vars(model).items()
+            if name.endswith("_") and not name.startswith("_")}
+
+
+def restore_state(model, state: dict) -> None:
+    """What `load` does by default: set each fitted attribute, then `model._after_load()`
+    where the model defines it (to rebuild caches derived from the fitted attributes)."""
+    for name in state:
+        if not (name.endswith("_") and not name.startswith("_")):
+            raise ValueError(f"invalid fitted attribute name {name!r}")
+    vars(model).update(state)
     if hasattr(model, "_after_load"):
         model._after_load()
-    return model
 
 
 def _read_header(npz, path: str) -> dict:

@@ -19,29 +19,30 @@ class CountStats(em.SufficientStats):
     n: float
 
 
-class ScriptedModel:
-    """A stand-in model whose log-likelihood per iteration is scripted."""
+def scripted_family(script, objective=em.EXACT, reseed_at=()):
+    """A stand-in family whose mean objective per iteration is scripted: params counts the
+    M-steps taken, so the E-step at params = i reports script[i]."""
 
-    def __init__(self, script):
-        self.script, self.calls = list(script), 0
-
-    def _e_step(self, params, X):
-        value = self.script[min(self.calls, len(self.script) - 1)]
+    def e_step(params, state, config, X):
+        value = script[min(params, len(script) - 1)]
         return CountStats(float(len(X))), value * len(X)
 
-    def _m_step(self, stats):
-        self.calls += 1
-        return self.calls
+    def m_step(stats, params, state, config):
+        info = em.StepInfo((0,), "re-seeded component 0") if params + 1 in reseed_at \
+            else em.NOTHING
+        return params + 1, state, info
 
-    def _log_prior(self, params):
-        return 0.0
+    def init(X, rng, config, restart):
+        return 0, None
+
+    return em.EMFamily(init, e_step, m_step, objective=objective, remedy="try the fix")
 
 
-def run(script, **kw):
+def run(script, family=None, **kw):
     source = em.ArraySource(np.zeros((10, 1)), 4, validated=True, allow_nan=False)
     options = dict(tol=1e-12, max_iter=len(script))
     options.update(kw)
-    return em.run_em(ScriptedModel(script), source, 0, **options)
+    return em.run_em(family or scripted_family(script), None, source, 0, None, **options)
 
 
 def test_guard_warns_on_a_decrease_and_names_the_iteration():
@@ -142,19 +143,20 @@ def test_progress_bar_when_verbose(capsys):
 def test_online_step_size_schedule():
     """ρ_t = (t + τ)^(-κ): the running statistics are a weighted average of batches."""
 
-    class Echo:
-        def _e_step(self, params, X):
-            return CountStats(float(X.sum())), 0.0
+    def e_step(params, state, config, X):
+        return CountStats(float(X.sum())), 0.0
 
-        def _m_step(self, stats):
-            return stats.n
+    def m_step(stats, params, state, config):
+        return stats.n, state, em.NOTHING
 
-    state = em.OnlineState()
+    family = em.EMFamily(None, e_step, m_step)
+    online = em.OnlineState()
     values = []
     for batch in (1.0, 3.0, 5.0):
-        params, state, _ = em.online_em_step(Echo(), None, state, np.full((2, 1), batch),
-                                             learning_decay=0.5, learning_offset=4.0)
-        values.append(state.stats.n)
+        params, _, online, _ = em.online_em_step(family, None, None, None, online,
+                                                 np.full((2, 1), batch), learning_decay=0.5,
+                                                 learning_offset=4.0)
+        values.append(online.stats.n)
     rho1, rho2 = (1 + 4.0) ** -0.5, (2 + 4.0) ** -0.5
     expect1 = (1 - rho1) * 1.0 + rho1 * 3.0
     np.testing.assert_allclose(values, [1.0, expect1, (1 - rho2) * expect1 + rho2 * 5.0])
@@ -219,3 +221,72 @@ def test_checkpoint_saves_during_the_fit_and_the_fit_resumes(tmp_path):
     assert saved.converged_
     with pytest.raises(ValueError, match="every"):
         em.Checkpoint(path, every=0)
+
+
+def test_a_bound_family_words_the_guard_for_a_bound_and_names_its_remedy():
+    family = scripted_family([-5.0, -4.0, -4.5], objective=em.BOUND)
+    with pytest.warns(ConvergenceWarning, match="lower bound decreased at iteration 3") as rec:
+        run([-5.0, -4.0, -4.5], family=family)
+    text = str(rec[0].message)
+    assert "variational EM" in text and "try the fix" in text and "reg_covar" not in text
+    with pytest.warns(ConvergenceWarning, match="log-likelihood decreased") as rec:
+        run([-5.0, -4.0, -4.5])
+    assert "exact EM never decreases" in str(rec[0].message)
+
+
+def test_a_non_finite_objective_names_the_familys_remedy():
+    with pytest.raises(FloatingPointError, match="non-finite log-likelihood at iteration 2. "
+                                                 "Try the fix"):
+        run([-5.0, float("nan"), -4.0])
+
+
+def test_a_reseeding_m_step_is_announced_and_suspends_the_guard_and_convergence():
+    """The M-step of iteration 2 re-seeds: its message is warned as a ReseedWarning, the
+    drop at iteration 3 is not a failure, and a zero change there is not convergence."""
+    script = [-5.0, -4.0, -6.0, -6.0, -6.0]
+    family = scripted_family(script, reseed_at=(2,))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run(script, family=family, tol=1e-3)
+    kinds = [w.category for w in caught]
+    assert em.ReseedWarning in kinds and ConvergenceWarning not in kinds
+    assert any("re-seeded component 0" in str(w.message) for w in caught)
+    assert result.converged and result.n_iter == 4  # not at 3: the step before re-seeded
+
+
+def test_fit_em_passes_the_restart_index_and_keeps_the_best_run():
+    seen = []
+
+    def init(X, rng, config, restart):
+        seen.append(restart)
+        return restart, None  # restart r starts at script index r
+
+    base = scripted_family([-5.0, -3.0, -2.0, -2.0])
+    family = em.EMFamily(init, base.e_step, base.m_step)
+    source = em.ArraySource(np.zeros((10, 1)), 4, validated=True, allow_nan=False)
+    result = em.fit_em(family, None, source, n_init=3, rng=np.random.default_rng(0), tol=1e-6,
+                       max_iter=10)
+    assert seen == [0, 1, 2]
+    assert result.converged and result.lower_bound == -2.0
+
+
+def test_a_family_declares_an_objective_kind():
+    with pytest.raises(ValueError, match="objective"):
+        em.EMFamily(None, None, None, objective="elbo-ish")
+
+
+def test_the_state_record_travels_between_iterations_and_into_the_result():
+    """state in, state out: the M-step's state reaches the next E-step and the result."""
+    states = []
+
+    def e_step(params, state, config, X):
+        states.append(state)
+        return CountStats(float(len(X))), -1.0 * len(X)
+
+    def m_step(stats, params, state, config):
+        return params, state + config, em.NOTHING
+
+    family = em.EMFamily(None, e_step, m_step)
+    source = em.ArraySource(np.zeros((3, 1)), 10, validated=True, allow_nan=False)
+    result = em.run_em(family, 10, source, 0, 1, tol=0.0, max_iter=3)
+    assert states == [1, 11, 21] and result.state == 31
