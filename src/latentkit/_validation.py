@@ -12,7 +12,7 @@ from collections.abc import Container
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from .exceptions import InvalidInputError, InvalidParameterError
+from .exceptions import InvalidInputError, InvalidInputTypeError, InvalidParameterError
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -37,7 +37,9 @@ def check_X(
         X = validate_data(
             estimator, X, reset=reset, dtype=dtype, ensure_all_finite=False,
             ensure_min_samples=1)
-    except (ValueError, TypeError) as exc:  # scikit-learn's shape and dtype messages
+    except TypeError as exc:  # scikit-learn's messages, marked as the user's mistake
+        raise InvalidInputTypeError(str(exc)) from exc
+    except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc
     check_finite(X, allow_nan=allow_nan, name=name, model=type(estimator).__name__)
     return X

@@ -20,8 +20,12 @@ class InvalidInputError(UserError, ValueError):
     marginalize it, too few rows, wrong number of features, an empty column."""
 
 
+class InvalidInputTypeError(UserError, TypeError):
+    """Data of a type that cannot be read as numbers at all (objects, dicts, strings)."""
+
+
 class InvalidParameterError(UserError, ValueError):
     """A hyper-parameter or option outside its documented range or set of values."""
 
 
-__all__ = ["InvalidInputError", "InvalidParameterError", "UserError"]
+__all__ = ["InvalidInputError", "InvalidInputTypeError", "InvalidParameterError", "UserError"]

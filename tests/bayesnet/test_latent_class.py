@@ -12,6 +12,7 @@ import latentkit
 from helpers import assert_monotone, assert_recovers
 from latentkit import CategoricalMixture
 from latentkit.bayesnet import DiscreteBayesNet, LatentClassModel
+from latentkit.em import ConvergenceWarning
 
 
 def planted(n=3000, seed=0):
@@ -83,3 +84,37 @@ def test_n_classes_is_validated_and_saved(tmp_path):
     loaded = latentkit.load(tmp_path / "lcm.npz")
     assert type(loaded) is LatentClassModel and loaded.n_classes == 2
     np.testing.assert_array_equal(loaded.score_samples(X), lcm.score_samples(X))
+
+
+def test_saved_model_warm_starts_exactly_as_the_original(tmp_path):
+    """em_state_ is saved: a loaded model continues a fit with the same history."""
+    X = planted(n=600, seed=15)[0]
+    model = LatentClassModel(3, n_categories=[2, 3, 3, 4], max_iter=3, tol=1e-12,
+                             random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X)
+    model.save(tmp_path / "model.npz")
+    loaded = latentkit.load(tmp_path / "model.npz")
+    for m in (model, loaded):
+        m.set_params(warm_start=True, max_iter=15, tol=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            m.fit(X)
+    assert len(model.history_) == 15
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    np.testing.assert_array_equal(loaded.probs_, model.probs_)
+
+
+def test_saved_model_continues_online_em_exactly(tmp_path):
+    """online_state_ (the running statistics) is saved: partial_fit continues the same."""
+    X = planted(n=600, seed=15)[0]
+    model = LatentClassModel(3, n_categories=[2, 3, 3, 4], random_state=0)
+    for start in (0, 100):
+        model.partial_fit(X[start:start + 100])
+    model.save(tmp_path / "model.npz")
+    loaded = latentkit.load(tmp_path / "model.npz")
+    for m in (model, loaded):
+        for start in (200, 300):
+            m.partial_fit(X[start:start + 100])
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    np.testing.assert_array_equal(loaded.probs_, model.probs_)

@@ -2,6 +2,7 @@
 step, planted parameters, Monte Carlo frequencies, and scikit-learn's estimator checks."""
 
 import itertools
+import re
 import warnings
 from dataclasses import replace
 
@@ -13,8 +14,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from helpers import assert_monotone, assert_recovers
 from latentkit import load
 from latentkit.base import LatentModel
-from latentkit.em import ConvergenceWarning, ReseedWarning, WorstPoints
+from latentkit.em import NOTHING, ConvergenceWarning, ReseedWarning
 from latentkit.mixture._discrete import DiscreteStats, reseed_empty
+from latentkit.mixture._worst import WorstPoints
 from latentkit.mixture.bernoulli import BernoulliMixture
 
 TRUE_WEIGHTS = np.array([0.3, 0.3, 0.4])
@@ -248,8 +250,12 @@ def test_reseed_kernel_uses_distinct_badly_explained_rows():
     stats = DiscreteStats(100.0, np.array([60.0, 0.2, 39.5, 0.3]), np.ones((4, 3)),
                           np.full((4, 3), 50.0), worst)
     levels = np.full(3, 2)
-    with pytest.warns(ReseedWarning, match=r"component\(s\) \[1, 3\]"):
-        out = reseed_empty(stats, lambda x: x, levels, 0.01, 1.0, "test")
+    # the kernel no longer warns: it reports the re-seeding, and the engine warns its message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReseedWarning)
+        out, info = reseed_empty(stats, lambda x: x, levels, 0.01, 1.0, "test")
+    assert info.reseeded == (1, 3)
+    assert re.search(r"component\(s\) \[1, 3\]", info.message)
     np.testing.assert_array_equal(out.counts[[1, 3]], [x1, x2])  # the duplicate is skipped
     np.testing.assert_array_equal(out.nk, [60.0, 1.0, 39.5, 1.0])
     np.testing.assert_array_equal(out.observed[[1, 3]], 1.0)
@@ -257,7 +263,8 @@ def test_reseed_kernel_uses_distinct_badly_explained_rows():
     explained = replace(stats, worst=WorstPoints(np.array([-1.0]), x1[None], 4))
     with warnings.catch_warnings():
         warnings.simplefilter("error", ReseedWarning)
-        assert reseed_empty(explained, lambda x: x, levels, 0.01, 1.0, "test") is explained
+        out, info = reseed_empty(explained, lambda x: x, levels, 0.01, 1.0, "test")
+    assert out is explained and info == NOTHING
 
 
 def test_impute_beats_column_means():
@@ -323,6 +330,39 @@ def test_parameter_count_bic_and_persistence(tmp_path):
     model.save(tmp_path / "bmm.npz")
     loaded = load(tmp_path / "bmm.npz")
     np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
+
+
+def test_saved_model_warm_starts_exactly_as_the_original(tmp_path):
+    """em_state_ is saved: a loaded model continues a fit with the same history."""
+    X = planted(600, missing=0.1, seed=15)[0]
+    model = BernoulliMixture(3, max_iter=3, tol=1e-12, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X)
+    model.save(tmp_path / "model.npz")
+    loaded = load(tmp_path / "model.npz")
+    for m in (model, loaded):
+        m.set_params(warm_start=True, max_iter=15, tol=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            m.fit(X)
+    assert len(model.history_) == 15
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    np.testing.assert_array_equal(loaded.means_, model.means_)
+
+
+def test_saved_model_continues_online_em_exactly(tmp_path):
+    """online_state_ (the running statistics) is saved: partial_fit continues the same."""
+    X = planted(600, missing=0.1, seed=15)[0]
+    model = BernoulliMixture(3, random_state=0)
+    for start in (0, 100):
+        model.partial_fit(X[start:start + 100])
+    model.save(tmp_path / "model.npz")
+    loaded = load(tmp_path / "model.npz")
+    for m in (model, loaded):
+        for start in (200, 300):
+            m.partial_fit(X[start:start + 100])
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    np.testing.assert_array_equal(loaded.means_, model.means_)
 
 
 # -- scikit-learn's estimator checks -------------------------------------------------------

@@ -274,6 +274,39 @@ def test_persistence_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
 
 
+def test_saved_model_warm_starts_exactly_as_the_original(tmp_path):
+    """em_state_ is saved: a loaded model continues a fit with the same history."""
+    X = planted(600, missing=0.1, seed=15)[0]
+    model = CategoricalMixture(3, n_categories=LEVELS, max_iter=3, tol=1e-12, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X)
+    model.save(tmp_path / "model.npz")
+    loaded = load(tmp_path / "model.npz")
+    for m in (model, loaded):
+        m.set_params(warm_start=True, max_iter=15, tol=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            m.fit(X)
+    assert len(model.history_) == 15
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    np.testing.assert_array_equal(loaded.probs_, model.probs_)
+
+
+def test_saved_model_continues_online_em_exactly(tmp_path):
+    """online_state_ (the running statistics) is saved: partial_fit continues the same."""
+    X = planted(600, missing=0.1, seed=15)[0]
+    model = CategoricalMixture(3, n_categories=LEVELS, random_state=0)
+    for start in (0, 100):
+        model.partial_fit(X[start:start + 100])
+    model.save(tmp_path / "model.npz")
+    loaded = load(tmp_path / "model.npz")
+    for m in (model, loaded):
+        for start in (200, 300):
+            m.partial_fit(X[start:start + 100])
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    np.testing.assert_array_equal(loaded.probs_, model.probs_)
+
+
 # scikit-learn's checks draw floats; the `categorical` input tag makes them round the data to
 # non-negative integer codes, which is what this model accepts, so no check is skipped.
 @parametrize_with_checks([CategoricalMixture()])

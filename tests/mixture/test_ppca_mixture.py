@@ -3,6 +3,7 @@ closed-form PPCA likelihood (scikit-learn's PCA), planted local subspaces (princ
 dense conditional Gaussians for missing values, Monte Carlo moments."""
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from helpers import assert_monotone, assert_recovers
 from latentkit import MixtureOfPPCA, load
-from latentkit.em import ConvergenceWarning
+from latentkit.em import NOTHING, ConvergenceWarning, ReseedWarning
+from latentkit.mixture import _ppca_mixture_kernels as mk
 
 
 def planted(n_per=600, D=10, M=2, K=3, noise=0.1, seed=0, missing_rate=0.0):
@@ -304,6 +306,60 @@ def test_bad_input_raises_clear_errors(fitted):
         model.transform_local(X, component=3)
     with pytest.raises(ValueError, match=r"Z must be \(n_samples, 2\)"):
         model.inverse_transform_local(np.ones((3, 3)), np.zeros(3, int))
+
+
+def test_saved_model_warm_starts_exactly_as_the_original(tmp_path):
+    """em_state_ is saved: a loaded model continues a fit with the same history."""
+    X = planted(n_per=200, missing_rate=0.1, seed=15)[0]
+    model = MixtureOfPPCA(3, 2, max_iter=3, tol=1e-12, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X)
+    model.save(tmp_path / "model.npz")
+    loaded = load(tmp_path / "model.npz")
+    for m in (model, loaded):
+        m.set_params(warm_start=True, max_iter=15, tol=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            m.fit(X)
+    assert len(model.history_) == 15
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    np.testing.assert_array_equal(loaded.components_, model.components_)
+
+
+def test_saved_model_continues_online_em_exactly(tmp_path):
+    """online_state_ (the running statistics) is saved: partial_fit continues the same."""
+    X = planted(n_per=200, missing_rate=0.1, seed=15)[0]
+    model = MixtureOfPPCA(3, 2, random_state=0)
+    for start in (0, 100):
+        model.partial_fit(X[start:start + 100])
+    model.save(tmp_path / "model.npz")
+    loaded = load(tmp_path / "model.npz")
+    for m in (model, loaded):
+        for start in (200, 300):
+            m.partial_fit(X[start:start + 100])
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    np.testing.assert_array_equal(loaded.components_, model.components_)
+
+
+def test_m_step_reports_a_reseeded_component_instead_of_warning(fitted):
+    """An empty component is split off the heaviest one; the kernel returns a StepInfo
+    naming it (the engine warns its message), and the state passes through unchanged."""
+    X, model = fitted
+    params, state = model._current_params(), model.em_state_
+    config = model._em_config(len(X), X.shape[1])
+    stats, _ = mk.e_step(params, state, config, X)
+    keep = np.array([1.0, 0.0, 1.0])  # component 1 receives no rows
+    empty = replace(stats, nk=stats.nk * keep,
+                    szz=stats.szz * keep[:, None, None] + (1 - keep)[:, None, None] * np.eye(3),
+                    sxz=stats.sxz * keep[:, None, None], sxx=stats.sxx * keep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReseedWarning)
+        new, new_state, info = mk.m_step(empty, params, state, config)
+    assert info.reseeded == (1,)
+    assert "component 1 of the mixture of PPCA was empty" in info.message
+    assert new_state is state
+    assert np.all(np.isfinite(new.means)) and new.weights[1] > 0.1
+    assert mk.m_step(stats, params, state, config)[2] == NOTHING
 
 
 @parametrize_with_checks([MixtureOfPPCA(2, 1, random_state=0)])

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import Interval, check_params
+from ..exceptions import InvalidParameterError
 from ..io import register_model
 from ..mixture.categorical import CategoricalMixture
 from .network import DiscreteBayesNet
@@ -63,7 +64,7 @@ class LatentClassModel(CategoricalMixture):
         J = len(self.n_categories_)
         names = [f"x{j}" for j in range(J)] if column_names is None else list(column_names)
         if len(names) != J or len(set(names)) != J or class_name in names:
-            raise ValueError(f"column_names must be {J} distinct names other than "
+            raise InvalidParameterError(f"column_names must be {J} distinct names other than "
                              f"class_name={class_name!r}; got {names!r}.")
         cardinalities = {class_name: self.n_classes}
         cardinalities.update({name: int(L) for name, L in zip(names, self.n_categories_)})

@@ -1,5 +1,6 @@
-"""What the discrete mixtures (Bernoulli, categorical) share: statistics, M-step, re-seeding,
-initialization and the inference methods.
+"""What the discrete mixtures (Bernoulli, categorical) share: statistics, the EM family's
+pure functions (initialization, E-step, MAP M-step with re-seeding, log-prior) and the
+inference methods.
 
 Both are mixtures of independent per-column categoricals (a binary column is a categorical
 with two levels), learned by MAP-EM with symmetric Dirichlet smoothing given as pseudo-counts:
@@ -17,15 +18,18 @@ With α, β > 0 no probability is ever exactly 0 or 1, and MAP-EM increases
 log p(X | θ) + log p(θ), log p(θ) = α Σ log θ + β Σ log π + const, which is the objective
 the engine tracks (its monotonicity guard included).
 
-A model supplies its encoding of a chunk, `_encode(X) -> (counts_matrix, observed)`, whose
-GEMMs with the responsibilities give c and o, and its log-likelihood kernel.
+A model supplies its `DiscreteKernels`: the encoding of a chunk,
+`encode(X, n_levels) -> (counts_matrix, observed)`, whose GEMMs with the responsibilities
+give c and o, its log-likelihood kernel and its log-prior over θ; `discrete_family` turns
+them into the model's `em.EMFamily`. The family keeps no state between iterations.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -41,8 +45,11 @@ from .._validation import (
     check_n_components,
     check_n_samples,
 )
+from ..exceptions import InvalidParameterError
+from ..io import register_record
 from ._base import MixtureModel
 from ._init import INIT_METHODS, initial_responsibilities
+from ._worst import WorstPoints
 
 RESEED_THRESHOLD = 1.0  # a component with fewer expected members than this is "empty"
 ARRAY_OR_NONE = InstanceOf(np.ndarray, list, tuple, type(None), description="an array or None")
@@ -56,6 +63,43 @@ class DiscreteParams(NamedTuple):
     probs: np.ndarray
 
 
+class DiscreteConfig(NamedTuple):
+    """The validated hyper-parameters and level layout of one fit.
+
+    n_components : K; alpha, weight_alpha : the pseudo-counts α, β; init_params : the
+    starting responsibilities' method; level_column : (M,) the column of each level;
+    n_levels : (J,) L_j; weights_init : (K,) or None and probs_init : (K, M) or None, the
+    user's validated starting values; model : the class name, for messages.
+    """
+
+    n_components: int
+    alpha: float
+    weight_alpha: float
+    init_params: str
+    level_column: np.ndarray
+    n_levels: np.ndarray
+    weights_init: np.ndarray | None
+    probs_init: np.ndarray | None
+    model: str
+
+
+class DiscreteKernels(NamedTuple):
+    """What distinguishes one discrete mixture from another.
+
+    encode : (X (n, J), n_levels (J,)) -> (counts_matrix (n, M), observed (n, J) or None
+        when nothing is missing), both in X's dtype.
+    log_likelihood : (counts_matrix (n, M), observed, probs (K, M)) -> log p(x_obs | z = k)
+        : (n, K).
+    log_prior_probs : probs (K, M) -> Σ log θ over all levels (the prior's log-density / α,
+        up to a constant).
+    """
+
+    encode: Callable
+    log_likelihood: Callable
+    log_prior_probs: Callable
+
+
+@register_record
 @dataclass(frozen=True)
 class DiscreteStats(em.SufficientStats):
     """n : rows seen; nk : (K,) Σ_n r_nk; counts : (K, M) R^T (counts matrix);
@@ -69,7 +113,7 @@ class DiscreteStats(em.SufficientStats):
     nk: np.ndarray
     counts: np.ndarray
     observed: np.ndarray
-    worst: em.WorstPoints = em.WorstPoints()
+    worst: WorstPoints = WorstPoints()
 
     additive: ClassVar[tuple[str, ...]] = ("n", "nk", "counts", "observed")
 
@@ -111,14 +155,17 @@ def collect_stats(log_joint: np.ndarray, X: np.ndarray, counts_matrix: np.ndarra
         nk=resp.sum(axis=0, dtype=np.float64),
         counts=(resp.T @ counts_matrix).astype(np.float64),
         observed=observed_counts(resp, observed, X.shape[1]),
-        worst=em.WorstPoints.of(X, log_px, capacity=log_joint.shape[1]),
+        worst=WorstPoints.of(X, log_px, capacity=log_joint.shape[1]),
     )
     return stats, float(log_px.sum(dtype=np.float64))
 
 
-def m_step(stats: DiscreteStats, level_column: np.ndarray, n_levels: np.ndarray,
-           alpha: float, weight_alpha: float) -> DiscreteParams:
-    """MAP M-step. level_column : (M,) the column of each level; n_levels : (J,) L_j."""
+def map_estimate(stats: DiscreteStats, level_column: np.ndarray, n_levels: np.ndarray,
+                 alpha: float, weight_alpha: float) -> DiscreteParams:
+    """The MAP update θ, π from the statistics (module docstring).
+
+    level_column : (M,) the column of each level; n_levels : (J,) L_j.
+    """
     K = len(stats.nk)
     weights = smoothed_frequencies(stats.nk, stats.nk.sum(), K, weight_alpha)
     probs = smoothed_frequencies(stats.counts, stats.observed[:, level_column],
@@ -126,8 +173,15 @@ def m_step(stats: DiscreteStats, level_column: np.ndarray, n_levels: np.ndarray,
     return DiscreteParams(weights, probs)
 
 
+def _reseed_threshold(stats: DiscreteStats, n_levels, alpha: float, weight_alpha: float):
+    """log π_new + log p(x | new) of a component fitted to one complete row x alone."""
+    K = len(stats.nk)
+    return (math.log((1.0 + weight_alpha) / (stats.nk.sum() + K * weight_alpha))
+            + float(np.sum(np.log((1.0 + alpha) / (1.0 + n_levels * alpha)))))
+
+
 def reseed_empty(stats: DiscreteStats, encode_row, n_levels: np.ndarray, alpha: float,
-                 weight_alpha: float, model: str) -> DiscreteStats:
+                 weight_alpha: float, model: str) -> tuple[DiscreteStats, em.StepInfo]:
     """Give each empty component (n_k < 1) the statistics of its own badly explained row.
 
     A component fitted to a row x alone has θ = (onehot(x) + α) / (1 + L_j α), so
@@ -138,15 +192,16 @@ def reseed_empty(stats: DiscreteStats, encode_row, n_levels: np.ndarray, alpha: 
     is still well defined). Rows with equal values are used once, so two components never
     land on the same point.
 
-    encode_row : (J,) complete row -> (M,) its counts-matrix row. Warns `em.ReseedWarning`.
+    encode_row : (J,) complete row -> (M,) its counts-matrix row. Returns (statistics,
+    StepInfo naming the re-seeded components in the model's words; `em.NOTHING` and the
+    statistics unchanged when none was).
     """
     K = len(stats.nk)
     empty = np.flatnonzero(stats.nk < RESEED_THRESHOLD)
     worst = stats.worst
     if K == 1 or empty.size == 0 or worst.X is None:
-        return stats
-    threshold = (math.log((1.0 + weight_alpha) / (stats.nk.sum() + K * weight_alpha))
-                 + float(np.sum(np.log((1.0 + alpha) / (1.0 + n_levels * alpha)))))
+        return stats, em.NOTHING
+    threshold = _reseed_threshold(stats, n_levels, alpha, weight_alpha)
     seeds, seed_ll = [], []
     for ll, x in zip(worst.log_likelihood, worst.X):  # ascending log-likelihood
         if ll >= threshold or len(seeds) == empty.size:
@@ -155,17 +210,17 @@ def reseed_empty(stats: DiscreteStats, encode_row, n_levels: np.ndarray, alpha: 
             seeds.append(x)
             seed_ll.append(ll)
     if not seeds:
-        return stats
+        return stats, em.NOTHING
     nk, counts, observed = stats.nk.copy(), stats.counts.copy(), stats.observed.copy()
     reseeded = empty[:len(seeds)]
     for k, x in zip(reseeded, seeds):
         nk[k], counts[k], observed[k] = 1.0, encode_row(x), 1.0
-    warnings.warn(
+    message = (
         f"{model}: component(s) {reseeded.tolist()} had fewer than {RESEED_THRESHOLD:g} "
         f"expected members ({np.round(stats.nk[reseeded], 3).tolist()}); re-seeded at the "
-        f"worst-explained complete rows (log-likelihood {np.round(seed_ll, 3).tolist()}).",
-        em.ReseedWarning, stacklevel=2)
-    return replace(stats, nk=nk, counts=counts, observed=observed)
+        f"worst-explained complete rows (log-likelihood {np.round(seed_ll, 3).tolist()}).")
+    return (replace(stats, nk=nk, counts=counts, observed=observed),
+            em.StepInfo(tuple(int(k) for k in reseeded), message))
 
 
 def check_probability_array(name: str, value, shape: tuple, blocks=()) -> np.ndarray:
@@ -173,22 +228,85 @@ def check_probability_array(name: str, value, shape: tuple, blocks=()) -> np.nda
 
     Entries must be > 0 (log 0 = -inf) and each slice of the last axis in `blocks` must sum
     to 1. With no blocks the entries are Bernoulli means μ, whose other level is 1 - μ, so
-    they must also be < 1.
+    they must also be < 1. Raises InvalidParameterError.
     """
     array = np.asarray(value, dtype=np.float64)
     if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}; got {array.shape}.")
+        raise InvalidParameterError(f"{name} must have shape {shape}; got {array.shape}.")
     upper_ok = bool(blocks) or bool(np.all(array < 1))
     if not (np.all(array > 0) and upper_ok):
         bound = "in (0, 1]" if blocks else "strictly between 0 and 1"
-        raise ValueError(f"{name} must hold probabilities {bound} (log 0 is -inf); got min "
-                         f"{np.nanmin(array):.3g}, max {np.nanmax(array):.3g}.")
+        raise InvalidParameterError(
+            f"{name} must hold probabilities {bound} (log 0 is -inf); got min "
+            f"{np.nanmin(array):.3g}, max {np.nanmax(array):.3g}.")
     for block in blocks:
         sums = array[..., block].sum(axis=-1)
         if not np.allclose(sums, 1.0, atol=1e-6):
-            raise ValueError(f"{name} must sum to 1 over each distribution; got sums "
-                             f"{np.round(sums, 6)}.")
+            raise InvalidParameterError(f"{name} must sum to 1 over each distribution; got "
+                                        f"sums {np.round(sums, 6)}.")
     return array
+
+
+# -- the EM family ------------------------------------------------------------------------
+
+
+def init(X, rng, config: DiscreteConfig, restart: int, *, kernels: DiscreteKernels):
+    """(θ, None) from one M-step on the responsibilities of `init_params` (no re-seeding),
+    then the user's weights_init / probs_init where set. X : (n, J) the init sample."""
+    if config.weights_init is not None and config.probs_init is not None:
+        return DiscreteParams(config.weights_init, config.probs_init), None
+    counts_matrix, observed = kernels.encode(X, config.n_levels)
+    # the counts matrix with NaN where its column is missing: what k-means sees
+    features = (counts_matrix if observed is None else
+                np.where(observed[:, config.level_column] > 0, counts_matrix, np.nan))
+    resp = initial_responsibilities(features, config.n_components, config.init_params, rng)
+    stats = DiscreteStats(float(len(X)), resp.sum(axis=0), resp.T @ counts_matrix,
+                          observed_counts(resp, observed, X.shape[1]))
+    weights, probs = map_estimate(stats, config.level_column, config.n_levels, config.alpha,
+                                  config.weight_alpha)
+    params = DiscreteParams(weights if config.weights_init is None else config.weights_init,
+                            probs if config.probs_init is None else config.probs_init)
+    return params, None
+
+
+def e_step(params: DiscreteParams, state, config: DiscreteConfig, X, *,
+           kernels: DiscreteKernels):
+    """(DiscreteStats, Σ_n log p(x_n)) of one chunk X : (n, J), NaN = missing."""
+    counts_matrix, observed = kernels.encode(X, config.n_levels)
+    log_joint = kernels.log_likelihood(counts_matrix, observed, params.probs)
+    log_joint += np.log(params.weights).astype(log_joint.dtype)
+    return collect_stats(log_joint, X, counts_matrix, observed)
+
+
+def m_step(stats: DiscreteStats, params: DiscreteParams, state, config: DiscreteConfig, *,
+           kernels: DiscreteKernels):
+    """(θ, None, StepInfo): empty components re-seeded (`reseed_empty`), then the MAP
+    update."""
+    def encode_row(x):
+        return kernels.encode(x[None], config.n_levels)[0][0]
+
+    stats, info = reseed_empty(stats, encode_row, config.n_levels, config.alpha,
+                               config.weight_alpha, config.model)
+    new = map_estimate(stats, config.level_column, config.n_levels, config.alpha,
+                       config.weight_alpha)
+    return new, state, info
+
+
+def log_prior(params: DiscreteParams, config: DiscreteConfig, *,
+              kernels: DiscreteKernels) -> float:
+    """log p(θ) + const = β Σ_k log π_k + α Σ log θ (all levels)."""
+    return (config.weight_alpha * float(np.log(params.weights).sum())
+            + config.alpha * kernels.log_prior_probs(params.probs))
+
+
+def discrete_family(kernels: DiscreteKernels, remedy: str) -> em.EMFamily:
+    """The MAP-EM family of a discrete mixture with the given kernels (exact objective:
+    log p(X | θ) + log p(θ))."""
+    return em.EMFamily(init=partial(init, kernels=kernels),
+                       e_step=partial(e_step, kernels=kernels),
+                       m_step=partial(m_step, kernels=kernels),
+                       log_prior=partial(log_prior, kernels=kernels),
+                       objective=em.EXACT, remedy=remedy)
 
 
 # -- the shared model ---------------------------------------------------------------------
@@ -197,13 +315,15 @@ def check_probability_array(name: str, value, shape: tuple, blocks=()) -> np.nda
 class DiscreteMixture(MixtureModel):
     """Base of BernoulliMixture and CategoricalMixture (not public).
 
-    A subclass defines `_encode`, `_log_likelihood`, `_log_prior_probs`, `_check_chunks`,
-    the level layout `_layout() -> (level_column (M,), n_levels (J,))`, `_user_probs`, and
-    `_probs_attribute`: the public name of the level probabilities (`means_` for Bernoulli,
-    scikit-learn's name; `probs_` for categorical).
+    A subclass defines `_kernels` (its `DiscreteKernels`), `em_family`
+    (`discrete_family(_kernels, remedy)`), `_check_chunks`, the level layout
+    `_layout() -> (level_column (M,), n_levels (J,))`, `_user_probs`, and `_probs_attribute`:
+    the public name of the level probabilities (`means_` for Bernoulli, scikit-learn's
+    name; `probs_` for categorical).
     """
 
     _probs_attribute: ClassVar[str]
+    _kernels: ClassVar[DiscreteKernels]
 
     _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(int, 1, None)],
@@ -242,48 +362,14 @@ class DiscreteMixture(MixtureModel):
             self._check_chunks(_with_offsets(source), reset=reset)
         return source
 
-    def _check_data(self, n_samples, n_features):
+    def _em_config(self, n_samples, n_features) -> DiscreteConfig:
         if n_samples is not None:
             check_n_components(self.n_components, n_samples)
-        self._user_weights()
-        self._user_probs()
-
-    # -- EM kernels -----------------------------------------------------------------------
-
-    def _em_init(self, X, rng):
-        """θ from one M-step on the responsibilities of `init_params` (no re-seeding), then
-        the user-given weights_init / probabilities where set."""
-        user_weights, user_probs = self._user_weights(), self._user_probs()
-        if user_weights is not None and user_probs is not None:
-            return DiscreteParams(user_weights, user_probs)
+        weights_init, probs_init = self._user_weights(), self._user_probs()
         level_column, n_levels = self._layout()
-        counts_matrix, observed = self._encode(X)
-        # the counts matrix with NaN where its column is missing: what k-means sees
-        features = (counts_matrix if observed is None else
-                    np.where(observed[:, level_column] > 0, counts_matrix, np.nan))
-        resp = initial_responsibilities(features, self.n_components, self.init_params, rng)
-        stats = DiscreteStats(float(len(X)), resp.sum(axis=0), resp.T @ counts_matrix,
-                              observed_counts(resp, observed, X.shape[1]))
-        weights, probs = m_step(stats, level_column, n_levels, self.alpha, self.weight_alpha)
-        return DiscreteParams(weights if user_weights is None else user_weights,
-                              probs if user_probs is None else user_probs)
-
-    def _e_step(self, params, X):
-        counts_matrix, observed = self._encode(X)
-        log_joint = self._log_likelihood(params, counts_matrix, observed)
-        log_joint += np.log(params.weights).astype(log_joint.dtype)
-        return collect_stats(log_joint, X, counts_matrix, observed)
-
-    def _m_step(self, stats):
-        level_column, n_levels = self._layout()
-        stats = reseed_empty(stats, lambda x: self._encode(x[None])[0][0], n_levels,
-                             self.alpha, self.weight_alpha, type(self).__name__)
-        return m_step(stats, level_column, n_levels, self.alpha, self.weight_alpha)
-
-    def _log_prior(self, params) -> float:
-        """log p(θ) + const = β Σ_k log π_k + α Σ log θ (all levels)."""
-        return (self.weight_alpha * float(np.log(params.weights).sum())
-                + self.alpha * self._log_prior_probs(params.probs))
+        return DiscreteConfig(self.n_components, self.alpha, self.weight_alpha,
+                              self.init_params, level_column, n_levels, weights_init,
+                              probs_init, type(self).__name__)
 
     # -- inference ------------------------------------------------------------------------
 
@@ -292,9 +378,11 @@ class DiscreteMixture(MixtureModel):
         computed in row chunks so that the encoding's memory stays bounded."""
         X = self._validate_X(X, reset=False)
         params = self._current_params()
+        n_levels = self._layout()[1]
         rows = self.chunk_size or em.auto_chunk_rows(self._chunk_floats_per_row(X.shape[1]))
         log_joint = np.concatenate([
-            self._log_likelihood(params, *self._encode(X[start:start + rows]))
+            self._kernels.log_likelihood(*self._kernels.encode(X[start:start + rows], n_levels),
+                                         params.probs)
             for start in range(0, len(X), rows)])
         return X, log_joint + np.log(params.weights).astype(log_joint.dtype)
 

@@ -25,36 +25,68 @@ with G_d = Σ_{n: d missing} r_n E[z̄ z̄^T]_n (one product mask^T · (r E[z̄ 
 missing entries add w̄_d G_d to row d of S_xz and σ_k² #missing + Σ_d w̄_d G_d w̄_d^T to
 s_xx. Statistics are sums over rows, so they add across chunks (the EM engine's contract),
 and are accumulated in coordinates shifted by a fixed vector (a data mean).
+
+The EM family (`MPPCA_FAMILY`): `init`, `e_step`, `m_step` over an `MPPCAConfig`, with an
+`MPPCAState` that survives between iterations and is saved with the model: the shift the
+statistics are accumulated around and the data's mean feature variance, which scales the
+noise floor σ_k² >= min_noise_variance · mean_d var(x_d).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 from sklearn.utils.extmath import randomized_svd
 
+from .. import em
 from .._linalg import LOG_2PI, cholesky, inverse_lower, log_normalize, solve_lower
-from ..em import ReseedWarning, SufficientStats
+from ..io import register_record
 from ..linear._lowrank import _whiten_rows, _whitened, lowrank_missing
+from ._init import fill_missing_with_means, initial_responsibilities
 
 
 class MPPCAParams(NamedTuple):
-    """θ of a mixture of PPCA, in the coordinates the data are given in."""
+    """θ of a mixture of PPCA, in the coordinates the data are given in, and the centre the
+    kernels compute around (in EM the state's fixed shift; for inference the mixture mean)."""
 
     weights: np.ndarray  # (K,) mixing proportions π
     means: np.ndarray  # (K, D) μ_k
     W: np.ndarray  # (K, D, M) loadings W_k
     noise_variance: np.ndarray  # (K,) σ_k²
-    shift: np.ndarray  # (D,) the centre statistics are accumulated around (fixed in a fit)
+    shift: np.ndarray  # (D,) the centre of computation
 
 
+class MPPCAConfig(NamedTuple):
+    """The validated hyper-parameters of one fit: K, M, the relative noise floor and the
+    initial clustering's method."""
+
+    n_components: int
+    n_latent: int
+    min_noise_variance: float
+    init_params: str
+
+
+@register_record
 @dataclass(frozen=True)
-class MPPCAStats(SufficientStats):
-    """Σ over rows (shifted coordinates) of r_nk, r_nk E[z̄ z̄^T], r_nk E[x z̄^T] and
-    r_nk E[||x||²] — see the module docstring."""
+class MPPCAState:
+    """What survives between EM iterations (saved with the model as `em_state_`).
+
+    shift : (D,) the centre the statistics are accumulated around (the init sample's mean,
+        fixed for the fit and its warm starts); feature_variance : mean_d var(x_d) of the
+        init sample, so the noise floor is min_noise_variance · feature_variance.
+    """
+
+    shift: np.ndarray
+    feature_variance: float
+
+
+@register_record
+@dataclass(frozen=True)
+class MPPCAStats(em.SufficientStats):
+    """Σ over rows (coordinates shifted by the state's shift) of r_nk, r_nk E[z̄ z̄^T],
+    r_nk E[x z̄^T] and r_nk E[||x||²] — see the module docstring."""
 
     additive = ("n", "nk", "szz", "sxz", "sxx")
     n: float
@@ -62,7 +94,6 @@ class MPPCAStats(SufficientStats):
     szz: np.ndarray  # (K, M+1, M+1)
     sxz: np.ndarray  # (K, D, M+1)
     sxx: np.ndarray  # (K,)
-    shift: np.ndarray  # (D,) carried, not added
 
 
 # -- densities and posteriors -------------------------------------------------------------
@@ -116,8 +147,9 @@ def _all_moments(X, params):
 # -- E-step -------------------------------------------------------------------------------
 
 
-def e_step(params: MPPCAParams, X: np.ndarray):
-    """(MPPCAStats, total log-likelihood) of one chunk X : (n, D), NaN = missing."""
+def e_step(params: MPPCAParams, state: MPPCAState, config: MPPCAConfig, X: np.ndarray):
+    """(MPPCAStats, total log-likelihood) of one chunk X : (n, D), NaN = missing, in
+    coordinates shifted by params.shift (the state's shift, see `init` and `m_step`)."""
     moments = _all_moments(X, params)
     log_joint = np.column_stack([m[0] for m in moments]) + np.log(params.weights)
     log_resp, log_norm = log_normalize(log_joint)
@@ -135,7 +167,7 @@ def e_step(params: MPPCAParams, X: np.ndarray):
         szz[k], sxz[k], sxx[k] = component_stats(
             X0, row_sq, resp[:, k], z_mean, z_cov, pattern,
             None if observed is None else ~observed, W_bar, float(params.noise_variance[k]))
-    stats = MPPCAStats(float(len(X)), resp.sum(axis=0), szz, sxz, sxx, params.shift)
+    stats = MPPCAStats(float(len(X)), resp.sum(axis=0), szz, sxz, sxx)
     return stats, float(log_norm.sum())
 
 
@@ -169,12 +201,13 @@ def component_stats(X0, row_sq, r, z_mean, z_cov, pattern, missing, W_bar, sigma
 # -- M-step -------------------------------------------------------------------------------
 
 
-def m_step(stats: MPPCAStats, min_noise_variance: float) -> MPPCAParams:
-    """Maximize the expected complete-data log-likelihood (module docstring).
+def m_step(stats: MPPCAStats, params: MPPCAParams, state: MPPCAState, config: MPPCAConfig):
+    """(θ, state, StepInfo): maximize the expected complete-data log-likelihood (module
+    docstring) for statistics accumulated around state.shift.
 
-    σ_k² is floored at `min_noise_variance` (the constrained maximum, so EM stays
-    monotone). A component with N_k < 1 (empty) is re-seeded by splitting the heaviest one
-    along its leading principal axis, with a ReseedWarning.
+    σ_k² is floored at min_noise_variance · feature_variance (the constrained maximum, so EM
+    stays monotone). A component with N_k < 1 (empty) is re-seeded by splitting the heaviest
+    one along its leading principal axis; the StepInfo names it.
     """
     K, D, M1 = stats.sxz.shape
     eps = 10 * np.finfo(np.float64).eps
@@ -184,7 +217,8 @@ def m_step(stats: MPPCAStats, min_noise_variance: float) -> MPPCAParams:
     W_bar = np.swapaxes(np.linalg.solve(np.swapaxes(L, 1, 2),
                                         solve_lower(L, np.swapaxes(stats.sxz, 1, 2))), 1, 2)
     residual = stats.sxx - np.einsum("kdj,kdj->k", W_bar, stats.sxz)
-    sigma2 = np.maximum(residual / (nk * D), min_noise_variance)
+    sigma2 = np.maximum(residual / (nk * D),
+                        config.min_noise_variance * state.feature_variance)
     # parameter expansion (PX-EM, Liu, Rubin & Wu 1998): maximize also over the prior
     # z ~ N(α, Σ_z), α = Σ r E[z] / N_k, Σ_z = Σ r E[z z^T] / N_k - α α^T, then map back to
     # z ~ N(0, I): μ ← μ + W α, W ← W chol(Σ_z). Same E-step statistics, still monotone,
@@ -193,30 +227,47 @@ def m_step(stats: MPPCAStats, min_noise_variance: float) -> MPPCAParams:
     cov_z = stats.szz[:, :-1, :-1] / nk[:, None, None] - alpha[:, :, None] * alpha[:, None, :]
     cov_z[:, np.arange(M1 - 1), np.arange(M1 - 1)] += eps
     W = W_bar[:, :, :-1] @ cholesky(cov_z, what="latent covariance")
-    means = W_bar[:, :, -1] + np.einsum("kdm,km->kd", W_bar[:, :, :-1], alpha) + stats.shift
+    means = W_bar[:, :, -1] + np.einsum("kdm,km->kd", W_bar[:, :, :-1], alpha) + state.shift
     weights = nk / stats.n
     empty = np.flatnonzero(stats.nk < 1.0)
+    info = em.NOTHING
     if empty.size and empty.size < K:
-        weights, means, W, sigma2 = _reseed(empty, weights, means, W, sigma2)
-    return MPPCAParams(weights / weights.sum(), means, W, sigma2, stats.shift)
+        weights, means, W, sigma2, info = _reseed(empty, weights, means, W, sigma2)
+    return MPPCAParams(weights / weights.sum(), means, W, sigma2, state.shift), state, info
 
 
 def _reseed(empty, weights, means, W, sigma2):
-    """Split the heaviest live component in two, μ_j ± w_j (its longest loading column)."""
+    """Split the heaviest live component in two, μ_j ± w_j (its longest loading column).
+    Returns the new (weights, means, W, sigma2) and the StepInfo that says so."""
     weights, means, W, sigma2 = weights.copy(), means.copy(), W.copy(), sigma2.copy()
     live = np.setdiff1d(np.arange(len(weights)), empty)
+    messages = []
     for k in empty:
         j = live[np.argmax(weights[live])]
         axis = W[j][:, np.argmax(np.sum(W[j] ** 2, axis=0))] if W.shape[2] else 0.0
-        warnings.warn(f"component {k} of the mixture of PPCA was empty; re-seeded by splitting "
-                      f"component {j}.", ReseedWarning, stacklevel=4)
+        messages.append(f"component {k} of the mixture of PPCA was empty; re-seeded by "
+                        f"splitting component {j}.")
         means[k], means[j] = means[j] + axis, means[j] - axis
         W[k], sigma2[k] = W[j], sigma2[j]
         weights[k] = weights[j] = weights[j] / 2
-    return weights, means, W, sigma2
+    info = em.StepInfo(tuple(int(k) for k in empty), " ".join(messages))
+    return weights, means, W, sigma2, info
 
 
 # -- initialization -----------------------------------------------------------------------
+
+
+def init(X, rng, config: MPPCAConfig, restart: int):
+    """(θ, MPPCAState) from the init sample X : (n, D) (NaN = missing): the clustering of
+    `init_params` (NaN filled by column means), then a closed-form PPCA per cluster. The
+    state's shift is the filled sample's mean; its feature variance scales the noise floor."""
+    X = np.asarray(X, dtype=np.float64)
+    feature_variance = float(np.nanvar(X, axis=0).mean())
+    X = fill_missing_with_means(X)
+    resp = initial_responsibilities(X, config.n_components, config.init_params, rng)
+    params = init_params(X, resp, config.n_latent, X.mean(axis=0),
+                         config.min_noise_variance * feature_variance)
+    return params, MPPCAState(params.shift, feature_variance)
 
 
 def init_params(X, resp, n_latent: int, shift, min_noise_variance: float) -> MPPCAParams:
@@ -250,3 +301,10 @@ def n_parameters(n_components: int, n_features: int, n_latent: int) -> int:
     """K - 1 weights + K (D means + D M - M (M - 1)/2 loadings (up to rotation) + 1 σ²)."""
     K, D, M = n_components, n_features, n_latent
     return K - 1 + K * (D + D * M - M * (M - 1) // 2 + 1)
+
+
+#: the mixture of PPCA's EM family: exact EM on log p(X | θ)
+MPPCA_FAMILY = em.EMFamily(
+    init=init, e_step=e_step, m_step=m_step, objective=em.EXACT,
+    remedy="increase min_noise_variance, use fewer components or latent dimensions, or fit "
+           "in float64")

@@ -13,12 +13,25 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..exceptions import InvalidInputError
 from ..io import register_model
 from ._discrete import (
     ARRAY_OR_NONE,
+    DiscreteKernels,
     DiscreteMixture,
     check_probability_array,
+    discrete_family,
 )
+
+
+def bernoulli_encode(X: np.ndarray, n_levels=None):
+    """X : (n, D) -> (X0 : X with NaN -> 0, observed : 1.0 where observed), X's dtype;
+    observed is None when nothing is missing (X itself is then X0, no copy). n_levels (every
+    column has two) is accepted for the `DiscreteKernels` signature and not needed."""
+    missing = np.isnan(X)
+    if not missing.any():
+        return X, None
+    return np.where(missing, X.dtype.type(0), X), (~missing).astype(X.dtype)
 
 
 def bernoulli_log_likelihood(X0: np.ndarray, observed: np.ndarray | None,
@@ -37,6 +50,15 @@ def bernoulli_log_likelihood(X0: np.ndarray, observed: np.ndarray | None,
     if observed is None:
         return out + log_one_minus_mu.sum(axis=1).astype(dtype)
     return out + observed @ np.ascontiguousarray(log_one_minus_mu.T, dtype=dtype)
+
+
+def bernoulli_log_prior_probs(means: np.ndarray) -> float:
+    """Σ_kd log μ_kd + log(1 - μ_kd): the Beta(1 + α, 1 + α) log-density / α. means : (K, D)."""
+    return float(np.log(means).sum() + np.log1p(-means).sum())
+
+
+BERNOULLI_KERNELS = DiscreteKernels(bernoulli_encode, bernoulli_log_likelihood,
+                                    bernoulli_log_prior_probs)
 
 
 @register_model
@@ -62,7 +84,8 @@ class BernoulliMixture(DiscreteMixture):
     random_state, warm_start, verbose, max_time, callbacks, chunk_size, learning_decay,
     learning_offset : the EM engine's options (see `latentkit.em`).
 
-    X holds 0, 1 or NaN (missing); anything else is a ValueError naming the first bad entry.
+    X holds 0, 1 or NaN (missing); anything else is an InvalidInputError (a ValueError)
+    naming the first bad entry.
 
     Attributes
     ----------
@@ -72,6 +95,10 @@ class BernoulliMixture(DiscreteMixture):
     """
 
     _probs_attribute = "means_"
+    _kernels = BERNOULLI_KERNELS
+    em_family = discrete_family(
+        BERNOULLI_KERNELS, remedy="increase alpha (the Beta smoothing), use fewer components, "
+        "or fit in float64")
     _parameter_constraints: ClassVar[dict] = {
         "means_init": [ARRAY_OR_NONE],
     }
@@ -90,15 +117,6 @@ class BernoulliMixture(DiscreteMixture):
         D = self.n_features_in_
         return np.arange(D), np.full(D, 2)
 
-    @staticmethod
-    def _encode(X):
-        """X : (n, D) -> (X0 : X with NaN -> 0, observed : 1.0 where observed), X's dtype;
-        observed is None when nothing is missing (X itself is then X0, no copy)."""
-        missing = np.isnan(X)
-        if not missing.any():
-            return X, None
-        return np.where(missing, X.dtype.type(0), X), (~missing).astype(X.dtype)
-
     def _check_chunks(self, chunks, *, reset):
         """Every entry is 0, 1 or NaN; the error names the first bad row and column (the
         first negative one if any, so negative data is always reported as such)."""
@@ -110,7 +128,7 @@ class BernoulliMixture(DiscreteMixture):
             first = negative if negative.any() else bad
             row, col = np.unravel_index(np.argmax(first), first.shape)
             what = "Negative values in data: " if negative.any() else ""
-            raise ValueError(
+            raise InvalidInputError(
                 f"{what}X[{offset + row}, {col}] = {float(X[row, col])!r}, but "
                 f"{type(self).__name__} models binary data: every entry must be 0, 1 or NaN "
                 "(missing). Binarize the data first, e.g. (X > threshold).astype(float).")
@@ -123,17 +141,6 @@ class BernoulliMixture(DiscreteMixture):
             return None
         return check_probability_array("means_init", self.means_init,
                                        (self.n_components, self.n_features_in_))
-
-    # -- kernels --------------------------------------------------------------------------
-
-    @staticmethod
-    def _log_likelihood(params, X0, observed):
-        return bernoulli_log_likelihood(X0, observed, params.probs)
-
-    @staticmethod
-    def _log_prior_probs(means):
-        """Σ_kd log μ_kd + log(1 - μ_kd): the Beta(1 + α, 1 + α) log-density / α."""
-        return float(np.log(means).sum() + np.log1p(-means).sum())
 
     # -- parameters <-> fitted attributes -------------------------------------------------
 

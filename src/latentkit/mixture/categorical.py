@@ -21,12 +21,20 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from ._discrete import (
     ARRAY_OR_NONE,
+    DiscreteKernels,
     DiscreteMixture,
     check_probability_array,
+    discrete_family,
 )
+
+
+def level_offsets(n_levels: np.ndarray) -> np.ndarray:
+    """(J,) start of each column's block in the concatenated levels, from n_levels (J,)."""
+    return np.concatenate([[0], np.cumsum(n_levels)[:-1]]).astype(np.intp)
 
 
 def one_hot(X: np.ndarray, offsets: np.ndarray, n_levels_total: int):
@@ -40,9 +48,31 @@ def one_hot(X: np.ndarray, offsets: np.ndarray, n_levels_total: int):
     return encoded, (None if observed.all() else observed.astype(X.dtype))
 
 
+def categorical_encode(X: np.ndarray, n_levels: np.ndarray):
+    """`one_hot` of X : (n, J) for columns of n_levels (J,) levels: (n, M), (n, J) or None."""
+    return one_hot(X, level_offsets(n_levels), int(np.sum(n_levels)))
+
+
+def categorical_log_likelihood(encoded: np.ndarray, observed, probs: np.ndarray):
+    """log p(x_obs | z = k) : (n, K) = one_hot(X) @ log θ^T for encoded : (n, M) and
+    probs : (K, M) (a missing column's block is zero, so it drops out; `observed` is not
+    needed)."""
+    return encoded @ np.ascontiguousarray(np.log(probs).T, dtype=encoded.dtype)
+
+
+def categorical_log_prior_probs(probs: np.ndarray) -> float:
+    """Σ log θ: the Dirichlet(1 + α) log-density / α, up to a constant. probs : (K, M)."""
+    return float(np.log(probs).sum())
+
+
+CATEGORICAL_KERNELS = DiscreteKernels(categorical_encode, categorical_log_likelihood,
+                                      categorical_log_prior_probs)
+
+
 def check_codes(X: np.ndarray, n_categories, offset: int, model: str) -> np.ndarray:
-    """Raise ValueError at the first entry of X : (n, J) that is not NaN or an integer code in
-    [0, n_categories[j]) (n_categories None: any integer >= 0); name its row and column.
+    """Raise InvalidInputError at the first entry of X : (n, J) that is not NaN or an
+    integer code in [0, n_categories[j]) (n_categories None: any integer >= 0); name its row
+    and column.
 
     Returns the largest observed code per column : (J,), -1 where none is observed.
     """
@@ -61,8 +91,9 @@ def check_codes(X: np.ndarray, n_categories, offset: int, model: str) -> np.ndar
                    f"{n_categories[col]})")
         what = "Negative values in data: " if negative.any() else ""
         value = float(X[row, col])
-        raise ValueError(f"{what}X[{offset + row}, {col}] = {value!r} is not a valid category "
-                         f"code for {model}: column {col} takes {allowed}, or NaN for missing.")
+        raise InvalidInputError(
+            f"{what}X[{offset + row}, {col}] = {value!r} is not a valid category code for "
+            f"{model}: column {col} takes {allowed}, or NaN for missing.")
     return np.where(observed, X, -1).max(axis=0, initial=-1).astype(np.int64)
 
 
@@ -104,6 +135,10 @@ class CategoricalMixture(DiscreteMixture):
     """
 
     _probs_attribute = "probs_"
+    _kernels = CATEGORICAL_KERNELS
+    em_family = discrete_family(
+        CATEGORICAL_KERNELS, remedy="increase alpha (the Dirichlet smoothing), use fewer "
+        "components, or fit in float64")
     _parameter_constraints: ClassVar[dict] = {
         "n_categories": [ARRAY_OR_NONE],
         "probs_init": [ARRAY_OR_NONE],
@@ -125,14 +160,11 @@ class CategoricalMixture(DiscreteMixture):
 
     def _offsets(self) -> np.ndarray:
         """(J,) start of each column's block in the concatenated levels."""
-        return np.concatenate([[0], np.cumsum(self.n_categories_)[:-1]]).astype(np.intp)
+        return level_offsets(self.n_categories_)
 
     def _layout(self):
         L = self.n_categories_
         return np.repeat(np.arange(len(L)), L), L
-
-    def _encode(self, X):
-        return one_hot(X, self._offsets(), int(self.n_categories_.sum()))
 
     def _given_n_categories(self, n_features: int):
         """The n_categories parameter checked against the data : (J,) int64, or None."""
@@ -141,7 +173,7 @@ class CategoricalMixture(DiscreteMixture):
         given = np.asarray(self.n_categories)
         if (given.shape != (n_features,) or given.dtype.kind not in "iu"
                 or np.any(given < 1)):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{type(self).__name__}: parameter 'n_categories' must be None or one integer "
                 f">= 1 per column ({n_features} columns); got {self.n_categories!r}.")
         return given.astype(np.int64)
@@ -172,19 +204,6 @@ class CategoricalMixture(DiscreteMixture):
         return check_probability_array("probs_init", self.probs_init,
                                        (self.n_components, int(L.sum())), blocks=blocks)
 
-    # -- kernels --------------------------------------------------------------------------
-
-    @staticmethod
-    def _log_likelihood(params, encoded, observed):
-        """log p(x_obs | z = k) : (n, K) = one_hot(X) @ log θ^T (a missing column's block is
-        zero, so it drops out)."""
-        return encoded @ np.ascontiguousarray(np.log(params.probs).T, dtype=encoded.dtype)
-
-    @staticmethod
-    def _log_prior_probs(probs):
-        """Σ log θ: the Dirichlet(1 + α) log-density / α, up to a constant."""
-        return float(np.log(probs).sum())
-
     # -- parameters <-> fitted attributes -------------------------------------------------
 
     def _n_parameters(self):
@@ -196,7 +215,8 @@ class CategoricalMixture(DiscreteMixture):
         check_is_fitted(self)
         J = len(self.n_categories_)
         if isinstance(j, bool) or not isinstance(j, int | np.integer) or not -J <= j < J:
-            raise ValueError(f"column index j must be an integer in [0, {J}); got {j!r}.")
+            raise InvalidParameterError(
+                f"column index j must be an integer in [0, {J}); got {j!r}.")
         start = self._offsets()[j]
         return self.probs_[:, start:start + self.n_categories_[j]]
 

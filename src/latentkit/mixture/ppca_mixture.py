@@ -16,10 +16,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._linalg import log_normalize
 from .._validation import Interval, Options, as_generator, check_n_components, check_n_samples
+from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from . import _ppca_mixture_kernels as mk
 from ._base import MixtureModel
-from ._init import INIT_METHODS, fill_missing_with_means, initial_responsibilities
+from ._init import INIT_METHODS
 
 
 @register_model
@@ -52,8 +53,12 @@ class MixtureOfPPCA(MixtureModel):
     weights_ (K,), means_ (K, D), components_ (K, M, D) the loadings W_k^T (rows are
     scikit-learn's `components_` of each local PCA, up to scale and rotation),
     noise_variance_ (K,) σ_k², converged_, n_iter_, lower_bound_, history_ (mean
-    log-likelihood per EM iteration), n_features_in_.
+    log-likelihood per EM iteration), n_features_in_, em_state_ (the centre EM accumulates
+    its statistics around and the data's mean feature variance, which scales the noise
+    floor; see `_ppca_mixture_kernels.MPPCAState`).
     """
+
+    em_family = mk.MPPCA_FAMILY
 
     _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(int, 1, None)],
@@ -73,78 +78,53 @@ class MixtureOfPPCA(MixtureModel):
     def _chunk_floats_per_row(self, n_features):
         return 3 * n_features + self.n_components * (self.n_latent + 2) ** 2
 
-    def _check_data(self, n_samples, n_features):
+    def _em_config(self, n_samples, n_features) -> mk.MPPCAConfig:
         if n_samples is not None:
             check_n_components(self.n_components, n_samples)
             if self.n_latent >= n_samples:
-                raise ValueError(
+                raise InvalidInputError(
                     f"MixtureOfPPCA: n_latent={self.n_latent} must be < n_samples="
                     f"{n_samples}: with fewer rows than latent directions a local model "
                     f"fits its rows exactly and its noise variance collapses. Use a smaller "
                     f"n_latent or more data.")
         if self.n_latent >= n_features:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"MixtureOfPPCA: n_latent={self.n_latent} must be < n_features={n_features}: "
                 f"each local model keeps M < D directions and puts isotropic noise on the "
                 f"rest. Use a smaller n_latent (or a GaussianMixture for full covariances).")
+        return mk.MPPCAConfig(self.n_components, self.n_latent, self.min_noise_variance,
+                              self.init_params)
 
     def _validate_X(self, X, *, reset):
         X = super()._validate_X(X, reset=reset)
         if reset and np.isnan(X).any():
             empty = np.flatnonzero(np.isnan(X).all(axis=0))
             if empty.size:
-                raise ValueError(
+                raise InvalidInputError(
                     f"X column {empty[0]} is missing (NaN) in every row, so its mean and "
                     f"loadings cannot be estimated. Drop the column(s) {empty.tolist()}.")
         return X
 
-    def _em_init(self, X, rng):
-        """Initial θ: the clustering of `init_params` (NaN filled by column means), then a
-        closed-form PPCA per cluster."""
-        X = np.asarray(X, dtype=np.float64)
-        self._noise_floor = self.min_noise_variance * float(np.nanvar(X, axis=0).mean())
-        X = fill_missing_with_means(X)
-        resp = initial_responsibilities(X, self.n_components, self.init_params, rng)
-        return mk.init_params(X, resp, self.n_latent, X.mean(axis=0), self._noise_floor)
-
-    def _e_step(self, params, X):
-        return mk.e_step(params, X)
-
-    def _m_step(self, stats):
-        if not hasattr(self, "_noise_floor"):  # warm start of a loaded model: the floor
-            # relative to the fitted mixture's own mean feature variance
-            self._noise_floor = self.min_noise_variance * self._mean_feature_variance()
-        return mk.m_step(stats, self._noise_floor)
-
-    def _mean_feature_variance(self) -> float:
-        """tr Cov[x] / D of the fitted mixture: Σ_k π_k (||W_k||² / D + σ_k² +
-        ||μ_k - μ̄||² / D), μ̄ = Σ_k π_k μ_k."""
-        weights, means = self.weights_.astype(np.float64), self.means_.astype(np.float64)
-        D = means.shape[1]
-        spread = np.square(means - weights @ means).sum(axis=1) / D
-        loadings = np.square(self.components_.astype(np.float64)).sum(axis=(1, 2)) / D
-        return float(weights @ (loadings + self.noise_variance_ + spread))
-
     # -- parameters <-> fitted attributes -------------------------------------------------
 
     def _store_params(self, params, dtype):
-        self._shift = params.shift
         self.weights_ = params.weights.astype(dtype)
         self.means_ = params.means.astype(dtype)
-        self.components_ = np.swapaxes(params.W, 1, 2).astype(dtype)
+        self.components_ = np.ascontiguousarray(np.swapaxes(params.W, 1, 2), dtype=dtype)
         self.noise_variance_ = params.noise_variance.astype(dtype)
 
     def _current_params(self, *, for_inference: bool = False):
-        """θ from the fitted attributes; inference shifts by the mixture mean Σ π_k μ_k (a
-        function of the public parameters, so a loaded model predicts exactly as the
-        original); EM continues around the centre its statistics were accumulated at."""
+        """θ from the fitted attributes, with the centre the kernels compute around: for
+        inference the mixture mean Σ π_k μ_k (a function of the public parameters, so a
+        loaded model predicts exactly as the original); for EM the fixed shift of
+        `em_state_` its statistics were accumulated around."""
         check_is_fitted(self)
         weights, means = self.weights_.astype(np.float64), self.means_.astype(np.float64)
-        shift = None if for_inference else getattr(self, "_shift", None)
         return mk.MPPCAParams(weights, means,
-                              np.swapaxes(self.components_, 1, 2).astype(np.float64),
+                              np.ascontiguousarray(np.swapaxes(self.components_, 1, 2),
+                                                   dtype=np.float64),
                               self.noise_variance_.astype(np.float64),
-                              weights @ means if shift is None else shift)
+                              weights @ means if for_inference else self.em_state_.shift)
 
     def _n_parameters(self):
         K, M, D = self.components_.shape
@@ -177,8 +157,8 @@ class MixtureOfPPCA(MixtureModel):
         elif isinstance(component, int | np.integer) and 0 <= component < K:
             labels = np.full(len(X), component)
         else:
-            raise ValueError(f"component must be None or an int in [0, {K - 1}]; got "
-                             f"{component!r}.")
+            raise InvalidParameterError(
+                f"component must be None or an int in [0, {K - 1}]; got {component!r}.")
         z = np.stack([m[1] for m in moments])  # (K, n, M)
         return z[labels, np.arange(len(X))].astype(X.dtype)
 
@@ -190,10 +170,11 @@ class MixtureOfPPCA(MixtureModel):
         components = np.asarray(components)
         K, M, _ = self.components_.shape
         if Z.ndim != 2 or Z.shape[1] != M or components.shape != (len(Z),):
-            raise ValueError(f"Z must be (n_samples, {M}) and components (n_samples,); got "
-                             f"{Z.shape} and {components.shape}.")
+            raise InvalidInputError(
+                f"Z must be (n_samples, {M}) and components (n_samples,); got {Z.shape} and "
+                f"{components.shape}.")
         if components.size and (components.min() < 0 or components.max() >= K):
-            raise ValueError(f"components must be ints in [0, {K - 1}].")
+            raise InvalidInputError(f"components must be ints in [0, {K - 1}].")
         return np.einsum("nm,nmd->nd", Z, self.components_[components]) + self.means_[components]
 
     def impute(self, X):
