@@ -7,6 +7,7 @@ from scipy.stats import multivariate_normal
 
 from latentkit.dynamics import LDSParams
 
+
 def random_params(n, p, seed, offsets=True):
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(n, n))

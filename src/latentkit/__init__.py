@@ -22,6 +22,7 @@ from .mixture import (  # noqa: E402
     GaussianMixture,
     MixtureOfPPCA,
 )
+from .registry import ModelSpec, get_spec, register, registered_specs, spec_for  # noqa: E402
 
 __all__ = [
     "BernoulliMixture", "Categorical", "CategoricalMixture", "Checkpoint", "ConvergenceWarning",
@@ -29,4 +30,5 @@ __all__ = [
     "GaussianMixture", "LinearDynamicalSystem", "ModelFileError", "ReseedWarning", "ResultTable",
     "DiscreteBayesNet", "LatentClassModel", "datasets", "load",
     "metrics", "select_n_components",
+    "ModelSpec", "get_spec", "register", "registered_specs", "spec_for",
 ]

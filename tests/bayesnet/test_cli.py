@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import latentkit
+from latentkit.bayesnet.demo import completion_table, seed_bayesnet, seed_network
 from latentkit.cli.demo import Progress
-from latentkit.cli.demo_bayesnet import completion_table, seed_bayesnet, seed_network
 from latentkit.cli.main import main
 
 

@@ -18,8 +18,9 @@ from threadpoolctl import threadpool_limits
 
 from latentkit.cli import main
 from latentkit.cli.data import load_data, read_csv
-from latentkit.cli.models import REGISTRY, coerce, split_model_options
+from latentkit.cli.options import coerce, split_model_options
 from latentkit.cli.report import Report, Section
+from latentkit.registry import registered_specs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -272,8 +273,11 @@ def test_report_references_existing_files(tmp_path, capsys, fitted):
 def test_fit_page_references_existing_files(fitted):
     folder, _ = fitted
     page = (folder / "index.html").read_text()
-    for source in re.findall(r'<img src="([^"]+)"', page):
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources, "the fit page shows no figure"
+    for source in sources:
         assert (folder / source).is_file()
+        assert_png(folder / source)
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -305,6 +309,71 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, fitted, table):
     text.write_text("a,b\nx,y\n")
     assert_user_error(["fit", "gmm", text], capsys, "not a number")
     assert_user_error(["fit", "bmm", "iris"], capsys, "binary")
+
+
+def _break_fit(monkeypatch, error):
+    """Make GaussianMixture.fit raise `error`, as a bug inside latentkit would."""
+    from latentkit.mixture.gaussian import GaussianMixture
+
+    def broken(self, X, y=None):
+        raise error
+
+    monkeypatch.setattr(GaussianMixture, "fit", broken)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyError("boom"),
+                                   ValueError("an internal check failed")])
+def test_internal_errors_are_one_line_and_exit_1(tmp_path, capsys, monkeypatch, fitted,
+                                                 error):
+    _, csv = fitted
+    monkeypatch.delenv("LATENTKIT_DEBUG", raising=False)
+    _break_fit(monkeypatch, error)
+    code, out, err = run(["fit", "gmm", csv, "-k", "2", "--out", tmp_path], capsys)
+    assert code == 1, (code, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0] == (f"latentkit: internal error: {type(error).__name__}: {error} (this is "
+                        f"a bug in latentkit; rerun with --debug for the traceback)")
+
+
+@pytest.mark.parametrize("how", ["flag first", "flag last", "environment"])
+def test_debug_prints_the_traceback(tmp_path, capsys, monkeypatch, fitted, how):
+    _, csv = fitted
+    _break_fit(monkeypatch, RuntimeError("boom"))
+    argv = ["fit", "gmm", csv, "-k", "2", "--out", tmp_path]
+    if how == "environment":
+        monkeypatch.setenv("LATENTKIT_DEBUG", "1")
+    else:
+        monkeypatch.delenv("LATENTKIT_DEBUG", raising=False)
+        argv = ["--debug", *argv] if how == "flag first" else [*argv, "--debug"]
+    code, _, err = run(argv, capsys)
+    assert code == 1
+    assert "Traceback (most recent call last)" in err and 'raise error' in err
+    assert err.strip().splitlines()[-1].startswith("latentkit: internal error: RuntimeError")
+
+
+def test_debug_shows_the_traceback_of_a_user_error_too(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LATENTKIT_DEBUG", raising=False)
+    code, _, err = run(["--debug", "fit", "gmm", tmp_path / "nope.csv"], capsys)
+    assert code == 2 and "Traceback (most recent call last)" in err
+    assert err.strip().splitlines()[-1] == f"latentkit: error: no such file: {tmp_path}/nope.csv"
+
+
+def test_user_mistakes_of_every_kind_exit_2(tmp_path, capsys, monkeypatch, fitted):
+    from sklearn.exceptions import NotFittedError
+
+    folder, csv = fitted
+    monkeypatch.delenv("LATENTKIT_DEBUG", raising=False)
+    assert_user_error(["fit", "gmm", csv, "--structure", tmp_path / "net.bif"], capsys,
+                      "--structure is an option of bayesnet; gmm does not take it")
+    assert_user_error(["fit", "lds", csv, "-k", "2"], capsys, "lds has no number of components")
+    assert_user_error(["evaluate", tmp_path, csv], capsys)  # a folder, not a model file
+    empty = tmp_path / "empty.csv"
+    empty.write_text("\n")
+    assert_user_error(["evaluate", folder / "model.npz", empty], capsys, "is empty")
+    _break_fit(monkeypatch, NotFittedError("This model is not fitted yet."))
+    assert_user_error(["fit", "gmm", csv, "-k", "2", "--out", tmp_path / "o"], capsys,
+                      "not fitted yet")
 
 
 def test_usage_errors_exit_2(capsys):
@@ -339,9 +408,9 @@ def test_every_registered_model_has_a_default_dataset():
     from latentkit.base import EMModel
     from latentkit.cli.data import BUNDLED
 
-    for spec in REGISTRY.values():
+    for spec in registered_specs().values():
         assert spec.cls.__name__ == spec.class_name
-        assert spec.k_param not in spec.options()
+        assert spec.size_param not in spec.options()
         # restarts are an option of every model fitted by EM
         assert "n_init" in spec.options() or not issubclass(spec.cls, EMModel), spec.name
         assert spec.default_data in BUNDLED, spec.name
@@ -378,9 +447,9 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     code, out, err = run(["demo", "--quick", "--out", tmp_path], capsys)
     assert code == 0, err
     page = (tmp_path / "index.html").read_text()
-    from latentkit.cli.demo import SECTIONS
+    from latentkit.cli.demo import sections
 
-    assert page.count("<section") == len(SECTIONS)
+    assert page.count("<section") == len(sections())
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert len(sources) >= 5
     for source in sources:

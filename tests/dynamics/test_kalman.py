@@ -8,19 +8,15 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy.stats import multivariate_normal
 
 from latentkit.dynamics import (
-    LDSParams,
     forecast,
     kalman_filter,
     rts_smoother,
     sample_posterior,
     simulate,
 )
-
-
-from lds_truth import block, brute_force, dense_joint, random_params, with_missing
+from lds_truth import block, brute_force, random_params, with_missing
 
 
 @pytest.mark.parametrize("missing", [False, True])

@@ -10,8 +10,8 @@ import pytest
 
 from latentkit.cli import main
 from latentkit.cli.demo import Progress
-from latentkit.cli.demo_linear import mnist_linear
 from latentkit.cli.report import Report
+from latentkit.linear.demo import mnist_linear
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -171,3 +171,50 @@ def test_cluster_purity_errors():
         cluster_purity([], [])
     with pytest.raises(ValueError, match="1-D"):
         cluster_purity([[0, 1]], [[0, 1]])
+
+
+# -- the size parameter comes from the registry -------------------------------------------
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    from latentkit import io, registry
+
+    monkeypatch.setattr(registry, "_SPECS", dict(registry._SPECS))
+    monkeypatch.setattr(io, "_REGISTRY", dict(io._REGISTRY))
+
+
+def test_the_size_parameter_is_the_registry_spec_s(scratch_registry):
+    """A model whose size is not `n_components` (latent classes: n_classes) is selected
+    over the parameter its registry spec names, with no `param=`."""
+    from latentkit.bayesnet import LatentClassModel
+    from latentkit.datasets import make_categorical_mixture
+    from latentkit.registry import ModelSpec, register
+
+    X = make_categorical_mixture(300, n_components=2, n_categories=(3, 3, 4, 2),
+                                 random_state=0).X
+    with pytest.raises(ValueError, match="an 'n_components' parameter"):
+        select_n_components(LatentClassModel(random_state=0), X, [1, 2])  # not registered
+    register(ModelSpec("lca", LatentClassModel, "latent classes", "wine", "wine",
+                       size_param="n_classes", size_label="classes"))
+    selection = select_n_components(LatentClassModel(random_state=0), X, [1, 2, 3])
+    assert selection.param == "n_classes"
+    assert selection.table.columns[:2] == ("n_classes", "bic")
+    np.testing.assert_array_equal(selection.table.column("n_classes"), [1, 2, 3])
+    assert selection.best_model.n_classes == selection.best_n_components
+    by_hand = select_n_components(LatentClassModel(random_state=0), X, [1, 2, 3],
+                                  param="n_classes")
+    np.testing.assert_array_equal(by_hand.table.column("bic"), selection.table.column("bic"))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_models_without_a_size_need_an_explicit_param():
+    from latentkit.dynamics import LinearDynamicalSystem
+
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    with pytest.raises(ValueError, match="has no size parameter.*pass param="):
+        select_n_components(LinearDynamicalSystem(max_iter=5), X, [1, 2])
+    selection = select_n_components(LinearDynamicalSystem(max_iter=5, random_state=0), X,
+                                    [1, 2], param="state_dim")
+    assert selection.param == "state_dim" and selection.best_model.state_dim in (1, 2)
+    assert selection.table.column("state_dim").tolist() == [1, 2]

@@ -1,7 +1,9 @@
 """The `latentkit` command line: `latentkit fit | evaluate | sample | impute | report | demo`.
 
-`main(argv)` runs it in-process and returns the exit status; `cli.models.REGISTRY` names the
-models it knows, `cli.report` builds the HTML pages and `cli.demo.SECTIONS` lists the demo.
+`main(argv)` runs it in-process and returns the exit status. It is orchestration over
+`latentkit.registry` (the models, their options, figures and demo sections): `commands`
+does the work of each subcommand, `data` reads DATA, `report` builds the HTML pages and
+`demo` runs the demo sections.
 """
 
 from .main import main

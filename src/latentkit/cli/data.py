@@ -3,8 +3,9 @@ bundled dataset.
 
 Every reader returns a `Data` record holding X : (n_samples, n_features) as a float array
 (NaN = missing), the column names when the source has them, labels for labelled bundled
-datasets and the image shape for image data. Problems the user can fix raise ValueError or
-FileNotFoundError with a one-line message naming the file, row and column.
+datasets and the image shape for image data. Problems the user can fix raise
+InvalidInputError (a ValueError) or FileNotFoundError with a one-line message naming the
+file, row and column.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from latentkit.exceptions import InvalidInputError, InvalidParameterError
 
 #: cell values read as missing (NaN) in CSV files, compared lower-case
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
@@ -102,8 +105,8 @@ def _as_float(array: np.ndarray, where: str) -> np.ndarray:
         return array
     if array.dtype.kind in "biu":
         return array.astype(np.float64)
-    raise ValueError(f"{where} holds {array.dtype} values; latentkit needs numbers "
-                     f"(booleans, integers or floats).")
+    raise InvalidInputError(f"{where} holds {array.dtype} values; latentkit needs numbers "
+                            f"(booleans, integers or floats).")
 
 
 def _two_d(array: np.ndarray, where: str) -> tuple[np.ndarray, tuple[int, int] | None]:
@@ -114,8 +117,8 @@ def _two_d(array: np.ndarray, where: str) -> tuple[np.ndarray, tuple[int, int] |
         return array, None
     if array.ndim == 3:
         return array.reshape(len(array), -1), (int(array.shape[1]), int(array.shape[2]))
-    raise ValueError(f"{where} holds an array of shape {array.shape}; expected 2-D "
-                     f"(n_samples, n_features).")
+    raise InvalidInputError(f"{where} holds an array of shape {array.shape}; expected 2-D "
+                            f"(n_samples, n_features).")
 
 
 def _parse_cell(cell: str) -> float | None:
@@ -144,25 +147,25 @@ def read_csv(path: Path) -> Data:
         rows = [(number, row) for number, row in enumerate(csv.reader(handle, dialect), 1)
                 if any(cell.strip() for cell in row)]
     if not rows:
-        raise ValueError(f"{path} is empty: it has no rows of data.")
+        raise InvalidInputError(f"{path} is empty: it has no rows of data.")
     columns = None
     if any(_parse_cell(cell) is None for cell in rows[0][1]):
         columns = [cell.strip() for cell in rows[0][1]]
         rows = rows[1:]
         if not rows:
-            raise ValueError(f"{path} has a header row but no rows of data.")
+            raise InvalidInputError(f"{path} has a header row but no rows of data.")
     width = len(columns) if columns is not None else len(rows[0][1])
     X = np.empty((len(rows), width), dtype=np.float64)
     for index, (line, row) in enumerate(rows):
         if len(row) != width:
-            raise ValueError(f"{path}, line {line}: {len(row)} fields where the first row "
-                             f"has {width}.")
+            raise InvalidInputError(f"{path}, line {line}: {len(row)} fields where the first row "
+                                    f"has {width}.")
         for col, cell in enumerate(row):
             value = _parse_cell(cell)
             if value is None:
                 name = f" ({columns[col]})" if columns else ""
-                raise ValueError(f"{path}, line {line}, column {col + 1}{name}: {cell!r} is "
-                                 f"not a number.")
+                raise InvalidInputError(f"{path}, line {line}, column {col + 1}{name}: {cell!r} is "
+                                        f"not a number.")
             X[index, col] = value
     return Data(X=X, name=path.name, columns=columns)
 
@@ -171,7 +174,7 @@ def read_npy(path: Path) -> Data:
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as error:
-        raise ValueError(f"{path} is not a readable numeric .npy file ({error}).") from None
+        raise InvalidInputError(f"{path} is not a readable numeric .npy file ({error}).") from None
     X, image_shape = _two_d(_as_float(array, str(path)), str(path))
     return Data(X=X, name=path.name, image_shape=image_shape)
 
@@ -181,20 +184,20 @@ def read_npz(path: Path, key: str | None = None) -> Data:
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as error:
-        raise ValueError(f"{path} is not a readable .npz file ({error}).") from None
+        raise InvalidInputError(f"{path} is not a readable .npz file ({error}).") from None
     with archive:
         keys = list(archive.files)
         if not keys:
-            raise ValueError(f"{path} holds no arrays.")
+            raise InvalidInputError(f"{path} holds no arrays.")
         if key is None:
             key = keys[0]
         elif key not in keys:
-            raise ValueError(f"{path} has no array {key!r}; its arrays are "
-                             f"{', '.join(keys)}.")
+            raise InvalidInputError(f"{path} has no array {key!r}; its arrays are "
+                                    f"{', '.join(keys)}.")
         try:
             array = archive[key]
         except ValueError as error:
-            raise ValueError(f"{path}: array {key!r} is not numeric ({error}).") from None
+            raise InvalidInputError(f"{path}: array {key!r} is not numeric ({error}).") from None
     where = f"{path}[{key}]"
     X, image_shape = _two_d(_as_float(array, where), where)
     return Data(X=X, name=f"{path.name}[{key}]", image_shape=image_shape)
@@ -207,23 +210,23 @@ def read_parquet(path: Path) -> Data:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
     except ImportError:
-        raise ValueError("reading .parquet files needs pyarrow: "
-                         "pip install 'latentkit[parquet]'.") from None
+        raise InvalidInputError("reading .parquet files needs pyarrow: "
+                                "pip install 'latentkit[parquet]'.") from None
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as error:
-        raise ValueError(f"{path} is not a readable parquet file ({error}).") from None
+        raise InvalidInputError(f"{path} is not a readable parquet file ({error}).") from None
     columns = []
     for name, column in zip(table.column_names, table.columns):
         kind = column.type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
                 or pa.types.is_boolean(kind)):
-            raise ValueError(f"{path}: column {name!r} holds {kind} values; latentkit needs "
-                             f"numeric columns.")
+            raise InvalidInputError(f"{path}: column {name!r} holds {kind} values; latentkit needs "
+                                    f"numeric columns.")
         values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
         columns.append(np.asarray(values, dtype=np.float64))
     if not columns:
-        raise ValueError(f"{path} has no columns.")
+        raise InvalidInputError(f"{path} has no columns.")
     return Data(X=np.column_stack(columns), name=path.name, columns=list(table.column_names))
 
 
@@ -241,22 +244,23 @@ def load_data(source: str, *, key: str | None = None, max_rows: int | None = Non
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix not in READERS:
-            raise ValueError(f"cannot read {source}: the file type {suffix or '(none)'} is not "
-                             f"supported; use {', '.join(READERS)}.")
+            raise InvalidInputError(f"cannot read {source}: the file type "
+                                    f"{suffix or '(none)'} is not supported; use "
+                                    f"{', '.join(READERS)}.")
         data = read_npz(path, key) if suffix == ".npz" else READERS[suffix](path)
         if max_rows is not None:
             data = data.replace(X=data.X[:max_rows])
     elif source in BUNDLED:
         data = _load_bundled(source, max_rows)
     elif path.exists():
-        raise ValueError(f"{source} is not a file.")
+        raise InvalidInputError(f"{source} is not a file.")
     elif path.suffix or os.sep in source:
         raise FileNotFoundError(f"no such file: {source}")
     else:
-        raise ValueError(f"{source!r} is neither a file nor a bundled dataset; bundled "
-                         f"datasets: {', '.join(BUNDLED)}.")
+        raise InvalidInputError(f"{source!r} is neither a file nor a bundled dataset; bundled "
+                                f"datasets: {', '.join(BUNDLED)}.")
     if data.X.shape[0] == 0 or data.X.shape[1] == 0:
-        raise ValueError(f"{data.name} has no data: shape {data.X.shape}.")
+        raise InvalidInputError(f"{data.name} has no data: shape {data.X.shape}.")
     return data
 
 
@@ -265,7 +269,7 @@ def write_table(path: str | os.PathLike, X: np.ndarray, columns: list[str]) -> P
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".npy"):
-        raise ValueError(f"cannot write {path}: use a .csv or .npy file name.")
+        raise InvalidParameterError(f"cannot write {path}: use a .csv or .npy file name.")
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npy":

@@ -1,7 +1,7 @@
 """A small HTML report builder: titled sections of text, PNG figures and tables.
 
     report = Report("latentkit demo")
-    report.add(Section("Old Faithful", "A Gaussian mixture ...",
+    report.add(Section("First section", "A model fitted to ...",
                        figures=["run/density.png", ("run/bic.png", "BIC against K")],
                        tables=[selection.table, [{"K": 2, "BIC": 2322.5}]]))
     report.write("run")        # -> run/index.html

@@ -18,3 +18,5 @@ __all__ = [
     "FilterResult", "Forecast", "LDSParams", "LinearDynamicalSystem", "SmoothResult",
     "forecast", "kalman_filter", "rts_smoother", "sample_posterior", "simulate",
 ]
+
+from . import _registry  # noqa: E402,F401 -- the family's entry in latentkit.registry

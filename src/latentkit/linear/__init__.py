@@ -6,3 +6,5 @@ from .pca import PCA
 from .ppca import PPCA
 
 __all__ = ["PCA", "PPCA", "FactorAnalysis", "FastICA", "amari_index"]
+
+from . import _registry  # noqa: E402,F401 -- the family's entries in latentkit.registry

@@ -6,3 +6,5 @@ from .gaussian import GaussianMixture
 from .ppca_mixture import MixtureOfPPCA
 
 __all__ = ["BernoulliMixture", "CategoricalMixture", "GaussianMixture", "MixtureOfPPCA"]
+
+from . import _registry  # noqa: E402,F401 -- the family's entries in latentkit.registry

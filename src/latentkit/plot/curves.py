@@ -48,16 +48,19 @@ def _pick(columns: dict, wanted, what: str) -> str:
                      f"its columns are {', '.join(columns)}.")
 
 
-def plot_criterion_curve(table, ax=None, *, criterion=None, lower_is_better=None, title=None):
+def plot_criterion_curve(table, ax=None, *, criterion=None, lower_is_better=None, title=None,
+                         x=None):
     """A model-selection criterion against the number of components, the best one marked.
 
     table : the `Selection.table` of `select_n_components` (or rows / columns holding a
         candidate count column and a criterion column: bic, aic or heldout).
     criterion : which column to draw (the first criterion column found when None).
+    x : the candidate column, e.g. `Selection.param` (when None: n_components, candidate,
+        k or K, the first found).
     lower_is_better : the direction of "best" (known for bic, aic, heldout).
     """
     columns = table_columns(table)
-    x_name = _pick(columns, _X_NAMES, "number-of-components")
+    x_name = _pick(columns, _X_NAMES if x is None else (x,), "number-of-components")
     y_name = criterion or _pick(columns, tuple(_CRITERIA), "criterion")
     if y_name not in columns:
         raise ValueError(f"the table has no column {y_name!r}; its columns are "
@@ -83,7 +86,7 @@ def plot_criterion_curve(table, ax=None, *, criterion=None, lower_is_better=None
             label=f"best: K = {int(x[best])}")
     ax.axvline(x[best], color="tab:red", linestyle=":", linewidth=1.2, zorder=1)
     ax.set_xticks(x)
-    ax.set_xlabel("number of components K")
+    ax.set_xlabel("number of components K" if x_name in _X_NAMES else x_name)
     ax.set_ylabel(label)
     ax.set_title(title or f"Model selection: {names.get(y_name.lower(), y_name)} vs K")
     ax.grid(alpha=0.3)

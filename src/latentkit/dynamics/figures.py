@@ -1,5 +1,6 @@
 """Figures of a linear dynamical system: series with filtered / smoothed estimates and their
-95% bands, and the command line's figures for a fitted model. Agg-only (no pyplot)."""
+95% bands, and the figures `latentkit fit lds` / `report` draw for a fitted model (taking
+the `FigureJob` of `latentkit.registry`). Agg-only (no pyplot)."""
 
 from __future__ import annotations
 

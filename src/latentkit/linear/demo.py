@@ -1,6 +1,6 @@
-"""The demo's linear-Gaussian section: PCA of MNIST digits, PPCA imputation of images with
-30% of the pixels missing, and ICA unmixing of synthetic signals; plus the figures of
-`latentkit fit ica` (used by the ModelSpec in `cli.models`)."""
+"""The linear-Gaussian family's section of `latentkit demo`: PCA of MNIST digits, PPCA
+imputation of images with 30% of the pixels missing, and ICA unmixing of synthetic signals.
+The section is `(out_dir, progress, *, quick=False) -> latentkit.cli.report.Section`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import Section
-
 
 def _load_images(n_rows: int):
     """(X in [0, 1], labels, image shape, description, note): MNIST, else 8x8 digits."""
+    from latentkit.cli.demo import missing_note
     from latentkit.datasets import load_digits, load_mnist
-
-    from .demo import _missing_note
 
     try:
         bunch = load_mnist(split="train", n_samples=n_rows, random_state=0, dtype=np.float64)
@@ -25,124 +22,17 @@ def _load_images(n_rows: int):
                 f"{n_rows} MNIST training images (grey levels scaled to [0, 1])", "")
     except FileNotFoundError as error:
         bunch = load_digits()
-        note = _missing_note(error, "scikit-learn's 8x8 digits scaled to [0, 1]")
+        note = missing_note(error, "scikit-learn's 8x8 digits scaled to [0, 1]")
         return (bunch.data / 16.0, bunch.target, (8, 8),
                 f"{len(bunch.data)} scikit-learn 8x8 digits (grey levels scaled to [0, 1])",
                 note)
 
 
-# -- figures ------------------------------------------------------------------------------
-
-
-def plot_explained_variance(ratios, ax=None, *, title=None):
-    """Bars of each component's explained-variance ratio and the cumulative curve."""
-    from latentkit.plot._figure import new_axes
-
-    ratios = np.asarray(ratios, dtype=np.float64)
-    ax = new_axes(ax, figsize=(6.4, 4.4))
-    index = np.arange(1, ratios.size + 1)
-    ax.bar(index, ratios, color="tab:blue", alpha=0.6, label="per component")
-    ax.plot(index, np.cumsum(ratios), color="tab:red", marker="o", markersize=2.5,
-            label="cumulative")
-    for m in (2, 10, 50):
-        if m <= ratios.size:
-            ax.annotate(f"M={m}: {100 * ratios[:m].sum():.0f}%", (m, ratios[:m].sum()),
-                        textcoords="offset points", xytext=(6, -14), fontsize="small")
-    ax.set_xlabel("principal component")
-    ax.set_ylabel("fraction of the variance explained")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(title or "PCA explained variance")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center right")
-    return ax
-
-
-def plot_labelled_scatter(points, labels, ax=None, *, title=None, axis_labels=("z1", "z2")):
-    """2-D points coloured by their (digit) label."""
-    from latentkit.plot._figure import cluster_colors, new_axes
-
-    ax = new_axes(ax, figsize=(6.8, 5.4))
-    classes = np.unique(labels)
-    for color, label in zip(cluster_colors(len(classes)), classes):
-        chosen = labels == label
-        ax.scatter(points[chosen, 0], points[chosen, 1], s=8, color=color, alpha=0.7,
-                   edgecolors="none", label=str(label))
-    ax.legend(title="digit", fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5),
-              markerscale=2)
-    ax.set_xlabel(axis_labels[0])
-    ax.set_ylabel(axis_labels[1])
-    ax.set_title(title or "2-D projection")
-    ax.grid(alpha=0.25)
-    return ax
-
-
-def plot_signals(panels: dict, t, *, title=None):
-    """One Axes per panel name, each with its signals (n_samples, n_signals) stacked."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8.0, 2.2 * len(panels) + 0.4), layout="constrained")
-    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, (name, signals) in zip(axes, panels.items()):
-        signals = np.asarray(signals)
-        spread = 3.0 * np.max(np.std(signals, axis=0))
-        for j in range(signals.shape[1]):
-            ax.plot(t, signals[:, j] - j * spread, linewidth=0.9)
-        ax.set_yticks([])
-        ax.set_ylabel(name)
-    axes[-1].set_xlabel("time")
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def ica_figures(job):
-    """Figures of a fitted FastICA for `latentkit fit ica`: the mixing columns as images
-    for image data, and the first two sources as a scatter (coloured by label if known)."""
-    from latentkit import plot
-
-    model, data, out = job.model, job.data, job.out_dir
-    figures = []
-    shape = data.image_shape
-    if shape is not None and model.mixing_.shape[0] == shape[0] * shape[1]:
-        fig = plot.plot_image_grid(model.mixing_.T, tuple(shape), cmap="RdBu_r",
-                                   suptitle="independent components: columns of mixing_")
-        figures.append((plot.save_figure(fig, out / "mixing.png"),
-                        "each source's pattern in data space (a column of mixing_)"))
-    X = np.asarray(data.X, dtype=np.float64)
-    S = model.transform(X[~np.isnan(X).any(axis=1)])
-    if S.shape[1] >= 2:
-        labels = (np.zeros(len(S), int) if data.target is None
-                  else np.asarray(data.target)[~np.isnan(X).any(axis=1)])
-        ax = plot_labelled_scatter(S[:, :2], labels, title="sources 1 and 2",
-                                   axis_labels=("s1", "s2"))
-        figures.append((plot.save_figure(ax, out / "sources.png"),
-                        "the first two recovered sources of each row"))
-    return figures
-
-
-# -- the section --------------------------------------------------------------------------
-
-
-def _reconstruction_grid(X, labels, mean, components, image_shape, n_show=8):
-    """Originals and their PCA reconstructions x̂ = x̄ + U_m U_m^T (x - x̄) for m = 2, 10,
-    50 (rows), one image per digit class first."""
-    from latentkit import plot
-
-    picks = [int(np.flatnonzero(labels == d)[0]) for d in np.unique(labels)][:n_show]
-    originals = X[picks]
-    rows, titles = [originals], ["original"] + [""] * (len(picks) - 1)
-    for m in (2, 10, 50):
-        U = components[:m].T
-        rows.append(mean + (originals - mean) @ U @ U.T)
-        titles += [f"M={m}"] + [""] * (len(picks) - 1)
-    return plot.plot_image_grid(np.concatenate(rows), image_shape, ncols=len(picks),
-                                titles=titles, vmin=0.0, vmax=1.0,
-                                suptitle="PCA reconstructions (rows: original, M = 2, 10, 50)")
-
-
 def _pca_part(X, y, shape, folder):
     from latentkit import plot
-    from latentkit.linear import PCA
+
+    from .figures import plot_explained_variance, plot_labelled_scatter, reconstruction_grid
+    from .pca import PCA
 
     m_max = min(50, X.shape[1] - 1)
     start = time.perf_counter()
@@ -153,7 +43,7 @@ def _pca_part(X, y, shape, folder):
     figures = [
         (plot.save_figure(plot_explained_variance(ratios), folder / "pca_variance.png"),
          f"explained-variance ratio of the first {m_max} principal components"),
-        (plot.save_figure(_reconstruction_grid(X, y, pca.mean_, pca.components_, shape),
+        (plot.save_figure(reconstruction_grid(X, y, pca.mean_, pca.components_, shape),
                           folder / "pca_reconstructions.png"),
          "one image of each digit and its reconstructions from M = 2, 10, 50 components"),
         (plot.save_figure(plot_labelled_scatter(Z, y, title="PCA: first two components",
@@ -172,15 +62,32 @@ def _pca_part(X, y, shape, folder):
     return figures, rows
 
 
-def _ppca_part(X, shape, folder, quick, rng):
-    """PPCA by EM on images with 30% of the pixels missing at random; imputation RMSE
-    against column means and scikit-learn's IterativeImputer (on a subset of rows)."""
+def _iterative_impute(X_missing, quick: bool):
+    """(X filled by scikit-learn's IterativeImputer, seconds): a few rounds of one
+    regression per pixel on its nearest pixels."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401
     from sklearn.impute import IterativeImputer
 
+    start = time.perf_counter()
+    iterative = IterativeImputer(max_iter=1 if quick else 3, n_nearest_features=5 if quick
+                                 else 20, random_state=0, skip_complete=True,
+                                 keep_empty_features=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        filled = iterative.fit_transform(X_missing)
+    return filled, time.perf_counter() - start
+
+
+def _ppca_part(X, shape, folder, quick, rng):
+    """PPCA by EM on images with 30% of the pixels missing at random; imputation RMSE
+    against column means and scikit-learn's IterativeImputer (on a subset of rows)."""
+    from sklearn.exceptions import ConvergenceWarning
+
     from latentkit import plot
-    from latentkit.linear import PPCA
+
+    from .figures import imputation_grid
+    from .ppca import PPCA
 
     mask = rng.random(X.shape) < 0.3
     X_missing = np.where(mask, np.nan, X)
@@ -196,14 +103,7 @@ def _ppca_part(X, shape, folder, quick, rng):
     column_means = np.where(np.isnan(column_means), 0.0, column_means)
     mean_filled = np.where(mask, column_means, X_missing)
     n_sub = min(len(X), 60 if quick else 300)
-    start = time.perf_counter()
-    iterative = IterativeImputer(max_iter=1 if quick else 3, n_nearest_features=5 if quick
-                                 else 20, random_state=0, skip_complete=True,
-                                 keep_empty_features=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        iterative_filled = iterative.fit_transform(X_missing[:n_sub])
-    iterative_seconds = time.perf_counter() - start
+    iterative_filled, iterative_seconds = _iterative_impute(X_missing[:n_sub], quick)
 
     def rmse(filled, n_rows=None):
         """RMSE over the deleted pixels of the first n_rows (default all) rows of `filled`."""
@@ -223,13 +123,7 @@ def _ppca_part(X, shape, folder, quick, rng):
          f"RMSE, first {n_sub} rows": rmse(iterative_filled, n_sub),
          "time (s)": round(iterative_seconds, 2)},
     ]
-    show = np.arange(8)
-    masked_view = np.where(mask[show], 0.5, X[show])  # missing pixels in mid-grey
-    grid = np.concatenate([X[show], masked_view, imputed[show], iterative_filled[show]])
-    titles = (["original"] + [""] * 7 + ["30% missing"] + [""] * 7 + ["PPCA"] + [""] * 7
-              + ["Iterative"] + [""] * 7)
-    fig = plot.plot_image_grid(grid, shape, ncols=8, titles=titles, vmin=0.0, vmax=1.0,
-                               suptitle="imputation (missing pixels shown mid-grey)")
+    fig = imputation_grid(X, mask, {"PPCA": imputed, "Iterative": iterative_filled}, shape)
     figures = [(plot.save_figure(fig, folder / "ppca_imputation.png"),
                 "rows: original, 30% of pixels missing (grey), PPCA imputation, "
                 "IterativeImputer")]
@@ -242,7 +136,10 @@ def _ica_part(folder, quick, rng):
     from scipy.optimize import linear_sum_assignment
 
     from latentkit import plot
-    from latentkit.linear import FastICA, amari_index
+    from latentkit.metrics import amari_index
+
+    from .figures import plot_signals
+    from .ica import FastICA
 
     n = 1000 if quick else 4000
     t = np.linspace(0, 8, n)
@@ -272,8 +169,10 @@ def _ica_part(folder, quick, rng):
     return figures, rows
 
 
-def mnist_linear(out_dir, progress, *, quick: bool = False) -> Section:
+def mnist_linear(out_dir, progress, *, quick: bool = False):
     """MNIST digits: PCA, PPCA imputation with 30% missing pixels, and ICA unmixing."""
+    from latentkit.cli.report import Section
+
     folder = Path(out_dir) / "linear"
     rng = np.random.default_rng(0)
     n_rows = 500 if quick else 10_000
@@ -303,8 +202,3 @@ def mnist_linear(out_dir, progress, *, quick: bool = False) -> Section:
         part for part in (note, text) if part), pca_figures + ppca_figures + ica_figures_,
         [("PCA", pca_rows), ("imputation of 30% missing pixels", ppca_rows),
          ("ICA on synthetic signals", ica_rows)])
-
-
-__all__ = ["ica_figures", "mnist_linear", "plot_explained_variance", "plot_labelled_scatter",
-           "plot_signals"]
-

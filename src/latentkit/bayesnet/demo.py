@@ -1,4 +1,5 @@
-"""The demo's Bayesian-network section, and the figures of `latentkit fit bayesnet`.
+"""The Bayesian-network family's section of `latentkit demo`: `(out_dir, progress, *,
+quick=False) -> latentkit.cli.report.Section`.
 
 The network is the worked example of the EM lecture (A -> C <- B, C -> D, binary, state 1 =
 true): the completion of the row (a, ?, ?, not d) into four weighted rows, then EM
@@ -10,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from .report import Section
 
 SEED_EDGES = [("A", "C"), ("B", "C"), ("C", "D")]
 SEED_CARDS = {"A": 2, "B": 2, "C": 2, "D": 2}
@@ -26,7 +25,7 @@ SEED_CPTS = {
 
 
 def seed_network(**kwargs):
-    from latentkit.bayesnet import DiscreteBayesNet
+    from .network import DiscreteBayesNet
 
     return DiscreteBayesNet(edges=SEED_EDGES, cardinalities=SEED_CARDS, cpts=SEED_CPTS,
                             **kwargs)
@@ -57,11 +56,13 @@ class CPTError:
         self.mean_errors.append(float(error.mean()))
 
 
-def seed_bayesnet(out_dir, progress, *, quick: bool = False) -> Section:
+def seed_bayesnet(out_dir, progress, *, quick: bool = False):
     """Bayesian network: the A-B-C-D example, completion weights and EM with missing data."""
     from latentkit import plot
-    from latentkit.bayesnet import DiscreteBayesNet
-    from latentkit.plot._figure import new_axes
+    from latentkit.cli.report import Section
+
+    from .figures import plot_cpt_error
+    from .network import DiscreteBayesNet
 
     folder = Path(out_dir) / "bayesnet"
     truth = seed_network()
@@ -73,15 +74,8 @@ def seed_bayesnet(out_dir, progress, *, quick: bool = False) -> Section:
     model = DiscreteBayesNet(edges=SEED_EDGES, cardinalities=SEED_CARDS, init_params="random",
                              tol=1e-7, max_iter=40 if quick else 200, random_state=0,
                              callbacks=[tracker], verbose=progress.verbose).fit(X)
-    ax = new_axes(None)
-    steps = np.arange(1, len(tracker.errors) + 1)
-    ax.plot(steps, tracker.errors, marker="o", markersize=3, label="largest")
-    ax.plot(steps, tracker.mean_errors, marker="o", markersize=3, label="mean")
-    ax.legend()
-    ax.set_xlabel("EM iteration")
-    ax.set_ylabel("|CPT entry - truth|")
-    ax.set_yscale("log")
-    ax.set_title(f"CPT error, {n_rows} rows, 30% of entries hidden")
+    ax = plot_cpt_error(tracker.errors, tracker.mean_errors,
+                        title=f"CPT error, {n_rows} rows, 30% of entries hidden")
     figures = [
         (plot.save_figure(ax, folder / "cpt_error.png"),
          "largest and mean absolute error of the CPT entries after each EM iteration (the "
@@ -114,14 +108,3 @@ def seed_bayesnet(out_dir, progress, *, quick: bool = False) -> Section:
     return Section("Bayesian network: completing missing values, EM for the CPTs", text,
                    figures, [("completions of (a, ?, ?, not d)", completion_table(truth)),
                              ("EM fit", summary), ("CPT entries p(X = 1 | parents)", entries)])
-
-
-def network_figures(job) -> list[tuple[Path, str]]:
-    """Figures of `latentkit fit bayesnet`: the EM log-likelihood curve."""
-    from latentkit import plot
-
-    history = getattr(job.model, "history_", None)
-    if history is None or not len(history):
-        return []
-    return [(plot.save_figure(plot.plot_history(history), job.out_dir / "history.png"),
-             "EM log-likelihood per iteration")]

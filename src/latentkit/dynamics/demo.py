@@ -1,5 +1,7 @@
-"""The demo's linear-dynamical-system section: the Nile local-level model (with a gap of 20
-missing years), a constant-velocity tracking example, and EM on US macroeconomic series."""
+"""The dynamics family's section of `latentkit demo`: the Nile local-level model (with a gap
+of 20 missing years), a constant-velocity tracking example, and EM on US macroeconomic
+series. The section is `(out_dir, progress, *, quick=False) -> latentkit.cli.report.Section`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +10,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
-from .report import Section
 
 #: Durbin & Koopman's maximum-likelihood estimates for the Nile local-level model
 NILE_PUBLISHED = {"observation variance": 15099.0, "level variance": 1469.1}
@@ -36,8 +36,9 @@ def _nile_part(folder: Path, progress, quick: bool, note_for):
     from matplotlib.figure import Figure
 
     from latentkit import plot
-    from latentkit.dynamics import LinearDynamicalSystem
-    from latentkit.dynamics.plotting import plot_estimates
+
+    from .figures import plot_estimates
+    from .lds import LinearDynamicalSystem
 
     years, flow, note = _nile(note_for)
     model = LinearDynamicalSystem.local_level(
@@ -76,7 +77,7 @@ def _nile_part(folder: Path, progress, quick: bool, note_for):
 def constant_velocity_params(dt: float = 1.0, accel_sd: float = 0.3, obs_sd: float = 6.0):
     """A 2-D constant-velocity model: state (x, y, vx, vy), position observed with noise,
     white-noise acceleration (Q of the discretized continuous model)."""
-    from latentkit.dynamics import LDSParams
+    from ._params import LDSParams
 
     F1 = np.array([[1.0, dt], [0.0, 1.0]])
     Q1 = accel_sd**2 * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
@@ -92,7 +93,8 @@ def _tracking_part(folder: Path, quick: bool):
     from matplotlib.figure import Figure
 
     from latentkit import plot
-    from latentkit.dynamics import kalman_filter, rts_smoother, simulate
+
+    from .kalman import kalman_filter, rts_smoother, simulate
 
     params = constant_velocity_params()
     X, Z = simulate(params, 50 if quick else 80, random_state=3)
@@ -133,7 +135,7 @@ def _macro(note_for):
     try:
         bunch = load_macrodata()
     except FileNotFoundError as error:
-        from latentkit.dynamics import simulate
+        from .kalman import simulate
 
         X, _ = simulate(constant_velocity_params(), 200, random_state=0)
         return ((X - X.mean(0)) / X.std(0), ["x", "y"],
@@ -149,7 +151,8 @@ def _macro(note_for):
 
 def _macro_part(folder: Path, progress, quick: bool, note_for):
     from latentkit import ConvergenceWarning, plot
-    from latentkit.dynamics import LinearDynamicalSystem
+
+    from .lds import LinearDynamicalSystem
 
     X, names, note = _macro(note_for)
     curves, rows = {}, []
@@ -173,9 +176,10 @@ def _macro_part(folder: Path, progress, quick: bool, note_for):
              + ", ".join(names))], rows, note
 
 
-def dynamics_lds(out_dir, progress, *, quick: bool = False) -> Section:
+def dynamics_lds(out_dir, progress, *, quick: bool = False):
     """Linear dynamical systems: Nile local level, tracking, EM on US macro data."""
-    from .demo import _missing_note
+    from latentkit.cli.demo import missing_note as _missing_note
+    from latentkit.cli.report import Section
 
     folder = Path(out_dir) / "dynamics"
     nile_figures, nile_rows, nile_note = _nile_part(folder, progress, quick, _missing_note)

@@ -1,20 +1,21 @@
-"""Figures for mixture models: density contours with component ellipses, 2-D projections
-coloured by cluster, and image grids (e.g. Bernoulli component means).
+"""Figures of mixture models: log-density contours with component ellipses (2-D Gaussian
+mixtures), and the figures `latentkit fit` / `report` draw for each mixture of this family
+(GaussianMixture, BernoulliMixture, CategoricalMixture, MixtureOfPPCA).
 
-Every function draws on an optional `ax` (a new Agg figure when None) and returns the Axes;
-`plot_image_grid` returns its Figure. Save with `latentkit.plot.save_figure`.
+Every plotting function draws on an optional `ax` (a new Agg figure when None) and returns
+the Axes. Each `*_figures(job)` takes the `FigureJob` of `latentkit.registry` and returns
+[(png path, caption)].
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Ellipse
 
-from ._figure import cluster_colors, new_axes
+if TYPE_CHECKING:
+    from matplotlib.patches import Ellipse
 
 _GRID_POINTS = 160
 
@@ -40,6 +41,8 @@ def component_covariances(model) -> np.ndarray:
 
 def _ellipse(mean, covariance, n_std: float, color, linestyle) -> Ellipse:
     """The n_std standard-deviation contour of a 2-D Gaussian (axes from the eigenvectors)."""
+    from matplotlib.patches import Ellipse
+
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     eigenvalues = np.clip(eigenvalues, 0.0, None)
     angle = math.degrees(math.atan2(eigenvectors[1, 1], eigenvectors[0, 1]))
@@ -66,6 +69,10 @@ def plot_density_2d(model, X, ax=None, *, feature_names=None, title=None):
     Draws filled contours of log p(x), the points coloured by predicted component, and each
     component's 1 and 2 standard-deviation ellipses (solid, dashed) with its mean marked.
     """
+    from matplotlib.lines import Line2D
+
+    from latentkit.plot._figure import cluster_colors, new_axes
+
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"plot_density_2d needs data with 2 columns; got shape {X.shape}.")
@@ -112,81 +119,64 @@ def plot_density_2d(model, X, ax=None, *, feature_names=None, title=None):
     return ax
 
 
-def plot_projection_2d(X, labels, ax=None, *, title=None, random_state=0):
-    """The data projected on its first two principal components, coloured by cluster.
+# -- the command line's figures -----------------------------------------------------------
 
-    X : (n_samples, n_features) without NaN (impute first); labels : (n_samples,) integers.
-    Data with exactly 2 features is drawn as is.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    labels = np.asarray(labels)
-    if X.ndim != 2 or len(X) != len(labels):
-        raise ValueError(f"plot_projection_2d needs X (n_samples, n_features) and labels "
-                         f"(n_samples,); got {X.shape} and {labels.shape}.")
-    ax = new_axes(ax, figsize=(6.8, 5.4))
+
+def _projection(job, filename: str = "projection.png") -> list:
+    """A 2-D PCA projection of the rows (missing entries imputed by the mixture) coloured by
+    the predicted component."""
+    from latentkit import plot
+
+    X = np.asarray(job.model.impute(np.asarray(job.data.X, dtype=np.float64)))
+    ax = plot.plot_projection_2d(X, job.model.predict(X))
+    return [(plot.save_figure(ax, job.out_dir / filename),
+             "2-D PCA projection coloured by predicted cluster")]
+
+
+def _mean_images(job) -> list:
+    """The component means (K, D) as images, when the data are images of D pixels."""
+    from latentkit import plot
+
+    shape, means = job.data.image_shape, np.asarray(job.model.means_)
+    if shape is None or means.shape[1] != shape[0] * shape[1]:
+        return []
+    titles = [f"w={w:.3f}" for w in job.model.weights_]
+    fig = plot.plot_image_grid(means, tuple(shape), titles=titles, suptitle="component means")
+    return [(plot.save_figure(fig, job.out_dir / "means.png"), "component means as images")]
+
+
+def gmm_figures(job) -> list:
+    """GaussianMixture: density contours with 1 and 2 s.d. ellipses for 2-D data, else the
+    2-D projection; the means as images for image data; the criterion curve when K was
+    chosen; the EM log-likelihood curve."""
+    from latentkit import plot
+    from latentkit.plot.common import criterion_figure, history_figure
+
+    figures = criterion_figure(job)
+    X = np.asarray(job.data.X, dtype=np.float64)
     if X.shape[1] == 2:
-        points, axis_labels = X, ("x1", "x2")
+        ax = plot_density_2d(job.model, X, feature_names=job.data.column_names)
+        figures.append((plot.save_figure(ax, job.out_dir / "density.png"),
+                        "log-density contours, 1 and 2 s.d. component ellipses"))
     else:
-        from sklearn.decomposition import PCA
-
-        pca = PCA(n_components=min(2, X.shape[1]), random_state=random_state).fit(X)
-        points = pca.transform(X)
-        if points.shape[1] == 1:
-            points = np.column_stack([points[:, 0], np.zeros(len(points))])
-        ratios = list(pca.explained_variance_ratio_) + [0.0]
-        axis_labels = (f"PC 1 ({100 * ratios[0]:.0f}% of variance)",
-                       f"PC 2 ({100 * ratios[1]:.0f}% of variance)")
-    clusters = np.unique(labels)
-    colors = cluster_colors(len(clusters))
-    for color, cluster in zip(colors, clusters):
-        chosen = labels == cluster
-        ax.scatter(points[chosen, 0], points[chosen, 1], s=10, color=color, alpha=0.7,
-                   edgecolors="none", label=f"{cluster + 1} ({chosen.sum()})")
-    if len(clusters) <= 20:
-        ax.legend(title="cluster (size)", fontsize="small", title_fontsize="small",
-                  loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=1.8)
-    ax.set_xlabel(axis_labels[0])
-    ax.set_ylabel(axis_labels[1])
-    ax.set_title(title or f"{len(X)} rows in 2-D, coloured by cluster")
-    ax.grid(alpha=0.25)
-    return ax
+        figures += _projection(job)
+    return figures + _mean_images(job) + history_figure(job)
 
 
-def plot_image_grid(images, image_shape=(28, 28), ncols=None, titles=None, *, fig=None,
-                    cmap="gray_r", vmin=None, vmax=None, suptitle=None):
-    """Images in a grid, e.g. the component means of a BernoulliMixture on digits.
+def bmm_figures(job) -> list:
+    """BernoulliMixture (and MixtureOfPPCA): the 2-D projection coloured by cluster, the
+    component means as images for image data, the criterion curve, the EM curve."""
+    from latentkit.plot.common import criterion_figure, history_figure
 
-    images : (n_images, height * width) or (n_images, height, width).
-    image_shape : (height, width) of one image; ncols : images per row (about square when
-    None); titles : one per image or None; vmin/vmax : the grey scale (the data range when
-    None). Returns the Figure.
-    """
-    images = np.asarray(images, dtype=np.float64)
-    height, width = image_shape
-    if images.ndim == 2 and images.shape[1] != height * width:
-        raise ValueError(f"images of {images.shape[1]} values cannot be shown as "
-                         f"{height}x{width}; pass the right image_shape.")
-    images = images.reshape(len(images), height, width)
-    n_images = len(images)
-    ncols = ncols or max(1, math.ceil(math.sqrt(n_images)))
-    nrows = max(1, math.ceil(n_images / ncols))
-    if titles is not None and len(titles) != n_images:
-        raise ValueError(f"titles has {len(titles)} entries for {n_images} images.")
-    fig = fig or Figure(figsize=(1.35 * ncols + 0.4, 1.45 * nrows + 0.6), layout="constrained")
-    vmin = np.min(images) if vmin is None else vmin
-    vmax = np.max(images) if vmax is None else vmax
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for index, ax in enumerate(axes.ravel()):
-        if index >= n_images:
-            ax.set_axis_off()
-            continue
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_color("lightgray")
-        ax.imshow(images[index], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-        if titles is not None:
-            ax.set_title(str(titles[index]), fontsize="small")
-    if suptitle:
-        fig.suptitle(suptitle)
-    return fig
+    return criterion_figure(job) + _projection(job) + _mean_images(job) + history_figure(job)
+
+
+def cmm_figures(job) -> list:
+    """CategoricalMixture: the 2-D projection of the codes coloured by cluster, the
+    criterion curve, the EM curve."""
+    from latentkit.plot.common import criterion_figure, history_figure
+
+    return criterion_figure(job) + _projection(job) + history_figure(job)
+
+
+mppca_figures = bmm_figures

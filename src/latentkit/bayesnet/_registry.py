@@ -1,0 +1,68 @@
+"""The Bayesian-network family's entry in `latentkit.registry`: bayesnet, whose network comes
+from a BIF file given as `latentkit fit bayesnet DATA --structure NET.bif`, whose DATA
+columns are matched to the network's variables by name, and a small example problem."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..exceptions import InvalidParameterError
+from ..registry import ModelSpec, register
+from .demo import SEED_CARDS, SEED_EDGES, seed_bayesnet, seed_network
+from .figures import network_figures
+from .network import DiscreteBayesNet
+
+
+def add_options(parser) -> list:
+    """`fit`'s --structure NET.bif."""
+    return [parser.add_argument(
+        "--structure", metavar="NET.bif",
+        help="bayesnet: the network (variables, edges, starting CPTs) as a BIF file")]
+
+
+def structure_kwargs(args) -> dict:
+    """Constructor arguments (edges, cardinalities, cpts, state_names) read from the BIF
+    file of --structure."""
+    from .bif import read_bif
+
+    if args.structure is None:
+        raise InvalidParameterError("bayesnet needs --structure NET.bif: the network's "
+                                    "variables, edges and starting CPTs.")
+    if not os.path.isfile(args.structure):
+        raise FileNotFoundError(f"no such structure file: {args.structure}")
+    with open(args.structure, encoding="utf-8") as handle:
+        return read_bif(handle.read(), source=str(args.structure))
+
+
+def network_columns(model, data):
+    """DATA's columns put in the network's variable order when its header names them."""
+    observed = list(model.observed_variables)
+    names = data.column_names
+    if sorted(names) == sorted(observed) and names != observed:
+        order = [names.index(name) for name in observed]
+        return data.replace(X=data.X[:, order], columns=observed)
+    return data
+
+
+def bayesnet_example(rng: np.random.Generator):
+    """200 rows of the A -> C <- B, C -> D network (binary) with C hidden (the columns are
+    A, B, D) and 20% of the observed entries missing, to be fitted by EM."""
+    X, _ = seed_network().sample(200, random_state=rng)
+    X = np.asarray(X, dtype=np.float64)[:, [0, 1, 3]]
+    X[rng.random(X.shape) < 0.2] = np.nan
+    return {"edges": list(SEED_EDGES), "cardinalities": dict(SEED_CARDS), "hidden": ["C"],
+            "random_state": 0}, X
+
+
+register(ModelSpec(
+    "bayesnet", DiscreteBayesNet,
+    "discrete Bayesian network: the structure and starting CPTs from --structure NET.bif, "
+    "CPTs learned by EM; DATA has one integer-coded column per variable (a header naming "
+    "them, or in the BIF's order); missing values; --hidden NAME for a latent variable (no "
+    "column)", "wine", "none: give DATA and --structure NET.bif", figures=network_figures,
+    summary_params=("alpha",), size_param=None,
+    hidden_params=("callbacks", "edges", "cardinalities", "cpts", "state_names"),
+    demo=seed_bayesnet, cli_options=add_options, cli_kwargs=structure_kwargs,
+    align=network_columns, example=bayesnet_example))

@@ -1,0 +1,48 @@
+"""A 2-D view of any data coloured by integer labels (clusters, classes): the first two
+principal components, or the data itself when it has two columns."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._figure import cluster_colors, new_axes
+
+
+def plot_projection_2d(X, labels, ax=None, *, title=None, random_state=0):
+    """The data projected on its first two principal components, coloured by cluster.
+
+    X : (n_samples, n_features) without NaN (impute first); labels : (n_samples,) integers.
+    Data with exactly 2 features is drawn as is.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    labels = np.asarray(labels)
+    if X.ndim != 2 or len(X) != len(labels):
+        raise ValueError(f"plot_projection_2d needs X (n_samples, n_features) and labels "
+                         f"(n_samples,); got {X.shape} and {labels.shape}.")
+    ax = new_axes(ax, figsize=(6.8, 5.4))
+    if X.shape[1] == 2:
+        points, axis_labels = X, ("x1", "x2")
+    else:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=min(2, X.shape[1]), random_state=random_state).fit(X)
+        points = pca.transform(X)
+        if points.shape[1] == 1:
+            points = np.column_stack([points[:, 0], np.zeros(len(points))])
+        ratios = list(pca.explained_variance_ratio_) + [0.0]
+        axis_labels = (f"PC 1 ({100 * ratios[0]:.0f}% of variance)",
+                       f"PC 2 ({100 * ratios[1]:.0f}% of variance)")
+    clusters = np.unique(labels)
+    colors = cluster_colors(len(clusters))
+    for color, cluster in zip(colors, clusters):
+        chosen = labels == cluster
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=10, color=color, alpha=0.7,
+                   edgecolors="none", label=f"{cluster + 1} ({chosen.sum()})")
+    if len(clusters) <= 20:
+        ax.legend(title="cluster (size)", fontsize="small", title_fontsize="small",
+                  loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=1.8)
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.set_title(title or f"{len(X)} rows in 2-D, coloured by cluster")
+    ax.grid(alpha=0.25)
+    return ax
