@@ -185,3 +185,27 @@ def test_a_model_that_refuses_sparse_input_says_so():
 
 def test_the_registry_knows_it():
     assert get_spec("poisson") is SPEC
+
+
+def test_the_command_line_fits_evaluates_and_reports_it(tmp_path, capsys):
+    from latentkit.cli.main import main
+
+    _, X = example(np.random.default_rng(5))
+    csv = tmp_path / "counts.csv"
+    np.savetxt(csv, X, delimiter=",", header="a,b,c", comments="", fmt="%d")
+    run = tmp_path / "run"
+    assert main(["fit", "poisson", str(csv), "-k", "2", "--random-state", "0", "--out",
+                 str(run), "--quiet"]) == 0
+    model = load(run / "model.npz")
+    assert isinstance(model, PoissonMixture) and model.n_components == 2
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "model.npz"), str(csv)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{model.score(X):.4g}"[:5] in printed  # its mean log-likelihood is reported
+    report = tmp_path / "report"
+    assert main(["report", str(run / "model.npz"), str(csv), "--out", str(report)]) == 0
+    page = (report / "index.html").read_text()
+    images = [name for name in page.split('src="')[1:]]
+    assert "PoissonMixture" in page and images, "the page names the model and has figures"
+    for name in images:
+        assert (report / name.split('"')[0]).is_file()
