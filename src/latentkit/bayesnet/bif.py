@@ -141,8 +141,8 @@ def _variable(tokens: _Tokens, variables: dict) -> None:
     variables[name] = (states, line)
 
 
-def _probability(tokens: _Tokens, variables: dict, tables: dict, parents: dict) -> None:
-    line = tokens.line
+def _probability_names(tokens: _Tokens, variables: dict, line: int) -> list[str]:
+    """The names of `probability ( child | parent, ... )`: the child first."""
     tokens.expect("(")
     names = []
     while (token := tokens.next("a variable name or ')'")) != ")":
@@ -155,6 +155,30 @@ def _probability(tokens: _Tokens, variables: dict, tables: dict, parents: dict) 
         if name not in variables:
             tokens.fail(f"probability block names {name!r}, which has no 'variable' block "
                         "before it", line)
+    return names
+
+
+def _conditional_row(tokens: _Tokens, child: str, given: list, parent_states: list,
+                     k: int, row_line: int) -> tuple[tuple[int, ...], list]:
+    """`(state, ...) p_1, ..., p_k;` after its '(': (parent state indices, the k values)."""
+    index = []
+    for i, states in enumerate(parent_states):
+        if i and tokens.peek() == ",":
+            tokens.at += 1
+        state = tokens.name(f"a state of {given[i]!r}")
+        if state not in states:
+            tokens.fail(f"{state!r} is not a state of {given[i]!r} ({states})")
+        index.append(states.index(state))
+    tokens.expect(")")
+    values = tokens.numbers()
+    if len(values) != k:
+        tokens.fail(f"the row of {child!r} needs {k} values, got {len(values)}", row_line)
+    return tuple(index), values
+
+
+def _probability(tokens: _Tokens, variables: dict, tables: dict, parents: dict) -> None:
+    line = tokens.line
+    names = _probability_names(tokens, variables, line)
     child, given = names[0], names[1:]
     if child in tables:
         tokens.fail(f"a second probability block for {child!r}", line)
@@ -179,20 +203,8 @@ def _probability(tokens: _Tokens, variables: dict, tables: dict, parents: dict) 
             else:
                 default = values
         elif token == "(":
-            index = []
-            for i, states in enumerate(parent_states):
-                if i and tokens.peek() == ",":
-                    tokens.at += 1
-                state = tokens.name(f"a state of {given[i]!r}")
-                if state not in states:
-                    tokens.fail(f"{state!r} is not a state of {given[i]!r} ({states})")
-                index.append(states.index(state))
-            tokens.expect(")")
-            values = tokens.numbers()
-            if len(values) != k:
-                tokens.fail(f"the row of {child!r} needs {k} values, got {len(values)}",
-                            row_line)
-            table[tuple(index)] = values
+            index, values = _conditional_row(tokens, child, given, parent_states, k, row_line)
+            table[index] = values
         else:
             tokens.at -= 1
             tokens.fail(f"expected 'table', 'default', '(' or '}}', got {token!r}")
