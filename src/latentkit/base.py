@@ -42,6 +42,9 @@ class LatentModel(BaseEstimator):
 
     #: whether NaN in X means "missing" and is marginalized exactly
     _allow_nan: ClassVar[bool] = True
+    #: whether the rows of X are the time steps of one sequence (score_samples then gives
+    #: one value per sequence) rather than independent samples
+    _rows_are_time_steps: ClassVar[bool] = False
     #: hyper-parameter constraints, checked on fit: {name: [constraint, ...]}
     _parameter_constraints: ClassVar[dict] = {}
 
