@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..exceptions import InvalidInputError
 from ..mixture.categorical import check_codes
 from ._graph import Structure
 
@@ -42,7 +43,7 @@ def _column_codes(values, v: int, structure: Structure, where: str) -> np.ndarra
             out[i] = np.nan
         elif isinstance(item, str):
             if item not in lookup:
-                raise ValueError(
+                raise InvalidInputError(
                     f"{where}[{i}] = {item!r} is not a state of {structure.names[v]!r}; its "
                     f"states are {list(structure.states[v])} (or None/NaN for missing).")
             out[i] = lookup[item]
@@ -54,7 +55,7 @@ def _column_codes(values, v: int, structure: Structure, where: str) -> np.ndarra
 def as_codes(X, structure: Structure) -> np.ndarray:
     """Data -> (n, n_observed) float codes, NaN = missing, in float32 when X is float32.
 
-    Raises ValueError naming the row and column of the first bad entry.
+    Raises InvalidInputError (a ValueError) naming the row and column of the first bad entry.
     """
     observed = structure.observed
     names = [structure.names[v] for v in observed]
@@ -62,14 +63,14 @@ def as_codes(X, structure: Structure) -> np.ndarray:
         columns = [str(c) for c in X.columns]
         absent = [name for name in names if name not in columns]
         if absent:
-            raise ValueError(f"the data has no column for {absent}; the network's observed "
-                             f"variables are {names}.")
+            raise InvalidInputError(f"the data has no column for {absent}; the network's observed "
+                                    f"variables are {names}.")
         hidden = {structure.names[v] for v in structure.hidden}
         extra = [c for c in columns if c not in names and not (
             c in hidden and X[c].isna().all())]
         if extra:
-            raise ValueError(f"the data has columns {extra} that are not observed variables "
-                             f"of the network ({names}); drop them.")
+            raise InvalidInputError(f"the data has columns {extra} that are not observed variables "
+                                    f"of the network ({names}); drop them.")
         codes = np.column_stack([
             _column_codes(X[name], v, structure, f"X[{name!r}]")
             for name, v in zip(names, observed)]) if names else np.empty((len(X), 0))
@@ -79,11 +80,12 @@ def as_codes(X, structure: Structure) -> np.ndarray:
         if array.ndim == 1 and len(names) == 1:
             array = array[:, None]
         if array.ndim != 2:
-            raise ValueError(f"data must be 2-D (n_rows, {len(names)} observed variables); "
-                             f"got shape {array.shape}.")
+            raise InvalidInputError(f"data must be 2-D (n_rows, {len(names)} observed variables); "
+                                    f"got shape {array.shape}.")
         if array.shape[1] != len(names):
-            raise ValueError(f"data has {array.shape[1]} columns; the network has {len(names)} "
-                             f"observed variables {names} (hidden variables have no column).")
+            raise InvalidInputError(
+                f"data has {array.shape[1]} columns; the network has {len(names)} "
+                f"observed variables {names} (hidden variables have no column).")
         dtype = np.float32 if array.dtype == np.float32 else np.float64
         if array.dtype.kind in "biuf":
             codes = array.astype(np.float64)
@@ -93,7 +95,7 @@ def as_codes(X, structure: Structure) -> np.ndarray:
                 _column_codes(array[:, j], v, structure, f"X[:, {j}]")
                 for j, v in enumerate(observed)]) if names else np.empty((len(array), 0))
     if len(codes) == 0:
-        raise ValueError("the data has no rows.")
+        raise InvalidInputError("the data has no rows.")
     check_codes_finite(codes)
     check_codes(codes, [structure.cards[v] for v in observed], 0, MODEL)
     return codes.astype(dtype, copy=False)
@@ -103,8 +105,9 @@ def check_codes_finite(codes: np.ndarray) -> None:
     bad = np.isinf(codes)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(f"X[{row}, {col}] is inf; states are integer codes (NaN, -1 or None "
-                         "for missing).")
+        raise InvalidInputError(
+            f"X[{row}, {col}] is inf; states are integer codes (NaN, -1 or None "
+            "for missing).")
 
 
 def evidence_states(evidence, structure: Structure):
@@ -127,18 +130,21 @@ def evidence_states(evidence, structure: Structure):
     states = np.full((n, V), -1, dtype=np.int64)
     for name, value in evidence.items():
         if name not in index:
-            raise ValueError(f"evidence names {name!r}, which is not a variable of the network "
-                             f"({list(structure.names)}).")
+            raise InvalidInputError(
+                f"evidence names {name!r}, which is not a variable of the network "
+                f"({list(structure.names)}).")
         v = index[name]
         values = np.atleast_1d(np.asarray(value, dtype=object))
         if values.ndim != 1 or len(values) not in (1, n):
-            raise ValueError(f"evidence[{name!r}] must be one state or {n} states; got shape "
-                             f"{np.shape(value)}.")
+            raise InvalidInputError(
+                f"evidence[{name!r}] must be one state or {n} states; got shape "
+                f"{np.shape(value)}.")
         codes = _column_codes(values, v, structure, f"evidence[{name!r}]")
         k = structure.cards[v]
         known = ~np.isnan(codes)
         if np.any((codes[known] < 0) | (codes[known] >= k) | (codes[known] % 1 != 0)):
-            raise ValueError(f"evidence[{name!r}] = {value!r} is not a state of {name!r}: it "
-                             f"takes codes 0..{k - 1} or names {list(structure.states[v])}.")
+            raise InvalidInputError(
+                f"evidence[{name!r}] = {value!r} is not a state of {name!r}: it "
+                f"takes codes 0..{k - 1} or names {list(structure.states[v])}.")
         states[:, v] = np.nan_to_num(codes, nan=-1).astype(np.int64)
     return states, batched

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..exceptions import InvalidParameterError
+
 HEURISTICS = ("min_fill", "min_weight")
 
 
@@ -70,45 +72,51 @@ def build_structure(edges, cardinalities, state_names=None, hidden=()) -> Struct
 
     edges : iterable of (parent, child) name pairs; cardinalities : {name: int >= 1};
     state_names : None or {name: sequence of k distinct names}; hidden : names never
-    observed in data. Every problem is a ValueError that names it and the fix.
+    observed in data. Every problem is an InvalidParameterError (a ValueError) that names
+    it and the fix.
     """
     if not isinstance(cardinalities, dict) or not cardinalities:
-        raise ValueError("cardinalities must be a non-empty dict {variable name: number of "
-                         f"states}}; got {cardinalities!r}.")
+        raise InvalidParameterError(
+            "cardinalities must be a non-empty dict {variable name: number of "
+            f"states}}; got {cardinalities!r}.")
     names, cards = [], []
     for name, k in cardinalities.items():
         if not isinstance(name, str) or not name:
-            raise ValueError(f"variable names must be non-empty strings; got {name!r}.")
+            raise InvalidParameterError(f"variable names must be non-empty strings; got {name!r}.")
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"the cardinality of {name!r} must be an integer >= 1; got {k!r}.")
+            raise InvalidParameterError(
+                f"the cardinality of {name!r} must be an integer >= 1; got {k!r}.")
         names.append(name)
         cards.append(int(k))
     index = {name: i for i, name in enumerate(names)}
     parents = [[] for _ in names]
     for edge in edges or ():
         if isinstance(edge, str) or len(edge) != 2:
-            raise ValueError(f"each edge must be a (parent, child) pair; got {edge!r}.")
+            raise InvalidParameterError(f"each edge must be a (parent, child) pair; got {edge!r}.")
         parent, child = edge
         for name in (parent, child):
             if name not in index:
-                raise ValueError(f"edge {tuple(edge)!r} names {name!r}, which has no entry in "
-                                 "cardinalities; add it there with its number of states.")
+                raise InvalidParameterError(
+                    f"edge {tuple(edge)!r} names {name!r}, which has no entry in "
+                    "cardinalities; add it there with its number of states.")
         if parent == child:
-            raise ValueError(f"edge {tuple(edge)!r} is a self-loop; a Bayesian network is a "
-                             "DAG.")
+            raise InvalidParameterError(
+                f"edge {tuple(edge)!r} is a self-loop; a Bayesian network is a "
+                "DAG.")
         if index[parent] in parents[index[child]]:
-            raise ValueError(f"edge {tuple(edge)!r} is listed twice.")
+            raise InvalidParameterError(f"edge {tuple(edge)!r} is listed twice.")
         parents[index[child]].append(index[parent])
     topological = topological_order(names, parents)
     states = _state_names(names, cards, state_names)
     hidden_idx = []
     for name in [hidden] if isinstance(hidden, str) else hidden or ():
         if name not in index:
-            raise ValueError(f"hidden variable {name!r} has no entry in cardinalities; add it "
-                             "there with its number of states.")
+            raise InvalidParameterError(
+                f"hidden variable {name!r} has no entry in cardinalities; add it "
+                "there with its number of states.")
         hidden_idx.append(index[name])
     if len(set(hidden_idx)) != len(hidden_idx):
-        raise ValueError(f"hidden lists a variable twice: {list(hidden)!r}.")
+        raise InvalidParameterError(f"hidden lists a variable twice: {list(hidden)!r}.")
     return Structure(tuple(names), tuple(cards), tuple(tuple(p) for p in parents),
                      topological, states, tuple(sorted(hidden_idx)))
 
@@ -116,11 +124,13 @@ def build_structure(edges, cardinalities, state_names=None, hidden=()) -> Struct
 def _state_names(names, cards, given) -> tuple[tuple[str, ...], ...]:
     given = {} if given is None else given
     if not isinstance(given, dict):
-        raise ValueError(f"state_names must be None or a dict {{variable: [names]}}; got "
-                         f"{given!r}.")
+        raise InvalidParameterError(
+            f"state_names must be None or a dict {{variable: [names]}}; got "
+            f"{given!r}.")
     unknown = sorted(set(given) - set(names))
     if unknown:
-        raise ValueError(f"state_names names unknown variables {unknown}; known: {names}.")
+        raise InvalidParameterError(
+            f"state_names names unknown variables {unknown}; known: {names}.")
     out = []
     for name, k in zip(names, cards):
         states = given.get(name)
@@ -129,14 +139,14 @@ def _state_names(names, cards, given) -> tuple[tuple[str, ...], ...]:
             continue
         states = tuple(str(s) for s in states)
         if len(states) != k or len(set(states)) != k:
-            raise ValueError(f"state_names[{name!r}] must list {k} distinct names (its "
-                             f"cardinality); got {list(states)!r}.")
+            raise InvalidParameterError(f"state_names[{name!r}] must list {k} distinct names (its "
+                                        f"cardinality); got {list(states)!r}.")
         out.append(states)
     return tuple(out)
 
 
 def topological_order(names, parents) -> tuple[int, ...]:
-    """Kahn's algorithm; a cycle is a ValueError that spells the cycle out."""
+    """Kahn's algorithm; a cycle is an InvalidParameterError that spells the cycle out."""
     n = len(names)
     children = [[] for _ in range(n)]
     for v, ps in enumerate(parents):
@@ -154,8 +164,9 @@ def topological_order(names, parents) -> tuple[int, ...]:
                 ready.append(c)
     if len(order) < n:
         cycle = _find_cycle({v for v in range(n) if indegree[v] > 0}, parents)
-        raise ValueError("the edges contain a cycle: " + " -> ".join(names[v] for v in cycle)
-                         + "; a Bayesian network must be a DAG: remove or reverse an edge.")
+        raise InvalidParameterError(
+            "the edges contain a cycle: " + " -> ".join(names[v] for v in cycle)
+            + "; a Bayesian network must be a DAG: remove or reverse an edge.")
     return tuple(order)
 
 
@@ -192,8 +203,8 @@ def greedy_order(adjacency: list[set[int]], cards, eliminate, heuristic: str) ->
     the fill-in edges and loses the eliminated variables.
     """
     if heuristic not in HEURISTICS:
-        raise ValueError(f"elimination heuristic must be one of {HEURISTICS}; got "
-                         f"{heuristic!r}.")
+        raise InvalidParameterError(f"elimination heuristic must be one of {HEURISTICS}; got "
+                                    f"{heuristic!r}.")
     remaining, order = set(eliminate), []
     while remaining:
         best, best_score = None, None

@@ -12,16 +12,21 @@ posterior mode under the symmetric prior θ_v(· | u) ~ Dirichlet(1 + α, ..., 1
 so with α > 0 no entry is 0; with α = 0 a parent configuration never seen gets the uniform
 distribution. MAP-EM never decreases log p(X | θ) + log p(θ), log p(θ) = α Σ log θ + const,
 which is the objective the engine tracks.
+
+`em_init`, `em_e_step`, `em_m_step` and `em_log_prior` are these kernels in the engine's
+contract (`latentkit.em.EMFamily`), over a `BNConfig` that carries the compiled network.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 import numpy as np
 
 from .. import em
+from ..io import register_record
 from ._graph import CliqueTree, Structure
 from ._inference import (
     clique_potentials,
@@ -37,6 +42,22 @@ class BNParams(NamedTuple):
     cpts: tuple
 
 
+class BNConfig(NamedTuple):
+    """The validated hyper-parameters of one fit (built once by the model's `_em_config`).
+
+    structure, tree : the compiled network and its clique tree; alpha : the Dirichlet
+    pseudo-count; init_params : "data" or "random"; given : {variable index: CPT} of the
+    user's starting CPTs (validated by `check_cpts`).
+    """
+
+    structure: Structure
+    tree: CliqueTree
+    alpha: float
+    init_params: str
+    given: Mapping[int, np.ndarray]
+
+
+@register_record
 @dataclass(frozen=True)
 class BNStats(em.SufficientStats):
     """n : rows seen; counts : (Σ_v |CPT_v|,) the expected family counts, concatenated."""
@@ -149,3 +170,28 @@ def initial_params(structure: Structure, X: np.ndarray, rng: np.random.Generator
         table = draw + (counts[v] + alpha if counts is not None else 0)
         cpts.append(table / table.sum(axis=-1, keepdims=True))
     return BNParams(tuple(cpts))
+
+
+# -- the family's EM contract (latentkit.em.EMFamily) -------------------------------------
+
+
+def em_init(X: np.ndarray, rng: np.random.Generator, config: BNConfig, restart: int):
+    """(θ, None) from `initial_params` (its random draw differs between restarts through
+    rng). X : (n, n_observed) codes. The network keeps no state between iterations."""
+    return initial_params(config.structure, X, rng, config.given, config.init_params,
+                          config.alpha), None
+
+
+def em_e_step(params: BNParams, state, config: BNConfig, X: np.ndarray):
+    """(BNStats, Σ_n log p(x_n,obs)) of a chunk X : (n, n_observed)."""
+    return e_step(config.structure, config.tree, params, X)
+
+
+def em_m_step(stats: BNStats, params: BNParams, state, config: BNConfig):
+    """(θ', state, NOTHING): the posterior mode of the CPTs given the expected counts."""
+    return m_step(config.structure, stats, config.alpha), state, em.NOTHING
+
+
+def em_log_prior(params: BNParams, config: BNConfig) -> float:
+    """log p(θ) + const = α Σ log θ (see `log_prior`)."""
+    return log_prior(params, config.alpha)

@@ -12,6 +12,7 @@ State 1 of a binary variable means "true". Learning is MAP-EM on the shared engi
 from __future__ import annotations
 
 import copy
+from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -21,18 +22,20 @@ from .. import em
 from .._validation import InstanceOf, Interval, Options, as_generator, check_n_samples
 from ..base import EMModel
 from ..distributions import Categorical
+from ..exceptions import InvalidParameterError
 from ..io import register_model
 from . import _inference as inference
 from ._data import as_codes, evidence_states
 from ._graph import HEURISTICS, build_structure, clique_tree
 from ._learning import (
+    BNConfig,
     BNParams,
-    e_step,
+    em_e_step,
+    em_init,
+    em_log_prior,
+    em_m_step,
     flatten,
-    initial_params,
     log_likelihood,
-    log_prior,
-    m_step,
     states_of,
     unflatten,
 )
@@ -53,36 +56,40 @@ def check_cpts(structure, cpts, *, atol: float = 1e-6) -> dict:
     if cpts is None:
         return {}
     if not isinstance(cpts, dict):
-        raise ValueError(f"cpts must be a dict {{variable: array}}; got {type(cpts).__name__}.")
+        raise InvalidParameterError(
+            f"cpts must be a dict {{variable: array}}; got {type(cpts).__name__}.")
     index, out = structure.index, {}
     for name, value in cpts.items():
         if name not in index:
-            raise ValueError(f"cpts names {name!r}, which is not a variable of the network "
-                             f"({list(structure.names)}).")
+            raise InvalidParameterError(
+                f"cpts names {name!r}, which is not a variable of the network "
+                f"({list(structure.names)}).")
         v = index[name]
         shape = structure.cpt_shape(v)
         try:
             table = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"the CPT of {name!r} must be a numeric array; got "
-                             f"{type(value).__name__}.") from None
+            raise InvalidParameterError(f"the CPT of {name!r} must be a numeric array; got "
+                                        f"{type(value).__name__}.") from None
         axes = [structure.names[p] for p in structure.parents[v]] + [name]
         if table.shape != shape:
-            raise ValueError(f"the CPT of {name!r} must have shape {shape}, axes "
-                             f"({', '.join(axes)}): the parents in the order their edges are "
-                             f"listed, then {name!r}; got shape {table.shape}.")
+            raise InvalidParameterError(
+                f"the CPT of {name!r} must have shape {shape}, axes "
+                f"({', '.join(axes)}): the parents in the order their edges are "
+                f"listed, then {name!r}; got shape {table.shape}.")
         if not np.all(np.isfinite(table)) or np.any(table < 0):
             bad = np.argwhere(~np.isfinite(table) | (table < 0))[0]
-            raise ValueError(f"the CPT of {name!r} has the entry {table[tuple(bad)]!r} at "
-                             f"{tuple(int(i) for i in bad)}; probabilities must be finite "
-                             "and >= 0.")
+            raise InvalidParameterError(
+                f"the CPT of {name!r} has the entry {table[tuple(bad)]!r} at "
+                f"{tuple(int(i) for i in bad)}; probabilities must be finite "
+                "and >= 0.")
         sums = table.sum(axis=-1)
         wrong = np.abs(sums - 1) > atol
         if np.any(wrong):
             row = tuple(int(i) for i in np.argwhere(wrong)[0])
             where = ", ".join(f"{a}={s}" for a, s in zip(axes[:-1], row)) or "no parents"
-            raise ValueError(f"the CPT of {name!r} must sum to 1 over its last axis "
-                             f"({name!r}); the row ({where}) sums to {sums[row]:.6g}.")
+            raise InvalidParameterError(f"the CPT of {name!r} must sum to 1 over its last axis "
+                                        f"({name!r}); the row ({where}) sums to {sums[row]:.6g}.")
         # rows off by more than round-off are renormalized; exact ones stay bit for bit
         off = np.abs(sums - 1) > 1e-12
         out[v] = np.where(off[..., None], table / sums[..., None], table)
@@ -120,6 +127,10 @@ class DiscreteBayesNet(EMModel):
     iteration), lower_bound_, n_features_in_.
     """
 
+    em_family: ClassVar[em.EMFamily] = em.EMFamily(
+        em_init, em_e_step, em_m_step, log_prior=em_log_prior, objective=em.EXACT,
+        remedy="increase alpha (Dirichlet smoothing of the CPTs) or fit in float64")
+
     _parameter_constraints: ClassVar[dict] = {
         "edges": [InstanceOf(list, tuple, description="a list of (parent, child) pairs")],
         "cardinalities": [InstanceOf(dict, type(None), description="a dict {name: k}")],
@@ -147,8 +158,9 @@ class DiscreteBayesNet(EMModel):
         cached = self.__dict__.get("_compiled_cache")
         if cached is None or cached[0] != key:
             if self.cardinalities is None:
-                raise ValueError(f"{type(self).__name__} needs cardinalities={{name: number "
-                                 "of states}} (and edges) to define the network.")
+                raise InvalidParameterError(
+                    f"{type(self).__name__} needs cardinalities={{name: number "
+                    "of states}} (and edges) to define the network.")
             structure = build_structure(self.edges, self.cardinalities, self.state_names,
                                         self.hidden)
             cached = (key, structure, clique_tree(structure, self.elimination))
@@ -174,8 +186,9 @@ class DiscreteBayesNet(EMModel):
         given = check_cpts(structure, self.cpts)
         absent = [structure.names[v] for v in range(len(structure.names)) if v not in given]
         if absent:
-            raise ValueError(f"{type(self).__name__} has no CPT for {absent}: give cpts for "
-                             "every variable, or fit the network to data first.")
+            raise InvalidParameterError(
+                f"{type(self).__name__} has no CPT for {absent}: give cpts for "
+                "every variable, or fit the network to data first.")
         return tuple(given[v] for v in range(len(structure.names)))
 
     @property
@@ -201,9 +214,10 @@ class DiscreteBayesNet(EMModel):
                 as_codes(np.where(chunk == -1, np.nan, chunk), structure)
         return source
 
-    def _check_data(self, n_samples, n_features):
-        structure, _ = self._compiled()
-        check_cpts(structure, self.cpts)
+    def _em_config(self, n_samples, n_features) -> BNConfig:
+        structure, tree = self._compiled()
+        return BNConfig(structure, tree, self.alpha, self.init_params,
+                        MappingProxyType(check_cpts(structure, self.cpts)))
 
     def _chunk_floats_per_row(self, n_features):
         # the E-step's tables are restricted to each row's evidence (a few entries per
@@ -214,21 +228,6 @@ class DiscreteBayesNet(EMModel):
     def _dense_floats_per_row(self, n_features):
         structure, tree = self._compiled()
         return 3 * tree.table_size(structure.cards) + n_features
-
-    def _em_init(self, X, rng):
-        structure, _ = self._compiled()
-        return initial_params(structure, X, rng, check_cpts(structure, self.cpts),
-                              self.init_params, self.alpha)
-
-    def _e_step(self, params, X):
-        structure, tree = self._compiled()
-        return e_step(structure, tree, params, X)
-
-    def _m_step(self, stats):
-        return m_step(self._compiled()[0], stats, self.alpha)
-
-    def _log_prior(self, params) -> float:
-        return log_prior(params, self.alpha)
 
     def _store_params(self, params, dtype) -> None:
         self.cpt_values_ = flatten(params.cpts).astype(dtype)
@@ -284,8 +283,9 @@ class DiscreteBayesNet(EMModel):
         structure, _ = self._compiled()
         if variable is None:
             if len(structure.hidden) != 1:
-                raise ValueError("name the variable to predict (variable=...): the network "
-                                 f"has {len(structure.hidden)} hidden variables, not 1.")
+                raise InvalidParameterError(
+                    "name the variable to predict (variable=...): the network "
+                    f"has {len(structure.hidden)} hidden variables, not 1.")
             return structure.hidden[0]
         return self._indices([variable])[0]
 
@@ -305,8 +305,9 @@ class DiscreteBayesNet(EMModel):
         structure, _ = self._compiled()
         if variables is None:
             if not structure.hidden:
-                raise ValueError("the network has no hidden variables: name the variables "
-                                 "of the posterior (variables=[...]).")
+                raise InvalidParameterError(
+                    "the network has no hidden variables: name the variables "
+                    "of the posterior (variables=[...]).")
             variables = [structure.names[v] for v in structure.hidden]
         if isinstance(variables, str):
             variables = [variables]
@@ -338,11 +339,11 @@ class DiscreteBayesNet(EMModel):
         out = []
         for name in variables:
             if name not in index:
-                raise ValueError(f"{name!r} is not a variable of the network "
-                                 f"({list(structure.names)}).")
+                raise InvalidParameterError(f"{name!r} is not a variable of the network "
+                                            f"({list(structure.names)}).")
             out.append(index[name])
         if len(set(out)) != len(out):
-            raise ValueError(f"query variables must be distinct; got {list(variables)}.")
+            raise InvalidParameterError(f"query variables must be distinct; got {list(variables)}.")
         return out
 
     def _evidence(self, evidence):

@@ -13,23 +13,46 @@ E[x x^T], E[x z^T], E[x] follow exactly from the smoothed moments. With these co
 statistics the M-step is two least-squares regressions, z_t on [z_{t-1}; 1] and x_t on
 [z_t; 1], whose residual scatters give Q and R (the exact maximizers; held parameters stay
 at their values and the others are maximized given them); μ0, V0 from the first states.
+
+`em_init`, `em_e_step` and `em_m_step` are these kernels in the engine's contract
+(`latentkit.em.EMFamily`), over an `LDSConfig`; LDS EM keeps no state between iterations.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from .._missing import missingness_patterns
-from ..em import ChunkSource, SufficientStats
+from ..em import NOTHING, ChunkSource, SufficientStats
+from ..io import register_record
 from . import kalman
-from ._params import LDSParams
+from ._params import PUBLIC_NAMES, LDSParams
 
 
+class LDSConfig(NamedTuple):
+    """The validated hyper-parameters of one fit (built once by the model's `_em_config`).
+
+    state_dim : n; covariance_type : "full" or "diag" (the form of Q and R EM learns);
+    reg_covar : added to the diagonal of each estimated covariance; method : the inference
+    kernels (`kalman.METHODS`); fixed : public names of the parameters EM holds; given :
+    {public name: float64 array} of the user's values (the held ones, and starting values).
+    """
+
+    state_dim: int
+    covariance_type: str
+    reg_covar: float
+    method: str
+    fixed: frozenset
+    given: Mapping[str, np.ndarray]
+
+
+@register_record
 @dataclass(frozen=True)
 class LDSStats(SufficientStats):
     """Expected complete-data sufficient statistics, summed over sequences and steps.
@@ -343,3 +366,38 @@ def _floor(S, reference, covariance_type, reg_covar):
     w, U = np.linalg.eigh(S)
     S = (U * np.maximum(w, floor)) @ U.T
     return 0.5 * (S + S.T) + reg_covar * np.eye(len(S))
+
+
+# -- the family's EM contract (latentkit.em.EMFamily) -------------------------------------
+
+
+def em_init(sequences, rng: np.random.Generator, config: LDSConfig, restart: int):
+    """(θ, None): PCA + least squares (`initial_params`) on sequences, a list of (T_i, p)
+    (or one (T, p) array), overridden by the given values. Restarts after the first
+    (restart >= 1, n_init > 1) perturb a learned transition matrix, rescaled to spectral
+    radius <= 0.99. LDS EM keeps no state between iterations."""
+    if isinstance(sequences, np.ndarray):
+        sequences = [sequences]
+    params = initial_params(sequences, config.state_dim, config.covariance_type,
+                            config.reg_covar)
+    params = params._replace(**{PUBLIC_NAMES[k]: v for k, v in config.given.items()})
+    if restart and "transition_matrix" not in config.fixed:
+        A = params.A + 0.2 * rng.standard_normal(params.A.shape) / math.sqrt(len(params.A))
+        radius = np.max(np.abs(np.linalg.eigvals(A)))
+        params = params._replace(A=A / max(1.0, radius / 0.99))
+    return params, None
+
+
+def em_e_step(params: LDSParams, state, config: LDSConfig, chunk):
+    """(LDSStats, total log-likelihood) of a chunk: a SequenceBatch (B, T, p), or one
+    sequence (T, p) (a partial_fit batch)."""
+    X = chunk.X if isinstance(chunk, SequenceBatch) else np.asarray(
+        chunk, dtype=np.float64)[None]
+    return e_step(params, np.ascontiguousarray(X, dtype=np.float64), config.method)
+
+
+def em_m_step(stats: LDSStats, params: LDSParams, state, config: LDSConfig):
+    """(θ', state, NOTHING): the closed-form M-step, held parameters kept at `params`."""
+    new = m_step(replace(stats, params=params), config.fixed, config.covariance_type,
+                 config.reg_covar)
+    return new, state, NOTHING

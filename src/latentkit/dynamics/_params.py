@@ -13,6 +13,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..exceptions import InvalidParameterError
+from ..io import register_record
+
 #: public (constructor) name -> field of LDSParams
 PUBLIC_NAMES = {
     "transition_matrix": "A",
@@ -28,6 +31,7 @@ FIELD_NAMES = {field: name for name, field in PUBLIC_NAMES.items()}
 COVARIANCES = ("transition_covariance", "observation_covariance", "initial_state_covariance")
 
 
+@register_record  # saved inside LDSStats.params (online_state_ of partial_fit)
 class LDSParams(NamedTuple):
     """θ of a linear dynamical system; n = state_dim, p = observation dim."""
 
@@ -65,17 +69,17 @@ def as_param_array(name: str, value, n: int, p: int) -> np.ndarray:
     try:
         array = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a numeric array of shape {shape}; got "
-                         f"{type(value).__name__}.") from None
+        raise InvalidParameterError(f"{name} must be a numeric array of shape {shape}; got "
+                                    f"{type(value).__name__}.") from None
     if name in COVARIANCES and array.ndim == 1 and array.shape == shape[:1]:
         array = np.diag(array)
     if array.size == 1 and int(np.prod(shape)) == 1:
         array = array.reshape(shape)
     if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} (state_dim={n}, "
-                         f"observation dim={p}); got {array.shape}.")
+        raise InvalidParameterError(f"{name} must have shape {shape} (state_dim={n}, "
+                                    f"observation dim={p}); got {array.shape}.")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or inf; every entry must be finite.")
+        raise InvalidParameterError(f"{name} contains NaN or inf; every entry must be finite.")
     if name in COVARIANCES:
         check_covariance(name, array)
     return array
@@ -85,13 +89,13 @@ def check_covariance(name: str, S: np.ndarray) -> None:
     """S : (k, k) must be symmetric positive semi-definite (up to round-off)."""
     scale = max(float(np.max(np.abs(S))), np.finfo(float).tiny)
     if not np.allclose(S, S.T, rtol=0, atol=1e-10 * scale):
-        raise ValueError(f"{name} must be symmetric; it differs from its transpose by "
-                         f"{np.max(np.abs(S - S.T)):.3g}.")
+        raise InvalidParameterError(f"{name} must be symmetric; it differs from its transpose by "
+                                    f"{np.max(np.abs(S - S.T)):.3g}.")
     lowest = float(np.linalg.eigvalsh(0.5 * (S + S.T))[0])
     if lowest < -1e-10 * scale:
-        raise ValueError(f"{name} must be positive semi-definite (a covariance); its "
-                         f"smallest eigenvalue is {lowest:.6g}. Give a symmetric matrix "
-                         f"with non-negative eigenvalues, e.g. L @ L.T.")
+        raise InvalidParameterError(f"{name} must be positive semi-definite (a covariance); its "
+                                    f"smallest eigenvalue is {lowest:.6g}. Give a symmetric matrix "
+                                    f"with non-negative eigenvalues, e.g. L @ L.T.")
 
 
 def check_params(params: LDSParams) -> LDSParams:
@@ -100,9 +104,11 @@ def check_params(params: LDSParams) -> LDSParams:
     A = np.asarray(params.A, dtype=np.float64)
     C = np.asarray(params.C, dtype=np.float64)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"transition_matrix must be square (n, n); got shape {A.shape}.")
+        raise InvalidParameterError(
+            f"transition_matrix must be square (n, n); got shape {A.shape}.")
     if C.ndim != 2:
-        raise ValueError(f"observation_matrix must be 2-D (p, n); got shape {C.shape}.")
+        raise InvalidParameterError(
+            f"observation_matrix must be 2-D (p, n); got shape {C.shape}.")
     n, p = A.shape[0], C.shape[0]
     return LDSParams(*(as_param_array(FIELD_NAMES[field], value, n, p)
                        for field, value in zip(LDSParams._fields, params)))

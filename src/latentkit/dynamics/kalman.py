@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import as_generator, check_finite, check_n_samples
+from ..exceptions import InvalidInputError, InvalidParameterError
 from . import _parallel
 from ._params import LDSParams, check_params
 
@@ -81,7 +82,7 @@ def as_sequences(X, n_features: int | None = None, *, name: str = "X"):
     """
     if isinstance(X, list | tuple):
         if len(X) == 0:
-            raise ValueError(f"{name} is an empty list; give at least one sequence.")
+            raise InvalidInputError(f"{name} is an empty list; give at least one sequence.")
         seqs = [_as_array(x, f"{name}[{i}]", 2) for i, x in enumerate(X)]
         layout = "list"
     else:
@@ -91,7 +92,7 @@ def as_sequences(X, n_features: int | None = None, *, name: str = "X"):
         elif array.ndim == 3:
             seqs, layout = list(array), "batch"
         else:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{name} must be one sequence (T, n_features), a batch (n_sequences, T, "
                 f"n_features) or a list of (T_i, n_features) arrays; got shape "
                 f"{array.shape}. For a univariate series use x.reshape(-1, 1).")
@@ -99,10 +100,10 @@ def as_sequences(X, n_features: int | None = None, *, name: str = "X"):
     lengths = {}
     for i, seq in enumerate(seqs):
         if seq.shape[1] != p:
-            raise ValueError(f"{name}: sequence {i} has {seq.shape[1]} features but "
-                             f"{p} are expected.")
+            raise InvalidInputError(f"{name}: sequence {i} has {seq.shape[1]} features but "
+                                    f"{p} are expected.")
         if seq.shape[0] == 0:
-            raise ValueError(f"{name}: sequence {i} has no time steps.")
+            raise InvalidInputError(f"{name}: sequence {i} has no time steps.")
         check_finite(seq, allow_nan=True, name=name if layout == "single"
                      else f"{name} (sequence {i})")
         lengths.setdefault(seq.shape[0], []).append(i)
@@ -120,10 +121,10 @@ def _as_array(x, name, ndim):
         if array.dtype.kind not in "fiub":
             raise TypeError
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a numeric array.") from None
+        raise InvalidInputError(f"{name} must be a numeric array.") from None
     if ndim is not None and array.ndim != ndim:
-        raise ValueError(f"{name} must be a 2-D array (T, n_features); got shape "
-                         f"{array.shape}.")
+        raise InvalidInputError(f"{name} must be a 2-D array (T, n_features); got shape "
+                                f"{array.shape}.")
     return array
 
 
@@ -157,7 +158,7 @@ def _raise_for(status: int, T: int, what: str):
 
 def _resolve(method: str, T: int) -> str:
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+        raise InvalidParameterError(f"method must be one of {METHODS}; got {method!r}.")
     return "serial" if method == "auto" else method
 
 
@@ -266,7 +267,7 @@ def forecast(X, params: LDSParams, n_steps: int):
     mean C m + d with covariance C P C^T + R.
     """
     if not isinstance(n_steps, int | np.integer) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}.")
+        raise InvalidParameterError(f"n_steps must be a positive integer; got {n_steps!r}.")
     params = check_params(params)
     groups, layout = as_sequences(X, params.obs_dim)
     results = []
@@ -306,7 +307,7 @@ def simulate(params: LDSParams, n_timesteps: int, n_sequences: int | None = None
     params = check_params(params)
     for name, value in (("n_timesteps", n_timesteps), ("n_sequences", n_sequences)):
         if value is not None and (not isinstance(value, int | np.integer) or value < 1):
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+            raise InvalidParameterError(f"{name} must be a positive integer; got {value!r}.")
     rng = as_generator(random_state)
     B = 1 if n_sequences is None else n_sequences
     n, p = params.state_dim, params.obs_dim

@@ -14,6 +14,7 @@ the mean log-likelihood per time step.
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 from typing import ClassVar
 
 import numpy as np
@@ -22,7 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 from .._validation import InstanceOf, Interval, Options, as_generator
 from ..base import EMModel
 from ..distributions import Gaussian
-from ..em import auto_chunk_rows
+from ..em import EXACT, EMFamily, auto_chunk_rows
+from ..exceptions import InvalidParameterError
 from ..io import register_model
 from . import _em, kalman
 from ._params import FIELD_NAMES, PUBLIC_NAMES, LDSParams, as_param_array
@@ -63,6 +65,11 @@ class LinearDynamicalSystem(EMModel):
     initial_state_covariance_, state_dim_, n_features_in_, converged_, n_iter_, history_
     (mean log-likelihood per time step per iteration), lower_bound_ (its last value).
     """
+
+    _rows_are_time_steps: ClassVar[bool] = True  # X is a sequence: rows are time steps
+    em_family: ClassVar[EMFamily] = EMFamily(
+        _em.em_init, _em.em_e_step, _em.em_m_step, objective=EXACT,
+        remedy="increase reg_covar, hold some parameters fixed, or use a smaller state_dim")
 
     _parameter_constraints: ClassVar[dict] = {
         "state_dim": [Interval(int, 1, None), Options(None)],
@@ -109,8 +116,8 @@ class LinearDynamicalSystem(EMModel):
         for name in self.fixed:
             if name not in given:
                 if name not in _ZERO_DEFAULTS:
-                    raise ValueError(f"fixed names {name!r} but {name}=None; give the value "
-                                     f"to hold it at.")
+                    raise InvalidParameterError(
+                        f"fixed names {name!r} but {name}=None; give the value to hold it at.")
                 given[name] = np.zeros(n if name != "observation_offset" else n_features)
         return given
 
@@ -123,20 +130,24 @@ class LinearDynamicalSystem(EMModel):
             value = getattr(self, name)
             if value is not None and np.ndim(value) > axis:
                 return int(np.shape(value)[axis])
-        raise ValueError("state_dim is required: give state_dim=K (the latent dimension), "
-                         "or a transition_matrix / observation_matrix to take it from.")
+        raise InvalidParameterError(
+            "state_dim is required: give state_dim=K (the latent dimension), or a "
+            "transition_matrix / observation_matrix to take it from.")
 
-    def _check_data(self, n_samples, n_features):
+    def _em_config(self, n_samples, n_features) -> _em.LDSConfig:
         unknown = [name for name in self.fixed if name not in PUBLIC_NAMES]
         if unknown:
-            raise ValueError(f"fixed contains unknown parameter names {unknown}; valid names: "
-                             f"{', '.join(PUBLIC_NAMES)}.")
-        self._given(n_features)  # validates every given value now, before any work
-        self._init_count = 0
+            raise InvalidParameterError(
+                f"fixed contains unknown parameter names {unknown}; valid names: "
+                f"{', '.join(PUBLIC_NAMES)}.")
+        given = self._given(n_features)  # validates every given value now, before any work
+        return _em.LDSConfig(self._state_dim(), self.covariance_type, self.reg_covar,
+                             self.method, frozenset(self.fixed), MappingProxyType(given))
 
-    # -- the engine's kernels -------------------------------------------------------------
+    # -- the engine's wiring --------------------------------------------------------------
 
     def _source(self, X, *, reset: bool):
+        """Sequences grouped by length, chunked by whole sequences (`_em.SequenceSource`)."""
         n_features = None if reset else self.n_features_in_
         if not reset:
             check_is_fitted(self)
@@ -147,32 +158,6 @@ class LinearDynamicalSystem(EMModel):
         n = self._state_dim()
         steps = self.chunk_size or auto_chunk_rows(4 * n * n + 4 * n + self.n_features_in_)
         return _em.SequenceSource(groups, self.n_features_in_, dtype, steps)
-
-    def _em_init(self, sequences, rng):
-        """PCA + least squares (see `_em.initial_params`), overridden by the given values;
-        restarts after the first (n_init > 1) perturb the transition matrix."""
-        if isinstance(sequences, np.ndarray):
-            sequences = [sequences]
-        p = sequences[0].shape[1]
-        params = _em.initial_params(sequences, self._state_dim(), self.covariance_type,
-                                    self.reg_covar)
-        given = self._given(p)
-        params = params._replace(**{PUBLIC_NAMES[k]: v for k, v in given.items()})
-        count = getattr(self, "_init_count", 0)
-        self._init_count = count + 1
-        if count and "transition_matrix" not in self.fixed:
-            A = params.A + 0.2 * rng.standard_normal(params.A.shape) / math.sqrt(len(params.A))
-            radius = np.max(np.abs(np.linalg.eigvals(A)))
-            params = params._replace(A=A / max(1.0, radius / 0.99))
-        return params
-
-    def _e_step(self, params, chunk):
-        X = chunk.X if isinstance(chunk, _em.SequenceBatch) else np.asarray(
-            chunk, dtype=np.float64)[None]
-        return _em.e_step(params, np.ascontiguousarray(X, dtype=np.float64), self.method)
-
-    def _m_step(self, stats):
-        return _em.m_step(stats, frozenset(self.fixed), self.covariance_type, self.reg_covar)
 
     def _store_params(self, params, dtype):
         for field, value in zip(LDSParams._fields, params):
