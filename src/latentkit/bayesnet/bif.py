@@ -19,7 +19,7 @@ from itertools import product
 
 import numpy as np
 
-from ..exceptions import UserError
+from ..exceptions import InvalidParameterError, UserError
 from ._graph import Structure
 
 _TOKEN = re.compile(r"""
@@ -278,8 +278,9 @@ def write_bif(structure: Structure, cpts, name: str = "latentkit") -> str:
     are written with repr, so reading back gives the same CPTs bit for bit."""
     for label in (name, *structure.names, *(s for states in structure.states for s in states)):
         if not _NAME.match(label):
-            raise ValueError(f"{label!r} cannot be written to BIF: names must not contain "
-                             "spaces or any of {}()[]|,;\"/.")
+            raise InvalidParameterError(
+                f"{label!r} cannot be written to BIF: names must not contain spaces or any "
+                "of {}()[]|,;\"/.")
     lines = [f"network {name} {{", "}"]
     for v, var in enumerate(structure.names):
         lines += [f"variable {var} {{",

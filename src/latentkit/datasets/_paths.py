@@ -22,6 +22,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from latentkit.exceptions import InvalidInputError
+
 ENV_VAR = "LATENTKIT_DATA"
 _CHUNK = 1 << 20
 _DOWNLOAD_TIMEOUT_S = 60
@@ -81,7 +83,7 @@ def _check_digest(path: Path, expected: str, url: str | None) -> None:
         fix += f" and it will be downloaded again from {url}"
     else:
         fix += " and put a good copy of the file in one of the data directories"
-    raise ValueError(
+    raise InvalidInputError(
         f"Data file {path} is corrupt or not the expected version: its sha256 is {actual}, "
         f"expected {expected}. {fix} (see shared/data/SOURCES.md for provenance)."
     )
@@ -104,7 +106,7 @@ def _download(url: str, destination: Path, sha256: str) -> None:
                 handle.write(block)
         actual = hasher.hexdigest()
         if actual != sha256:
-            raise ValueError(
+            raise InvalidInputError(
                 f"Downloaded {url} but its sha256 is {actual}, expected {sha256}; the file was "
                 f"not saved. The upstream copy may have changed: fetch the file named in "
                 f"shared/data/SOURCES.md by hand and point ${ENV_VAR} at its directory."

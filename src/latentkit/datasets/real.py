@@ -19,6 +19,7 @@ from sklearn.utils import Bunch
 from latentkit._validation import RANDOM_STATE, Interval, Options, as_generator
 from latentkit.datasets._paths import find_data_file
 from latentkit.datasets.synthetic import check_arg
+from latentkit.exceptions import InvalidInputError, InvalidParameterError
 
 
 class _DataFile(NamedTuple):
@@ -127,7 +128,7 @@ def _read_gzip(path) -> bytes:
         with gzip.open(path, "rb") as handle:
             return handle.read()
     except (OSError, EOFError, zlib.error) as error:
-        raise ValueError(
+        raise InvalidInputError(
             f"{path} is not a readable gzip file ({error}); delete it and fetch it again."
         ) from error
 
@@ -138,7 +139,7 @@ def _check_float_dtype(dtype) -> None:
     except (TypeError, ValueError):
         resolved = None
     if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"argument 'dtype' must be float32 or float64; got {dtype!r}.")
+        raise InvalidParameterError(f"argument 'dtype' must be float32 or float64; got {dtype!r}.")
 
 
 def _check_subset_args(n_samples, random_state) -> None:
@@ -165,18 +166,19 @@ def parse_idx(raw: bytes, ndim: int, name: str = "IDX data") -> np.ndarray:
     """
     header = 4 * (1 + ndim)
     if len(raw) < header:
-        raise ValueError(f"{name}: {len(raw)} bytes is shorter than an IDX header ({header}).")
+        raise InvalidInputError(
+            f"{name}: {len(raw)} bytes is shorter than an IDX header ({header}).")
     magic = int(np.frombuffer(raw, dtype=">u4", count=1)[0])
     expected_magic = (_IDX_UBYTE << 8) | ndim
     if magic != expected_magic:
-        raise ValueError(
+        raise InvalidInputError(
             f"{name}: IDX magic number is {magic:#010x}, expected {expected_magic:#010x} "
             f"(uint8 data in {ndim} dimensions); the file is corrupt or of another kind."
         )
     shape = tuple(int(n) for n in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
-        raise ValueError(
+        raise InvalidInputError(
             f"{name}: IDX header announces shape {shape} ({expected} bytes in all) but the "
             f"data hold {len(raw)} bytes; the file is truncated or corrupt."
         )
@@ -190,7 +192,7 @@ def parse_amat(raw: bytes, name: str = "amat data") -> np.ndarray:
     Returns pixels : (n_images, 784) uint8 in {0, 1}. Anything else is a ValueError.
     """
     if len(raw) == 0 or len(raw) % _AMAT_LINE:
-        raise ValueError(
+        raise InvalidInputError(
             f"{name}: {len(raw)} bytes is not a whole number of {_AMAT_LINE}-byte lines; the "
             "file is truncated or not binarized-MNIST .amat text."
         )
@@ -202,7 +204,7 @@ def parse_amat(raw: bytes, name: str = "amat data") -> np.ndarray:
         or np.any(separators[:, -1] != ord("\n"))
         or np.any(pixels > 1)
     ):
-        raise ValueError(
+        raise InvalidInputError(
             f"{name}: lines are not 784 '0'/'1' characters separated by spaces; the file is "
             "corrupt or not binarized-MNIST .amat text."
         )
@@ -240,7 +242,7 @@ def load_macrodata(*, return_X_y: bool = False):
         header = [name.strip().strip('"') for name in handle.readline().split(",")]
     table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64)
     if table.shape[1] != len(header) or header[:2] != ["year", "quarter"]:
-        raise ValueError(f"{path}: expected columns year, quarter, then the series; got "
+        raise InvalidInputError(f"{path}: expected columns year, quarter, then the series; got "
                          f"{header}.")
     bunch = Bunch(data=table[:, 2:], target=None, feature_names=header[2:],
                   year=table[:, 0].astype(np.int64), quarter=table[:, 1].astype(np.int64),
@@ -276,7 +278,7 @@ def load_mnist(
     images = parse_idx(_read_gzip(find_data_file(*images_file)), 3, images_file.relpath)
     labels = parse_idx(_read_gzip(find_data_file(*labels_file)), 1, labels_file.relpath)
     if images.shape[1:] != (_MNIST_SIDE, _MNIST_SIDE) or len(images) != len(labels):
-        raise ValueError(
+        raise InvalidInputError(
             f"MNIST {split}: images {images.shape} and labels {labels.shape} do not match."
         )
     index = _subset(len(images), n_samples, random_state)

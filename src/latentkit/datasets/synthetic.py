@@ -15,6 +15,7 @@ from scipy.spatial.distance import pdist
 from sklearn.utils import Bunch
 
 from latentkit._validation import RANDOM_STATE, Interval, Options, as_generator
+from latentkit.exceptions import InvalidParameterError
 
 _COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 # Eigenvalues (variances) are log-uniform over this range before the common rescaling, so
@@ -32,7 +33,7 @@ def check_arg(name: str, value, *allowed) -> None:
     if any(value in constraint for constraint in allowed):
         return
     options = " or ".join(str(constraint) for constraint in allowed)
-    raise ValueError(f"argument {name!r} must be {options}; got {value!r}.")
+    raise InvalidParameterError(f"argument {name!r} must be {options}; got {value!r}.")
 
 
 def _check_weights(weights, n_components: int) -> np.ndarray:
@@ -46,7 +47,7 @@ def _check_weights(weights, n_components: int) -> np.ndarray:
         or np.any(given < 0)
         or abs(given.sum() - 1.0) > 1e-6
     ):
-        raise ValueError(
+        raise InvalidParameterError(
             f"argument 'weights' must be None or {n_components} non-negative numbers summing "
             f"to 1 (one per component); got {weights!r}."
         )
@@ -136,7 +137,7 @@ def make_mixture(
     check_arg("separation", separation, Interval(float, 0, None))
     check_arg("missing_rate", missing_rate, Interval(float, 0, 1, closed="left"))
     if missing_rate > 0 and n_features < 2:
-        raise ValueError(
+        raise InvalidParameterError(
             f"argument 'missing_rate' must be 0 when n_features=1, since a row is never "
             f"entirely missing; got missing_rate={missing_rate!r}."
         )
@@ -218,7 +219,7 @@ def make_categorical_mixture(
         or len(n_categories) == 0
         or not all(n in positive for n in n_categories)
     ):
-        raise ValueError(
+        raise InvalidParameterError(
             "argument 'n_categories' must be a non-empty sequence of integers >= 1 (the "
             f"number of categories of each column); got {n_categories!r}."
         )

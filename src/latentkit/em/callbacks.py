@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..exceptions import InvalidParameterError
+
 
 @dataclass
 class EMIteration:
@@ -42,7 +44,8 @@ class Checkpoint:
 
     def __init__(self, path, every: int = 10):
         if not isinstance(every, int) or every < 1:
-            raise ValueError(f"Checkpoint every must be a positive integer; got {every!r}.")
+            raise InvalidParameterError(
+                f"Checkpoint every must be a positive integer; got {every!r}.")
         self.path, self.every = path, every
 
     def __call__(self, info: EMIteration) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..exceptions import InvalidInputError
 from ..io import register_record
 from .callbacks import EMIteration, progress_bar
 from .contract import ConvergenceWarning, EMFamily, ReseedWarning, StepInfo
@@ -62,7 +63,7 @@ def e_pass(family: EMFamily, config, params, state, source: ChunkSource) -> Chun
     """
     total = source.map_reduce(partial(_chunk_e_step, family, config, params, state))
     if total.rows == 0:
-        raise ValueError("the data has no rows.")
+        raise InvalidInputError("the data has no rows.")
     if family.log_prior is not None:
         total = ChunkResult(total.stats, total.objective + family.log_prior(params, config),
                             total.rows)

@@ -37,6 +37,7 @@ from .._linalg import one_blas_thread
 from .._validation import RANDOM_STATE, Interval, Options, as_generator, check_n_samples
 from ..base import LatentModel
 from ..distributions import Gaussian
+from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from ._lg_base import flip_signs, top_eigen
 from ._lg_em import scatter
@@ -188,16 +189,17 @@ class PCA(LatentModel):
         X = self._validate_X(X, reset=True)
         N, D = X.shape
         if N < 2:
-            raise ValueError(f"PCA needs at least 2 samples to estimate a variance; got {N}.")
+            raise InvalidInputError(
+                f"PCA needs at least 2 samples to estimate a variance; got {N}.")
         fraction = isinstance(self.n_components, float)
         M = min(N, D) if self.n_components is None or fraction else self.n_components
         if M > min(N, D):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"PCA: n_components={M} must be <= min(n_samples, n_features) = {min(N, D)}; "
                 "there are no more principal directions. Use fewer components.")
         solver = choose_solver(N, D, M) if self.svd_solver == "auto" else self.svd_solver
         if fraction and solver == "randomized":
-            raise ValueError(
+            raise InvalidParameterError(
                 f"PCA: n_components={self.n_components} (a fraction of the variance) needs "
                 "the whole spectrum, which svd_solver='randomized' does not compute; use "
                 "'auto', 'covariance_eigh', 'full' or 'gram', or give an integer.")
@@ -224,8 +226,9 @@ class PCA(LatentModel):
             return (*pca_full(X, mean, M), 0)
         if solver == "gram":
             if N > D:
-                raise ValueError(f"PCA: svd_solver='gram' is for n_samples < n_features; got "
-                                 f"N={N} >= D={D}. Use 'covariance_eigh' or 'auto'.")
+                raise InvalidParameterError(
+                    f"PCA: svd_solver='gram' is for n_samples < n_features; got N={N} >= "
+                    f"D={D}. Use 'covariance_eigh' or 'auto'.")
             return (*pca_gram(X, mean, M), 0)
         n_iter = self.iterated_power
         if n_iter == "auto":
@@ -261,7 +264,7 @@ class PCA(LatentModel):
         check_is_fitted(self)
         Z = np.asarray(Z, dtype=self.components_.dtype)
         if Z.ndim != 2 or Z.shape[1] != self.n_components_:
-            raise ValueError(f"PCA.inverse_transform needs shape (n, {self.n_components_}); "
+            raise InvalidInputError(f"PCA.inverse_transform needs shape (n, {self.n_components_}); "
                              f"got {Z.shape}.")
         if self.whiten:
             Z = Z * np.sqrt(self.explained_variance_)
@@ -274,7 +277,7 @@ class PCA(LatentModel):
         check_is_fitted(self)
         sigma2 = self.noise_variance_
         if not sigma2 > 0:
-            raise ValueError(
+            raise InvalidParameterError(
                 "PCA: the PPCA density needs a positive noise variance, but noise_variance_ "
                 f"= {sigma2} (n_components = min(n_samples, n_features) keeps every "
                 "direction). Refit with fewer components.")
