@@ -74,3 +74,68 @@ def assert_imputes_conditional_mean(X_missing, filled, mean, covariance, atol=1e
             covariance[np.ix_(o, o)], x[o] - mean[o])
         np.testing.assert_allclose(f[m], expected, atol=atol)
         np.testing.assert_array_equal(f[o], x[o])
+
+
+def assert_resumes_after_save(model, X, tmp_path, first: int = 3, then: int = 15) -> None:
+    """Fit `model` for `first` EM iterations, save and load it, then continue both the
+    original and the loaded copy with warm_start up to `then` iterations: their histories
+    and saved state must be bit-identical (the EM state, em_state_, travels with the file).
+    """
+    import warnings
+
+    from latentkit import load
+    from latentkit.em import ConvergenceWarning
+    from latentkit.io import saved_state
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.set_params(max_iter=first, tol=0.0).fit(X)
+        model.save(tmp_path / "resume.npz")
+        loaded = load(tmp_path / "resume.npz")
+        for m in (model, loaded):
+            m.set_params(warm_start=True, max_iter=then, tol=0.0).fit(X)
+    assert len(model.history_) == then
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    _assert_same_state(saved_state(model), saved_state(loaded))
+
+
+def assert_online_resumes_after_save(model, batches, tmp_path, split: int = 2) -> None:
+    """partial_fit the first `split` batches, save and load, then partial_fit the rest on
+    both: bit-identical histories and state (online_state_ travels with the file)."""
+    from latentkit import load
+    from latentkit.io import saved_state
+
+    for batch in batches[:split]:
+        model.partial_fit(batch)
+    model.save(tmp_path / "online.npz")
+    loaded = load(tmp_path / "online.npz")
+    for m in (model, loaded):
+        for batch in batches[split:]:
+            m.partial_fit(batch)
+    np.testing.assert_array_equal(loaded.history_, model.history_)
+    _assert_same_state(saved_state(model), saved_state(loaded))
+
+
+def _assert_same_state(before: dict, after: dict) -> None:
+    """Every saved value equal, records compared field by field."""
+    import dataclasses
+
+    assert before.keys() == after.keys()
+    for name in before:
+        a, b = before[name], after[name]
+        if dataclasses.is_dataclass(a) or hasattr(a, "_fields"):
+            a, b = _record_items(a), _record_items(b)
+            _assert_same_state(a, b)
+        elif isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(b, a, err_msg=name)
+            assert a.dtype == b.dtype, name
+        else:
+            assert a == b or (a != a and b != b), name
+
+
+def _record_items(record) -> dict:
+    import dataclasses
+
+    if dataclasses.is_dataclass(record):
+        return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    return record._asdict()

@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 
 import latentkit
-from helpers import assert_monotone, assert_recovers
+from helpers import (
+    assert_monotone,
+    assert_online_resumes_after_save,
+    assert_recovers,
+    assert_resumes_after_save,
+)
 from latentkit import CategoricalMixture
 from latentkit.bayesnet import DiscreteBayesNet, LatentClassModel
-from latentkit.em import ConvergenceWarning
 
 
 def planted(n=3000, seed=0):
@@ -86,35 +90,13 @@ def test_n_classes_is_validated_and_saved(tmp_path):
     np.testing.assert_array_equal(loaded.score_samples(X), lcm.score_samples(X))
 
 
-def test_saved_model_warm_starts_exactly_as_the_original(tmp_path):
-    """em_state_ is saved: a loaded model continues a fit with the same history."""
+def test_saved_model_warm_starts_and_continues_online_em_exactly(tmp_path):
+    """em_state_ and online_state_ are saved: a loaded model continues a fit, and online
+    EM, exactly as the original (here with this family's own data)."""
     X = planted(n=600, seed=15)[0]
-    model = LatentClassModel(3, n_categories=[2, 3, 3, 4], max_iter=3, tol=1e-12,
-                             random_state=0)
-    with pytest.warns(ConvergenceWarning):
-        model.fit(X)
-    model.save(tmp_path / "model.npz")
-    loaded = latentkit.load(tmp_path / "model.npz")
-    for m in (model, loaded):
-        m.set_params(warm_start=True, max_iter=15, tol=0.0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            m.fit(X)
-    assert len(model.history_) == 15
-    np.testing.assert_array_equal(loaded.history_, model.history_)
-    np.testing.assert_array_equal(loaded.probs_, model.probs_)
+    def model():
+        return LatentClassModel(3, n_categories=[2, 3, 3, 4], random_state=0)
 
-
-def test_saved_model_continues_online_em_exactly(tmp_path):
-    """online_state_ (the running statistics) is saved: partial_fit continues the same."""
-    X = planted(n=600, seed=15)[0]
-    model = LatentClassModel(3, n_categories=[2, 3, 3, 4], random_state=0)
-    for start in (0, 100):
-        model.partial_fit(X[start:start + 100])
-    model.save(tmp_path / "model.npz")
-    loaded = latentkit.load(tmp_path / "model.npz")
-    for m in (model, loaded):
-        for start in (200, 300):
-            m.partial_fit(X[start:start + 100])
-    np.testing.assert_array_equal(loaded.history_, model.history_)
-    np.testing.assert_array_equal(loaded.probs_, model.probs_)
+    assert_resumes_after_save(model(), X, tmp_path)
+    assert_online_resumes_after_save(model(), [X[i:i + 100] for i in range(0, 400, 100)],
+                                     tmp_path)

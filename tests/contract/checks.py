@@ -148,6 +148,26 @@ def check_warm_start_after_load_continues_exactly(spec, tmp_path):
     np.testing.assert_allclose(resumed.history_, whole.history_[3:], rtol=1e-12, atol=1e-12)
 
 
+def check_partial_fit_after_load_continues_exactly(spec, tmp_path):
+    """Two online-EM steps, save, load, two more: the same as the unsaved model — the
+    running statistics (online_state_) travel with the file."""
+    model, X = problem(spec)
+    if not isinstance(model, EMModel):
+        pytest.skip(f"{spec.cls.__name__} is not an EM model")
+    batches = np.array_split(X, 4)
+    for batch in batches[:2]:
+        model.partial_fit(batch)
+    model.save(tmp_path / "online.npz")
+    loaded = load(tmp_path / "online.npz")
+    for m in (model, loaded):
+        for batch in batches[2:]:
+            m.partial_fit(batch)
+    assert same_value(loaded.history_, model.history_)
+    before, after = saved_state(model), saved_state(loaded)
+    for name in before:
+        assert same_value(before[name], after[name]), name
+
+
 def check_chunk_size_invariance(spec):
     model, X = problem(spec)
     if not isinstance(model, EMModel):
@@ -182,7 +202,8 @@ CHECKS = [check_clone_and_params, check_fits_float32_and_float64_alike,
           check_score_samples_is_finite_per_row, check_posterior_is_a_normalised_distribution,
           check_sample_shapes, check_save_load_is_bit_identical,
           check_monotone_history_for_exact_em, check_warm_start_after_load_continues_exactly,
-          check_chunk_size_invariance, check_documented_errors]
+          check_partial_fit_after_load_continues_exactly, check_chunk_size_invariance,
+          check_documented_errors]
 
 
 def run_check(check, spec, tmp_path):

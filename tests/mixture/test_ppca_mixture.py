@@ -14,7 +14,12 @@ from scipy.stats import multivariate_normal
 from sklearn.decomposition import PCA as SklearnPCA
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from helpers import assert_monotone, assert_recovers
+from helpers import (
+    assert_monotone,
+    assert_online_resumes_after_save,
+    assert_recovers,
+    assert_resumes_after_save,
+)
 from latentkit import MixtureOfPPCA, load
 from latentkit.em import NOTHING, ConvergenceWarning, ReseedWarning
 from latentkit.mixture import _ppca_mixture_kernels as mk
@@ -308,37 +313,16 @@ def test_bad_input_raises_clear_errors(fitted):
         model.inverse_transform_local(np.ones((3, 3)), np.zeros(3, int))
 
 
-def test_saved_model_warm_starts_exactly_as_the_original(tmp_path):
-    """em_state_ is saved: a loaded model continues a fit with the same history."""
+def test_saved_model_warm_starts_and_continues_online_em_exactly(tmp_path):
+    """em_state_ and online_state_ are saved: a loaded model continues a fit, and online
+    EM, exactly as the original (here with this family's own data)."""
     X = planted(n_per=200, missing_rate=0.1, seed=15)[0]
-    model = MixtureOfPPCA(3, 2, max_iter=3, tol=1e-12, random_state=0)
-    with pytest.warns(ConvergenceWarning):
-        model.fit(X)
-    model.save(tmp_path / "model.npz")
-    loaded = load(tmp_path / "model.npz")
-    for m in (model, loaded):
-        m.set_params(warm_start=True, max_iter=15, tol=0.0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            m.fit(X)
-    assert len(model.history_) == 15
-    np.testing.assert_array_equal(loaded.history_, model.history_)
-    np.testing.assert_array_equal(loaded.components_, model.components_)
+    def model():
+        return MixtureOfPPCA(3, 2, random_state=0)
 
-
-def test_saved_model_continues_online_em_exactly(tmp_path):
-    """online_state_ (the running statistics) is saved: partial_fit continues the same."""
-    X = planted(n_per=200, missing_rate=0.1, seed=15)[0]
-    model = MixtureOfPPCA(3, 2, random_state=0)
-    for start in (0, 100):
-        model.partial_fit(X[start:start + 100])
-    model.save(tmp_path / "model.npz")
-    loaded = load(tmp_path / "model.npz")
-    for m in (model, loaded):
-        for start in (200, 300):
-            m.partial_fit(X[start:start + 100])
-    np.testing.assert_array_equal(loaded.history_, model.history_)
-    np.testing.assert_array_equal(loaded.components_, model.components_)
+    assert_resumes_after_save(model(), X, tmp_path)
+    assert_online_resumes_after_save(model(), [X[i:i + 100] for i in range(0, 400, 100)],
+                                     tmp_path)
 
 
 def test_m_step_reports_a_reseeded_component_instead_of_warning(fitted):
