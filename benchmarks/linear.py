@@ -34,6 +34,7 @@ from sklearn.decomposition import FactorAnalysis as SklearnFA
 import latentkit
 from latentkit import PCA, PPCA, FactorAnalysis
 from latentkit.linear import _lg_em as lg
+from latentkit.linear._lg_base import init as lg_init
 
 
 def best_time(fn, repeats):
@@ -109,21 +110,22 @@ def bench_ppca_missing(n, d, m, repeats, rate=0.2):
     X = low_rank(n, d, m, seed=2)
     Xm = X.copy()
     Xm[np.random.default_rng(3).random(X.shape) < rate] = np.nan
-    model = PPCA(m)
-    params = model._em_init(X[:20000], None)
+    config = lg.LGConfig(m, isotropic=True)
+    params, state = lg_init(X[:20000], None, config, 0)
     chunk = 8192
 
     def per_row(data):
         total = None
         for start in range(0, len(data), chunk):
-            stats, _ = lg.e_step(params, data[start:start + chunk])
+            stats, _ = lg.e_step(params, state, config, data[start:start + chunk])
             total = stats if total is None else total + stats
-        return lg.m_step(total, isotropic=True)
+        return lg.m_step(total, params, state, config)
 
     moments = lg.Moments(X)
     complete, _ = best_time(lambda: per_row(X), repeats)
     missing, _ = best_time(lambda: per_row(Xm), repeats)
-    moment, _ = best_time(lambda: lg.m_step(lg.e_step(params, moments)[0], True), repeats)
+    moment, _ = best_time(lambda: lg.m_step(lg.e_step(params, state, config, moments)[0],
+                                            params, state, config), repeats)
     # the whole fit, through the engine (threads over chunks)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

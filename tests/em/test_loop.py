@@ -290,3 +290,13 @@ def test_the_state_record_travels_between_iterations_and_into_the_result():
     source = em.ArraySource(np.zeros((3, 1)), 10, validated=True, allow_nan=False)
     result = em.run_em(family, 10, source, 0, 1, tol=0.0, max_iter=3)
     assert states == [1, 11, 21] and result.state == 31
+
+
+def test_a_family_with_its_own_objective_is_named_in_the_messages():
+    base = scripted_family([-5.0, -4.0, -4.5])
+    family = em.EMFamily(base.init, base.e_step, base.m_step,
+                         label="negative reconstruction error")
+    with pytest.warns(ConvergenceWarning, match="negative reconstruction error decreased "
+                                                "at iteration 3") as rec:
+        run([-5.0, -4.0, -4.5], family=family)
+    assert "log-likelihood" not in str(rec[0].message)

@@ -11,7 +11,9 @@ from sklearn.decomposition._factor_analysis import _ortho_rotation
 
 from helpers import assert_imputes_conditional_mean, assert_monotone
 from latentkit import FactorAnalysis, load
+from latentkit.em import ConvergenceWarning
 from latentkit.linear import _lg_em as lg
+from latentkit.linear._lg_base import init as lg_init
 from latentkit.linear.factor_analysis import varimax
 
 
@@ -55,8 +57,7 @@ def test_em_is_monotone_from_a_random_start(data):
 def test_moment_e_step_equals_per_row_e_step(data):
     """The O(D² M) E-step on the covariance and the per-row E-step agree exactly."""
     X, *_ = data
-    model = FactorAnalysis(2)
-    params = model._em_init(X, None)
+    params, _ = lg_init(X, None, lg.LGConfig(2, isotropic=False), 0)
     params = params._replace(mean=params.mean + 0.1)  # off the data mean
     s_mom, ll_mom = lg.e_step_moments(params, lg.Moments(X))
     s_row, ll_row = lg.e_step_complete(params, X)
@@ -178,3 +179,25 @@ def test_bad_input(data):
         FactorAnalysis(2, rotation="promax").fit(X)
     with pytest.raises(ValueError, match="2D"):
         FactorAnalysis(2).fit(X.ravel())
+
+
+def test_saved_model_warm_starts_exactly_as_the_original(tmp_path):
+    """The EM state is saved: on a Heywood case (ψ_0..2 held at the floor) a loaded model
+    continues with the very same objective values as the model it was saved from; without
+    the saved floor ψ would leave it."""
+    X, *_ = planted(n=500, d=6, m=1, seed=5)
+    X[:, 0] = 2 * X[:, 1] - X[:, 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        original = FactorAnalysis(2, max_iter=300, tol=0.0).fit(X)
+        floor = lg.NOISE_FLOOR * X.var(axis=0)
+        np.testing.assert_allclose(original.em_state_.psi_floor, floor, rtol=1e-12)
+        np.testing.assert_array_equal(original.noise_variance_[:3],
+                                      original.em_state_.psi_floor[:3])
+        original.save(tmp_path / "fa.npz")
+        loaded = load(tmp_path / "fa.npz")
+        original.set_params(warm_start=True, max_iter=5).fit(X)
+        loaded.set_params(warm_start=True, max_iter=5).fit(X)
+    assert len(loaded.history_) == 5
+    np.testing.assert_array_equal(loaded.history_, original.history_)
+    np.testing.assert_array_equal(loaded.noise_variance_, original.noise_variance_)

@@ -12,7 +12,10 @@ from sklearn.decomposition import PCA as SklearnPCA
 
 from helpers import assert_imputes_conditional_mean, assert_monotone
 from latentkit import PPCA, load, select_n_components
+from latentkit.em import ConvergenceWarning
+from latentkit.exceptions import InvalidParameterError
 from latentkit.linear import _lg_em as lg
+from latentkit.linear._lg_base import init as lg_init
 
 
 def planted(n=2000, d=10, m=3, sigma=0.5, seed=0):
@@ -151,7 +154,7 @@ def test_missing_log_likelihood_equals_dense_marginal(data):
 def test_missing_e_step_equals_complete_e_step(data):
     """With nothing missing, the missing-value statistics reduce to the complete ones."""
     X, *_ = data
-    params = PPCA(3)._em_init(X[:200], None)
+    params, _ = lg_init(X[:200], None, lg.LGConfig(3, isotropic=True), 0)
     s_miss, ll_miss = lg.e_step_missing(params, X[:200])
     s_full, ll_full = lg.e_step_complete(params, X[:200])
     np.testing.assert_allclose(ll_miss, ll_full, rtol=1e-12)
@@ -264,3 +267,111 @@ def test_bad_input():
         model.score_samples(X[:, :4])
     with pytest.raises(ValueError, match="n_samples"):
         model.sample(0)
+
+
+# -- every solver on the engine's bookkeeping -----------------------------------------------
+
+SOLVERS = ["auto", "closed_form", "em", "em_pca"]
+
+
+def solver_model(solver, **kw):
+    return PPCA(3, solver=solver, random_state=0, tol=1e-10, max_iter=500, **kw)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_every_solver_reports_each_iteration_to_callbacks(data, solver):
+    X, *_ = data
+    seen = []
+    model = solver_model(solver, callbacks=[lambda info: seen.append(
+        (info.iteration, info.objective))]).fit(X)
+    assert model.converged_ and model.stop_reason_ == "converged"
+    assert [it for it, _ in seen] == list(range(1, model.n_iter_ + 1))
+    np.testing.assert_array_equal([value for _, value in seen], model.history_)
+    assert len(model.history_) == model.n_iter_ >= 2
+    assert_monotone(model.history_)
+    assert isinstance(model.em_state_, lg.LGState)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_every_solver_stops_when_a_callback_says_so(data, solver):
+    X, *_ = data
+    seen = []
+
+    def stop_at_first(info):
+        seen.append(info.iteration)
+        return True
+
+    model = solver_model(solver, callbacks=[stop_at_first]).fit(X)
+    assert seen == [1] and model.n_iter_ == 1 and model.stop_reason_ == "callback"
+    assert not model.converged_ and len(model.history_) == 1
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_every_solver_honours_the_time_budget(data, solver):
+    X, *_ = data
+    with pytest.warns(ConvergenceWarning, match="max_time"):
+        model = solver_model(solver, max_time=1e-9).fit(X)
+    assert model.n_iter_ == 1 and model.stop_reason_ == "max_time" and not model.converged_
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_every_solver_shows_the_progress_bar(data, solver, capsys):
+    X, *_ = data
+    solver_model(solver, verbose=1).fit(X)
+    assert "EM" in capsys.readouterr().err
+
+
+def test_closed_form_converges_at_iteration_two_with_its_log_likelihood(data):
+    """From init_params="pca" (already the ML solution) the closed-form M-step returns the
+    same parameters: two equal history entries, the log-likelihood of the solution."""
+    X, *_ = data
+    model = PPCA(3, solver="closed_form").fit(X)
+    assert model.n_iter_ == 2 and model.converged_
+    assert model.history_[0] == model.history_[1]
+    np.testing.assert_allclose(model.history_[-1], model.score(X), rtol=1e-12)
+    # from a random start the first M-step reaches the same solution
+    start = PPCA(3, solver="closed_form", init_params="random", random_state=0).fit(X)
+    assert start.n_iter_ == 3 and start.history_[0] < start.history_[1]
+    np.testing.assert_allclose(start.components_, model.components_, rtol=1e-12)
+
+
+def test_closed_form_and_em_pca_refuse_partial_fit(data):
+    X, *_ = data
+    for solver in ("closed_form", "em_pca"):
+        with pytest.raises(InvalidParameterError, match=f"solver='{solver}' cannot fit online"):
+            PPCA(3, solver=solver).partial_fit(X[:100])
+    PPCA(3).partial_fit(X[:100])  # "auto" runs online EM
+
+
+@pytest.mark.parametrize("solver", ["em", "em_pca"])
+def test_saved_model_warm_starts_exactly_as_the_original(tmp_path, data, solver):
+    """The EM state (centre, noise floor, σ² -> 0 EM's subspace) is saved: a loaded model
+    continues with the very same objective values as the model it was saved from."""
+    X, *_ = data
+    kw = dict(solver=solver, init_params="random", random_state=0, max_iter=4, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        original = PPCA(3, **kw).fit(X)
+        original.save(tmp_path / "ppca.npz")
+        loaded = load(tmp_path / "ppca.npz")
+        for name in lg.LGState._fields:
+            np.testing.assert_array_equal(getattr(loaded.em_state_, name),
+                                          getattr(original.em_state_, name))
+        original.set_params(warm_start=True).fit(X)
+        loaded.set_params(warm_start=True).fit(X)
+    assert len(loaded.history_) == 4
+    np.testing.assert_array_equal(loaded.history_, original.history_)
+    np.testing.assert_array_equal(loaded.components_, original.components_)
+
+
+def test_saved_model_continues_online_em_exactly(tmp_path, data):
+    """online_state_ (LGStats) and em_state_ are saved: partial_fit continues identically."""
+    X, *_ = data
+    original = PPCA(3).partial_fit(X[:500]).partial_fit(X[500:1000])
+    original.save(tmp_path / "online.npz")
+    loaded = load(tmp_path / "online.npz")
+    assert isinstance(loaded.online_state_.stats, lg.LGStats)
+    original.partial_fit(X[1000:1500])
+    loaded.partial_fit(X[1000:1500])
+    np.testing.assert_array_equal(loaded.history_, original.history_)
+    np.testing.assert_array_equal(loaded.components_, original.components_)

@@ -88,6 +88,9 @@ class EMFamily:
     objective : EXACT or BOUND.
     remedy : what the user can change when the objective turns non-finite or decreases
         (e.g. "increase reg_covar, use fewer components, or fit in float64").
+    label : the objective's own name where it is neither a log-likelihood nor a bound on
+        one but is still never decreased by the iterations (σ²→0 EM for PCA: the negative
+        reconstruction error); None for the name of `objective`.
     """
 
     init: Callable[..., tuple[Any, Any]]
@@ -96,6 +99,7 @@ class EMFamily:
     log_prior: Callable[[Any, Any], float] | None = None
     objective: str = EXACT
     remedy: str = "fit in float64"
+    label: str | None = None
 
     def __post_init__(self):
         if self.objective not in (EXACT, BOUND):
@@ -104,11 +108,15 @@ class EMFamily:
 
     @property
     def objective_name(self) -> str:
+        if self.label is not None:
+            return self.label
         return "log-likelihood" if self.objective == EXACT else "lower bound"
 
     @property
     def never_decreases(self) -> str:
         """Why a decrease is a failure, in the family's terms."""
+        if self.label is not None:
+            return f"these iterations never decrease the {self.label}"
         if self.objective == EXACT:
             return "exact EM never decreases the log-likelihood"
         return "variational EM with exact coordinate updates never decreases the bound"

@@ -5,6 +5,8 @@
 Subclasses say whether Ψ is isotropic (PPCA) or diagonal (FA) and how the noise is stored.
 Complete data in memory is summarized once (`Moments`) and EM runs on its moments in
 O(D² M) per iteration; streamed chunks and data with NaN take the per-row E-steps.
+`init` and `params_from_covariance` are the family's pure start; `LG_EM` is the family
+(`init`, `_lg_em.e_step`, `_lg_em.m_step`) that FA and PPCA's solver="em" run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .._linalg import one_blas_thread
 from .._validation import Interval, Options, as_generator, check_n_samples
 from ..base import EMModel
 from ..distributions import Gaussian
+from ..exceptions import InvalidInputError, InvalidParameterError
 from . import _lg_em as lg
 from ._lowrank import lowrank_log_prob, lowrank_missing, lowrank_posterior
 
@@ -70,6 +73,74 @@ def flip_signs(components: np.ndarray) -> np.ndarray:
     return components * signs[:, None]
 
 
+# -- the family's start ---------------------------------------------------------------
+
+
+def noise_floor(S: np.ndarray, isotropic: bool) -> np.ndarray:
+    """ψ's minimum : (D,) from the data covariance S : (D, D): NOISE_FLOOR times each
+    feature's variance (FA), or times their mean (PPCA)."""
+    var = np.diag(S)
+    if isotropic:
+        return np.full(len(var), lg.NOISE_FLOOR * var.mean())
+    return lg.NOISE_FLOOR * var
+
+
+def floored(psi: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """max(ψ, floor) : (D,); InvalidInputError when it is not positive (no variance)."""
+    psi = np.maximum(psi, floor)
+    if not np.all(psi > 0):
+        raise InvalidInputError("the data has zero variance; there is nothing to model.")
+    return psi
+
+
+def params_from_covariance(mean, S, config: lg.LGConfig, floor) -> lg.LGParams:
+    """Closed-form PPCA on S : (D, D) (Tipping & Bishop): W = U_M (Λ_M - σ² I)^½,
+    σ² = the mean of the other eigenvalues; ψ = σ² (PPCA) or diag(S - W W^T) (FA),
+    floored at floor : (D,). mean : (D,)."""
+    M, D = config.n_components, S.shape[0]
+    values, vectors = leading_eigen(S, M)
+    sigma2 = max((np.trace(S) - values.sum()) / (D - M), 0.0)
+    W = vectors * np.sqrt(np.maximum(values - sigma2, 0.0))
+    if config.isotropic:
+        psi = np.full(D, sigma2)
+    else:
+        psi = np.diag(S) - np.einsum("dm,dm->d", W, W)
+    return lg.LGParams(mean, W, floored(psi, floor))
+
+
+def data_moments(X):
+    """(mean : (D,), covariance S : (D, D)) of Moments, or of rows X : (n, D) with NaN
+    (mean-filled)."""
+    if isinstance(X, lg.Moments):
+        return X.shift, X.covariance
+    X = np.asarray(X, dtype=np.float64)
+    shift = np.nanmean(X, axis=0)
+    Xc = np.where(np.isnan(X), 0.0, X - shift)
+    return shift, Xc.T @ Xc / len(X)
+
+
+def init(X, rng, config: lg.LGConfig, restart: int):
+    """(LGParams, LGState) to start EM from Moments or rows X : (n, D).
+
+    init_params="pca": closed-form PPCA on the (mean-filled) data's covariance,
+    W = U_M (Λ_M - σ² I)^½, ψ = diag(S - W W^T) (FA) or σ² (PPCA), floored;
+    "random": W with N(0, mean variance / M) entries and ψ = the feature variances.
+    The state keeps the data mean as the statistics' centre and the noise floor."""
+    shift, S = data_moments(X)
+    floor = noise_floor(S, config.isotropic)
+    params = params_from_covariance(shift, S, config, floor)
+    if config.init_params == "random":
+        var = np.diag(S)
+        W = rng.standard_normal(params.W.shape) * np.sqrt(var.mean() / config.n_components)
+        psi = np.full_like(var, var.mean()) if config.isotropic else var
+        params = params._replace(W=W, psi=np.maximum(psi, floor))
+    return params, lg.LGState(shift, floor)
+
+
+#: EM for the linear-Gaussian model (FA; PPCA's solver="em")
+LG_EM = em.EMFamily(init, lg.e_step, lg.m_step, objective=em.EXACT, remedy=lg.REMEDY)
+
+
 class LinearGaussianModel(EMModel):
     """Base of PPCA and FactorAnalysis (not public)."""
 
@@ -81,18 +152,19 @@ class LinearGaussianModel(EMModel):
 
     # -- data -----------------------------------------------------------------------------
 
-    def _check_data(self, n_samples, n_features):
+    def _em_config(self, n_samples, n_features) -> lg.LGConfig:
         M = self.n_components
         if M >= n_features:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{type(self).__name__}: n_components={M} must be < n_features={n_features}: "
                 "with M >= D the noise is not identifiable (W W^T alone fits any covariance). "
                 "Use fewer components, or PCA for a full rotation.")
         if n_samples is not None and M >= n_samples:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{type(self).__name__}: n_components={M} must be < n_samples={n_samples}: "
                 "the sample covariance has rank < n_samples, so the noise variance would be "
                 "0. Use fewer components or more data.")
+        return lg.LGConfig(M, self._isotropic, self.init_params)
 
     def _source(self, X, *, reset):
         if em.is_streaming(X):
@@ -114,7 +186,7 @@ class LinearGaussianModel(EMModel):
         observed = ~np.isnan(X)
         empty = np.flatnonzero(~observed.any(axis=0))
         if empty.size:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{type(self).__name__}: column {empty[0]} of X is entirely missing (NaN); "
                 "nothing can be learned about it. Drop the column.")
         if not self._isotropic:
@@ -122,60 +194,14 @@ class LinearGaussianModel(EMModel):
                 spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
             constant = np.flatnonzero(spread == 0)
             if constant.size:
-                raise ValueError(
+                raise InvalidInputError(
                     f"{type(self).__name__}: column {constant[0]} of X is constant; its noise "
                     "variance would be 0 and the likelihood unbounded. Drop constant columns "
                     "(or use PPCA, whose shared noise variance tolerates them).")
 
-    # -- the engine's kernels -------------------------------------------------------------
-
-    def _em_init(self, X, rng):
-        """init_params="pca": closed-form PPCA on the (mean-filled) data's covariance,
-        W = U_M (Λ_M - σ² I)^½, ψ = diag(S - W W^T) (FA) or σ² (PPCA), floored;
-        "random": W with N(0, mean variance / M) entries and ψ = the feature variances."""
-        if isinstance(X, lg.Moments):
-            shift, S = X.shift, X.covariance
-        else:
-            X = np.asarray(X, dtype=np.float64)
-            shift = np.nanmean(X, axis=0)
-            Xc = np.where(np.isnan(X), 0.0, X - shift)
-            S = Xc.T @ Xc / len(X)
-        params = self._params_from_covariance(shift, S)
-        if self.init_params == "random":
-            var = np.diag(S)
-            W = rng.standard_normal(params.W.shape) * np.sqrt(var.mean() / self.n_components)
-            psi = np.full_like(var, var.mean()) if self._isotropic else var
-            params = params._replace(W=W, psi=np.maximum(psi, params.psi_floor))
-        return params
-
-    def _params_from_covariance(self, mean, S) -> lg.LGParams:
-        M, D = self.n_components, S.shape[0]
-        values, vectors = leading_eigen(S, M)
-        sigma2 = max((np.trace(S) - values.sum()) / (D - M), 0.0)
-        W = vectors * np.sqrt(np.maximum(values - sigma2, 0.0))
-        var = np.diag(S)
-        if self._isotropic:
-            floor = np.full(D, lg.NOISE_FLOOR * var.mean())
-            psi = np.full(D, sigma2)
-        else:
-            floor = lg.NOISE_FLOOR * var
-            psi = var - np.einsum("dm,dm->d", W, W)
-        psi = np.maximum(psi, floor)
-        if not np.all(psi > 0):
-            raise ValueError(f"{type(self).__name__}: the data has zero variance; there is "
-                             "nothing to model.")
-        return lg.LGParams(mean, W, psi, mean, floor)
-
-    def _e_step(self, params, chunk):
-        return lg.e_step(params, chunk)
-
-    def _m_step(self, stats):
-        return lg.m_step(stats, self._isotropic)
-
     # -- parameters <-> fitted attributes -------------------------------------------------
 
     def _store_params(self, params, dtype):
-        self._shift, self._psi_floor = params.shift, params.psi_floor
         self.mean_ = params.mean.astype(dtype)
         self.components_ = np.ascontiguousarray(params.W.T).astype(dtype)
         psi = params.psi.astype(dtype)
@@ -187,13 +213,10 @@ class LinearGaussianModel(EMModel):
         D = self.mean_.shape[0]
         return np.broadcast_to(np.asarray(self.noise_variance_, dtype=np.float64), (D,)).copy()
 
-    def _current_params(self):
+    def _current_params(self) -> lg.LGParams:
         check_is_fitted(self)
-        mean = self.mean_.astype(np.float64)
-        shift = getattr(self, "_shift", mean)
-        floor = getattr(self, "_psi_floor", np.zeros_like(mean))
-        return lg.LGParams(mean, self.components_.T.astype(np.float64), self._psi(), shift,
-                           floor)
+        return lg.LGParams(self.mean_.astype(np.float64),
+                           self.components_.T.astype(np.float64), self._psi())
 
     @property
     def loadings_(self) -> np.ndarray:

@@ -9,7 +9,8 @@ regression of x on the augmented latent z̃ = (z, 1), so W and μ are updated jo
     ψ_d   = (Σ_n E[x_d²] - [W μ]_d · (Σ_n E[x_d z̃]) ) / N        (PPCA: σ² = mean_d ψ_d)
 
 The statistics are additive over rows (the engine's contract), accumulated in coordinates
-shifted by a fixed centre (the data mean) to avoid cancellation:
+shifted by a fixed centre (the data mean, kept in the EM state `LGState`) to avoid
+cancellation:
     n, szz = Σ E[z̃ z̃^T] : (M+1, M+1), sxz = Σ E[x z̃^T] : (D, M+1), sxx = Σ E[x_d²] : (D,).
 
 Three ways to get them, one per kind of input:
@@ -20,6 +21,9 @@ Three ways to get them, one per kind of input:
   E[x_d | x_o] = μ_d + w_d^T m_n, Cov(x_d, z | x_o) = w_d^T P_u^{-1},
   Var(x_d | x_o) = w_d^T P_u^{-1} w_d + ψ_d for each missing d; the per-feature sums of
   P_u^{-1} over the rows missing d come from one product (1 - O)^T (counts · P_u^{-1}).
+
+`e_step(params, state, config, chunk)` and `m_step(stats, params, state, config)` are the
+family's half of the EM contract (`latentkit.em.EMFamily`); `init` is in `_lg_base`.
 """
 
 from __future__ import annotations
@@ -31,24 +35,49 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, get_blas_funcs
 
 from .._linalg import LOG_2PI, cholesky, inverse_lower
-from ..em import SufficientStats
+from ..em import NOTHING, SufficientStats
+from ..io import register_record
 from ._lowrank import lowrank_mean_log_prob_cov, lowrank_missing
 
 #: the noise floor, relative to each feature's variance: ψ_d >= NOISE_FLOOR · var(x_d)
 NOISE_FLOOR = 1e-6
+#: what a user can change when the objective turns non-finite or decreases
+REMEDY = "use fewer components, drop near-constant columns, or fit in float64"
 
 
 class LGParams(NamedTuple):
-    """θ of a linear-Gaussian model. mean : (D,); W : (D, M); psi : (D,) noise variances;
-    shift : (D,) the fixed centre of the statistics; psi_floor : (D,) ψ's minimum."""
+    """θ of a linear-Gaussian model. mean : (D,); W : (D, M); psi : (D,) noise variances."""
 
     mean: np.ndarray
     W: np.ndarray
     psi: np.ndarray
+
+
+@register_record
+class LGState(NamedTuple):
+    """What survives between EM iterations (saved with the model as `em_state_`).
+
+    shift : (D,) the fixed centre the statistics are accumulated about (the data mean);
+    psi_floor : (D,) ψ's minimum, NOISE_FLOOR times the data's variances;
+    basis : (D, M) the subspace iterate of PPCA's σ² -> 0 EM (`solver="em_pca"`), None
+        for every other solver.
+    """
+
     shift: np.ndarray
     psi_floor: np.ndarray
+    basis: np.ndarray | None = None
 
 
+class LGConfig(NamedTuple):
+    """The validated hyper-parameters of one fit: n_components M; isotropic, True for PPCA
+    (ψ = σ² 1) and False for FA (diagonal Ψ); init_params, "pca" or "random"."""
+
+    n_components: int
+    isotropic: bool
+    init_params: str = "pca"
+
+
+@register_record
 @dataclass(frozen=True)
 class LGStats(SufficientStats):
     """Σ over rows of E[z̃ z̃^T], E[x z̃^T], E[x_d²] (shifted x); see module docstring."""
@@ -58,8 +87,6 @@ class LGStats(SufficientStats):
     szz: np.ndarray  # (M+1, M+1)
     sxz: np.ndarray  # (D, M+1)
     sxx: np.ndarray  # (D,)
-    shift: np.ndarray  # (D,) carried
-    psi_floor: np.ndarray  # (D,) carried
 
 
 class Moments:
@@ -107,7 +134,7 @@ def _posterior_operator(params: LGParams):
     return cov @ Wp.T, cov, log_det
 
 
-def _assemble(n, sum_m, sum_mm, cov_total, sxz_m, sum_x, sxx, params):
+def _assemble(n, sum_m, sum_mm, cov_total, sxz_m, sum_x, sxx) -> LGStats:
     """LGStats from the pieces: Σ m : (M,), Σ m m^T : (M, M), Σ Cov[z] : (M, M),
     Σ E[x z^T] : (D, M), Σ E[x] : (D,), Σ E[x_d²] : (D,)."""
     M = len(sum_m)
@@ -116,40 +143,52 @@ def _assemble(n, sum_m, sum_mm, cov_total, sxz_m, sum_x, sxx, params):
     szz[:M, M] = szz[M, :M] = sum_m
     szz[M, M] = n
     sxz = np.column_stack([sxz_m, sum_x])
-    return LGStats(float(n), szz, sxz, sxx, params.shift, params.psi_floor)
+    return LGStats(float(n), szz, sxz, sxx)
 
 
-def e_step_moments(params: LGParams, mom: Moments):
-    """(stats, total log-likelihood) from the data's moments, O(D² M).
+def moments_log_likelihood(params: LGParams, mom: Moments) -> float:
+    """Σ_n log N(x_n; μ, C) from the data's moments, O(D² M): the scatter about μ is
+    S_μ = scatter + n (μ - x̄)(μ - x̄)^T."""
+    mu = params.mean - mom.shift
+    S_mu = mom.scatter + mom.n * np.outer(mu, mu)
+    return mom.n * lowrank_mean_log_prob_cov(S_mu / mom.n, params.W, params.psi)
 
-    With x' = x - shift, μ' = μ - shift, m_n = B (x'_n - μ'):
-    Σ m = B (Σ x' - n μ'), Σ m m^T = B S_μ B^T, Σ x' m^T = (Σ x' (x' - μ')^T) B^T, where
-    S_μ = Σ (x' - μ')(x' - μ')^T = scatter + n μ' μ'^T (Σ x' = 0 about the data mean).
+
+def e_step_moments(params: LGParams, mom: Moments, shift=None):
+    """(stats, total log-likelihood) from the data's moments, O(D² M); statistics about
+    `shift` : (D,) (default: the model mean).
+
+    With x'' = x - shift, d = x̄ - shift, μ' = μ - x̄, m_n = B (x_n - μ):
+    Σ m = -n B μ', Σ m m^T = B S_μ B^T, Σ x'' m^T = (Σ x'' (x - μ)^T) B^T
+    = (scatter - n d μ'^T) B^T, Σ x'' = n d, Σ x''_d² = scatter_dd + n d_d², with
+    S_μ = scatter + n μ' μ'^T (Σ (x - x̄) = 0).
     """
     n = mom.n
+    d = mom.shift - (params.mean if shift is None else shift)
     mu = params.mean - mom.shift
     B, cov, _ = _posterior_operator(params)
     S_mu = mom.scatter + n * np.outer(mu, mu)
-    SB = S_mu @ B.T  # (D, M)
-    sum_m = -n * (B @ mu)
-    sum_mm = B @ SB
-    sxz_m = mom.scatter @ B.T  # Σ x' (x' - μ')^T B^T = scatter B^T (Σ x' = 0)
-    sxx = np.diag(mom.scatter).copy()
+    Bmu = B @ mu
+    sum_m = -n * Bmu
+    sum_mm = B @ (S_mu @ B.T)
+    sxz_m = mom.scatter @ B.T - n * np.outer(d, Bmu)
+    sxx = np.diag(mom.scatter) + n * np.square(d)
     ll = n * lowrank_mean_log_prob_cov(S_mu / n, params.W, params.psi)
-    stats = _assemble(n, sum_m, sum_mm, n * cov, sxz_m, np.zeros_like(mu), sxx, params)
+    stats = _assemble(n, sum_m, sum_mm, n * cov, sxz_m, n * d, sxx)
     return stats, ll
 
 
-def e_step_complete(params: LGParams, X: np.ndarray):
+def e_step_complete(params: LGParams, X: np.ndarray, shift=None):
     """(stats, total log-likelihood) from complete rows X : (n, D), O(N D M), the products
-    in X's dtype.
+    in X's dtype; statistics about `shift` : (D,) (default: the model mean).
 
     Woodbury on r = x - μ: r^T C^{-1} r = r^T Ψ^{-1} r - (W^T Ψ^{-1} r)^T m, m = B r.
     """
+    shift = params.mean if shift is None else shift
     n, D = X.shape
     B, cov, log_det = _posterior_operator(params)
-    Xs = X - params.shift.astype(X.dtype)  # x'
-    R = Xs - (params.mean - params.shift).astype(X.dtype)  # x - μ
+    Xs = X - shift.astype(X.dtype)  # x'
+    R = Xs - (params.mean - shift).astype(X.dtype)  # x - μ
     means = (R @ B.T.astype(X.dtype)).astype(np.float64)  # (n, M)
     sxx = np.square(Xs).sum(axis=0, dtype=np.float64)
     sum_x = Xs.sum(axis=0, dtype=np.float64)
@@ -161,15 +200,16 @@ def e_step_complete(params: LGParams, X: np.ndarray):
     maha = (np.square(R) @ (1.0 / params.psi).astype(X.dtype)).astype(np.float64)
     maha -= np.einsum("ni,ni->n", b, means)
     ll = float(-0.5 * (n * (D * LOG_2PI + log_det) + maha.sum()))
-    stats = _assemble(n, means.sum(axis=0), means.T @ means, n * cov, sxz_m, sum_x, sxx,
-                      params)
+    stats = _assemble(n, means.sum(axis=0), means.T @ means, n * cov, sxz_m, sum_x, sxx)
     return stats, ll
 
 
-def e_step_missing(params: LGParams, X: np.ndarray):
-    """(stats, total log-likelihood) from rows X : (n, D) with NaN; exact (module doc)."""
+def e_step_missing(params: LGParams, X: np.ndarray, shift=None):
+    """(stats, total log-likelihood) from rows X : (n, D) with NaN; exact (module doc);
+    statistics about `shift` : (D,) (default: the model mean)."""
     from ._missing_kernels import impute_shifted, masked_sum  # numba, on first use
 
+    shift = params.mean if shift is None else shift
     X = np.ascontiguousarray(X, dtype=np.float64)
     observed = ~np.isnan(X)
     post = lowrank_missing(X, params.mean, params.W, params.psi, observed)
@@ -178,7 +218,7 @@ def e_step_missing(params: LGParams, X: np.ndarray):
     # G_d = Σ_{rows missing d} P_u^{-1} = Σ_{patterns missing d} count_u P_u^{-1} : (D, M, M)
     G = masked_sum(~post.patterns, counts, post.z_cov)
     # x̂' = x - shift where observed, E[x_d | x_o] - shift = μ_d + w_d^T m - shift where missing
-    Xs, sum_x, sum_sq = impute_shifted(X, observed, params.mean, W, means, params.shift)
+    Xs, sum_x, sum_sq = impute_shifted(X, observed, params.mean, W, means, shift)
     n_missing = len(X) - np.count_nonzero(observed, axis=0)  # rows missing d : (D,)
     GW = np.einsum("dij,dj->di", G, W)  # w_d^T G_d : (D, M)
     sxz_m = Xs.T @ means + GW
@@ -186,30 +226,42 @@ def e_step_missing(params: LGParams, X: np.ndarray):
     M = W.shape[1]
     cov_total = (counts @ post.z_cov.reshape(len(counts), M * M)).reshape(M, M)
     stats = _assemble(len(X), means.sum(axis=0), means.T @ means, cov_total, sxz_m, sum_x,
-                      sxx, params)
+                      sxx)
     return stats, float(post.log_prob.sum())
 
 
-def e_step(params: LGParams, chunk):
-    """Dispatch on the kind of chunk: Moments, complete rows, rows with NaN."""
+def e_step(params: LGParams, state: LGState, config: LGConfig, chunk):
+    """The family's E-step: (LGStats about state.shift, total log-likelihood) of one chunk,
+    dispatched on its kind: Moments, complete rows : (n, D), rows with NaN : (n, D)."""
     if isinstance(chunk, Moments):
-        return e_step_moments(params, chunk)
+        return e_step_moments(params, chunk, state.shift)
     if np.isnan(chunk).any():
-        return e_step_missing(params, chunk)
-    return e_step_complete(params, chunk)
+        return e_step_missing(params, chunk, state.shift)
+    return e_step_complete(params, chunk, state.shift)
 
 
 # -- M-step -------------------------------------------------------------------------------
 
 
-def m_step(stats: LGStats, isotropic: bool) -> LGParams:
-    """[W μ'] = sxz szz^{-1}; ψ_d = (sxx_d - [W μ']_d · sxz_d) / n, floored at psi_floor;
-    isotropic (PPCA): σ² = mean_d ψ_d (before the floor)."""
+def m_step(stats: LGStats, params: LGParams, state: LGState, config: LGConfig):
+    """The family's M-step: [W μ'] = sxz szz^{-1}; ψ_d = (sxx_d - [W μ']_d · sxz_d) / n,
+    floored at state.psi_floor; isotropic (PPCA): σ² = mean_d ψ_d (before the floor).
+    Returns (LGParams, LGState without a σ² -> 0 EM basis, NOTHING)."""
     Wmu = cho_solve(cho_factor(stats.szz, lower=True), stats.sxz.T).T  # (D, M+1)
     psi = (stats.sxx - np.einsum("dj,dj->d", Wmu, stats.sxz)) / stats.n
-    if isotropic:
+    if config.isotropic:
         psi = np.full_like(psi, psi.mean())
-    psi = np.maximum(psi, stats.psi_floor)
+    psi = np.maximum(psi, state.psi_floor)
     M = Wmu.shape[1] - 1
-    return LGParams(Wmu[:, M] + stats.shift, Wmu[:, :M].copy(), psi, stats.shift,
-                    stats.psi_floor)
+    params = LGParams(Wmu[:, M] + state.shift, Wmu[:, :M].copy(), psi)
+    return params, plain_state(state), NOTHING
+
+
+def plain_state(state: LGState) -> LGState:
+    """state without the σ² -> 0 EM basis (stale once another M-step has moved W)."""
+    return state if state.basis is None else LGState(state.shift, state.psi_floor)
+
+
+__all__ = ["LGConfig", "LGParams", "LGState", "LGStats", "Moments", "NOISE_FLOOR", "REMEDY",
+           "e_step", "e_step_complete", "e_step_missing", "e_step_moments",
+           "m_step", "moments_log_likelihood", "plain_state", "scatter"]

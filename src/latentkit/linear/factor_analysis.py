@@ -17,7 +17,7 @@ import numpy as np
 
 from .._validation import Options
 from ..io import register_model
-from ._lg_base import LinearGaussianModel
+from ._lg_base import LG_EM, LinearGaussianModel
 
 ROTATIONS = (None, "varimax")
 
@@ -66,10 +66,12 @@ class FactorAnalysis(LinearGaussianModel):
     Attributes
     ----------
     components_ (M, D) = W^T, mean_ (D,), noise_variance_ (D,) ψ, n_components_,
-    converged_, n_iter_, history_ (mean log-likelihood per iteration), lower_bound_.
+    converged_, n_iter_, history_ (mean log-likelihood per iteration), lower_bound_,
+    em_state_ (LGState: the statistics' centre and the noise floor).
     """
 
     _isotropic: ClassVar[bool] = False
+    em_family = LG_EM
     _parameter_constraints: ClassVar[dict] = {"rotation": [Options(*ROTATIONS)]}
 
     def __init__(self, n_components=2, *, rotation=None, init_params="pca", tol=1e-6,

@@ -32,6 +32,7 @@ from .._linalg import LOG_2PI
 from .._validation import RANDOM_STATE, InstanceOf, Interval, Options, as_generator, check_n_samples
 from ..base import LatentModel
 from ..em import ConvergenceWarning
+from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from ..metrics.unmixing import amari_index
 from . import _ica_kernels as ik
@@ -104,46 +105,52 @@ class FastICA(LatentModel):
         args = dict(self.fun_args or {})
         unknown = set(args) - {"alpha"}
         if unknown:
-            raise ValueError(f"FastICA: fun_args accepts only 'alpha'; got keys "
-                             f"{sorted(unknown)}.")
+            raise InvalidParameterError(f"FastICA: fun_args accepts only 'alpha'; got keys "
+                                        f"{sorted(unknown)}.")
         alpha = args.get("alpha", 1.0)
         if args and self.fun != "logcosh":
-            raise ValueError(f"FastICA: fun_args {args} applies to fun='logcosh' only; got "
-                             f"fun={self.fun!r}. Drop fun_args.")
+            raise InvalidParameterError(
+                f"FastICA: fun_args {args} applies to fun='logcosh' only; got "
+                f"fun={self.fun!r}. Drop fun_args.")
         if alpha not in Interval(float, 1.0, 2.0):
-            raise ValueError(f"FastICA: fun_args['alpha'] must be a number in [1, 2]; got "
-                             f"{alpha!r}.")
+            raise InvalidParameterError(
+                f"FastICA: fun_args['alpha'] must be a number in [1, 2]; got "
+                f"{alpha!r}.")
         return float(alpha)
 
     def _n_sources(self, n_samples: int, n_features: int) -> int:
         M = self.n_components
         if not self.whiten:
             if M not in (None, n_features):
-                raise ValueError(f"FastICA: with whiten=False the unmixing is square, so "
-                                 f"n_components must be None or n_features={n_features}; got "
-                                 f"{M}. Use whiten='unit-variance' to reduce the dimension.")
+                raise InvalidParameterError(
+                    f"FastICA: with whiten=False the unmixing is square, so "
+                    f"n_components must be None or n_features={n_features}; got "
+                    f"{M}. Use whiten='unit-variance' to reduce the dimension.")
             return n_features
         if n_samples < 2:
-            raise ValueError(f"FastICA needs at least 2 samples to centre and whiten the "
-                             f"data; got n_samples={n_samples}.")
+            raise InvalidInputError(f"FastICA needs at least 2 samples to centre and whiten the "
+                                    f"data; got n_samples={n_samples}.")
         if M is None:
             return min(n_samples, n_features)
         if M > n_features or M > n_samples:
-            raise ValueError(f"FastICA: n_components={M} must be <= min(n_samples, "
-                             f"n_features) = {min(n_samples, n_features)}: whitening keeps at "
-                             f"most that many directions. Use fewer components.")
+            raise InvalidParameterError(
+                f"FastICA: n_components={M} must be <= min(n_samples, "
+                f"n_features) = {min(n_samples, n_features)}: whitening keeps at "
+                f"most that many directions. Use fewer components.")
         return M
 
     def _initial_unmixings(self, M: int, rng: np.random.Generator):
         if self.w_init is None:
             return [rng.standard_normal((M, M)) for _ in range(self.n_init)]
         if self.n_init != 1:
-            raise ValueError(f"FastICA: w_init fixes the start, so n_init must be 1; got "
-                             f"n_init={self.n_init}.")
+            raise InvalidParameterError(
+                f"FastICA: w_init fixes the start, so n_init must be 1; got "
+                f"n_init={self.n_init}.")
         w_init = np.asarray(self.w_init, dtype=np.float64)
         if w_init.shape != (M, M) or not np.isfinite(w_init).all():
-            raise ValueError(f"FastICA: w_init must be a finite ({M}, {M}) array (n_components"
-                             f" squared); got shape {w_init.shape}.")
+            raise InvalidParameterError(
+                f"FastICA: w_init must be a finite ({M}, {M}) array (n_components"
+                f" squared); got shape {w_init.shape}.")
         return [w_init]
 
     # -- fitting --------------------------------------------------------------------------
@@ -211,8 +218,9 @@ class FastICA(LatentModel):
         check_is_fitted(self)
         S = np.asarray(S)
         if S.ndim != 2 or S.shape[1] != self.components_.shape[0]:
-            raise ValueError(f"S must be 2-D with {self.components_.shape[0]} columns (one per "
-                             f"source); got shape {S.shape}.")
+            raise InvalidInputError(
+                f"S must be 2-D with {self.components_.shape[0]} columns (one per "
+                f"source); got shape {S.shape}.")
         return S @ self.mixing_.T + self.mean_
 
     def posterior(self, X):
@@ -267,7 +275,7 @@ def _check_rank(variances: np.ndarray, M: int, size: int, dtype) -> None:
     floor = variances[0] * (size * np.finfo(dtype).eps) ** 2
     rank = int(np.sum(variances > floor))
     if rank < M:
-        raise ValueError(
+        raise InvalidInputError(
             f"FastICA: X has only {rank} directions with non-zero variance (constant or "
             f"linearly dependent columns), fewer than n_components={M}; whitening would divide "
             f"by zero. Use n_components <= {rank}, or remove the constant/duplicated columns.")

@@ -13,40 +13,103 @@ optimum is reached by EM (`solver="em"`), which also handles missing values exac
 alternating projections, O(D² M) per iteration on the covariance:
 
     E-step  Z = (W^T W)^{-1} W^T X_c^T        M-step  W = X_c^T Z^T (Z Z^T)^{-1}
+
+Every solver runs on the EM engine as a family of its own, so history, callbacks, the
+max_time budget, the progress bar, n_init and warm starts apply to all of them:
+- `CLOSED_FORM` (solver "closed_form", and "auto" on complete data in memory): the E-step
+  gathers the data's moments (`MomentStats`), the M-step is the ML solution above. From
+  init_params="pca" (already the solution) it converges at iteration 2.
+- `EM_PCA`: the σ² -> 0 EM on the subspace iterate kept in the state (`LGState.basis`);
+  each M-step's parameters are the ML PPCA restricted to the new subspace, and the
+  objective is -1/2 the mean squared reconstruction error.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, eigh, qr
 
 from .. import em
-from .._validation import Options, as_generator
-from ..io import register_model
+from .._validation import Options
+from ..exceptions import InvalidInputError, InvalidParameterError
+from ..io import register_model, register_record
 from . import _lg_em as lg
-from ._lg_base import LinearGaussianModel, MomentSource, flip_signs
+from ._lg_base import (
+    LG_EM,
+    LinearGaussianModel,
+    MomentSource,
+    data_moments,
+    flip_signs,
+    floored,
+    noise_floor,
+    params_from_covariance,
+)
+from ._lg_base import init as lg_init
 
 SOLVERS = ("auto", "closed_form", "em", "em_pca")
+#: solvers that need complete data in memory (one Moments record)
+MOMENT_SOLVERS = ("closed_form", "em_pca")
 
 
-def em_pca(S: np.ndarray, W: np.ndarray, *, tol: float, max_iter: int):
-    """The σ² -> 0 EM algorithm for PCA on the covariance S : (D, D) from W : (D, M).
+@register_record
+@dataclass(frozen=True)
+class MomentStats(em.SufficientStats):
+    """The data's moments about the state's shift: n rows, sum_x = Σ (x - shift) : (D,),
+    scatter = Σ (x - shift)(x - shift)^T : (D, D)."""
 
-    With A = (W^T W)^{-1} W^T (the E-step's projection), the M-step is
-    W = S A^T (A S A^T)^{-1}. The objective, -1/2 the mean squared reconstruction error
-    -1/2 (tr S - tr(W A S)), never decreases. Returns (W, history, converged).
-    """
-    history, trace = [], float(np.trace(S))
-    for _ in range(max_iter):
-        A = cho_solve(cho_factor(W.T @ W), W.T)  # (M, D)
-        SAt = S @ A.T  # (D, M)
-        history.append(-0.5 * (trace - float(np.sum(W * SAt))))  # tr(W A S) = Σ W ⊙ S A^T
-        W = cho_solve(cho_factor(A @ SAt), SAt.T).T
-        if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
-            return W, history, True
-    return W, history, False
+    additive = ("n", "sum_x", "scatter")
+    n: float
+    sum_x: np.ndarray
+    scatter: np.ndarray
+
+
+def moment_stats(mom: lg.Moments, shift: np.ndarray) -> MomentStats:
+    """MomentStats of Moments (centred at their mean x̄) re-centred at shift : (D,):
+    Σ (x - shift)(x - shift)^T = scatter + n d d^T, d = x̄ - shift."""
+    d = mom.shift - shift
+    return MomentStats(float(mom.n), mom.n * d, mom.scatter + mom.n * np.outer(d, d))
+
+
+def mean_and_covariance(stats: MomentStats, shift: np.ndarray):
+    """(x̄ : (D,), S : (D, D)) the ML mean and covariance from MomentStats about shift."""
+    m = stats.sum_x / stats.n
+    return shift + m, stats.scatter / stats.n - np.outer(m, m)
+
+
+def _need_moments(chunk) -> None:
+    if not isinstance(chunk, lg.Moments):  # the boundary (PPCA._source) refuses this
+        raise TypeError("this PPCA solver runs on the moments of complete in-memory data.")
+
+
+# -- the closed form ----------------------------------------------------------------------
+
+
+def closed_form_e_step(params, state, config, chunk):
+    """(MomentStats, total log-likelihood) of Moments; rows (solver "auto" on data with
+    NaN, a stream, partial_fit) take EM's E-step instead."""
+    if not isinstance(chunk, lg.Moments):
+        return lg.e_step(params, state, config, chunk)
+    return moment_stats(chunk, state.shift), lg.moments_log_likelihood(params, chunk)
+
+
+def closed_form_m_step(stats, params, state, config):
+    """The ML PPCA of the moments (Tipping & Bishop's closed form); EM's M-step for the
+    statistics of rows."""
+    if isinstance(stats, lg.LGStats):
+        return lg.m_step(stats, params, state, config)
+    mean, S = mean_and_covariance(stats, state.shift)
+    params = params_from_covariance(mean, S, config, state.psi_floor)
+    return params, lg.plain_state(state), em.NOTHING
+
+
+CLOSED_FORM = em.EMFamily(lg_init, closed_form_e_step, closed_form_m_step,
+                          objective=em.EXACT, remedy=lg.REMEDY)
+
+
+# -- the σ² -> 0 EM -----------------------------------------------------------------------
 
 
 def ppca_from_subspace(S: np.ndarray, basis: np.ndarray):
@@ -61,6 +124,59 @@ def ppca_from_subspace(S: np.ndarray, basis: np.ndarray):
     return U * np.sqrt(np.maximum(values - sigma2, 0.0)), sigma2
 
 
+def _projection(S: np.ndarray, basis: np.ndarray):
+    """The E-step's projection A = (W^T W)^{-1} W^T : (M, D) of basis W : (D, M), and
+    S A^T : (D, M)."""
+    A = cho_solve(cho_factor(basis.T @ basis), basis.T)
+    return A, S @ A.T
+
+
+def _basis(params, state) -> np.ndarray:
+    """The subspace iterate : (D, M): the state's, or the span of params.W when the state
+    has none (a warm start from another solver)."""
+    return params.W if state.basis is None else state.basis
+
+
+def em_pca_init(X, rng, config, restart):
+    """A random subspace (N(0, 1) basis : (D, M)) and the ML PPCA on it."""
+    shift, S = data_moments(X)
+    floor = noise_floor(S, True)
+    basis = rng.standard_normal((S.shape[0], config.n_components))
+    W, sigma2 = ppca_from_subspace(S, basis)
+    psi = floored(np.full(len(shift), sigma2), floor)
+    return lg.LGParams(shift, W, psi), lg.LGState(shift, floor, basis)
+
+
+def em_pca_e_step(params, state, config, chunk):
+    """(MomentStats, n times -1/2 the mean squared reconstruction error of the projection
+    on span(state.basis)): -1/2 (tr S - tr(W A S)), tr(W A S) = Σ W ⊙ S A^T."""
+    _need_moments(chunk)
+    S = chunk.covariance
+    basis = _basis(params, state)
+    _, SAt = _projection(S, basis)
+    objective = -0.5 * (float(np.trace(S)) - float(np.sum(basis * SAt)))
+    return moment_stats(chunk, state.shift), chunk.n * objective
+
+
+def em_pca_m_step(stats, params, state, config):
+    """W_new = S A^T (A S A^T)^{-1}; the parameters are the ML PPCA on span(W_new), the
+    state keeps W_new."""
+    mean, S = mean_and_covariance(stats, state.shift)
+    A, SAt = _projection(S, _basis(params, state))
+    basis = cho_solve(cho_factor(A @ SAt), SAt.T).T
+    W, sigma2 = ppca_from_subspace(S, basis)
+    psi = floored(np.full(len(mean), sigma2), state.psi_floor)
+    return (lg.LGParams(mean, W, psi), lg.LGState(state.shift, state.psi_floor, basis),
+            em.NOTHING)
+
+
+EM_PCA = em.EMFamily(em_pca_init, em_pca_e_step, em_pca_m_step, objective=em.EXACT,
+                     remedy="use fewer components, or fit in float64",
+                     label="negative reconstruction error")
+
+FAMILIES = {"auto": CLOSED_FORM, "closed_form": CLOSED_FORM, "em": LG_EM, "em_pca": EM_PCA}
+
+
 @register_model
 class PPCA(LinearGaussianModel):
     """Probabilistic PCA: dimensionality reduction with a density, missing values and
@@ -72,14 +188,17 @@ class PPCA(LinearGaussianModel):
     solver : {"auto", "closed_form", "em", "em_pca"}.
         "closed_form" the ML solution from the eigendecomposition of S (complete data);
         "em" EM on the shared engine (complete, streamed, or with NaN);
-        "em_pca" the σ² -> 0 EM for the principal subspace from a random start, then the
-        ML σ² and scaling on that subspace (complete data); `history_` then holds
-        -1/2 the mean squared reconstruction error per iteration, its objective;
+        "em_pca" the σ² -> 0 EM for the principal subspace from a random start, each
+        iterate scaled to the ML PPCA on its subspace (complete data); `history_` then
+        holds -1/2 the mean squared reconstruction error per iteration, its objective;
         "auto" closed form for complete in-memory data, else EM.
-    init_params : {"pca", "random"}, EM's start: the closed form on the (mean-filled)
-        data, or random loadings.
-    tol, max_iter : convergence of the iterative solvers (change of the mean objective).
-    random_state : seeds "em_pca"'s random start.
+        All run on the EM engine: history_, callbacks, max_time, verbose, n_init and
+        warm_start apply to each. "closed_form" and "em_pca" refuse partial_fit.
+    init_params : {"pca", "random"}, the start of "em" and "closed_form": the closed form
+        on the (mean-filled) data (the closed form then converges at iteration 2), or
+        random loadings.
+    tol, max_iter : convergence of the iterations (change of the mean objective).
+    random_state : seeds "em_pca"'s random start and init_params="random".
     n_init, warm_start, verbose, max_time, callbacks, chunk_size, learning_decay,
     learning_offset : the EM engine's options (see `latentkit.em`).
 
@@ -90,8 +209,8 @@ class PPCA(LinearGaussianModel):
     Attributes
     ----------
     components_ (M, D) = W^T, mean_ (D,), noise_variance_ σ² (float), n_components_,
-    converged_, n_iter_, history_ (mean log-likelihood per iteration; the closed form
-    records the one value at its solution), lower_bound_ (its last entry).
+    converged_, n_iter_, history_ (mean objective per iteration, at the parameters before
+    that iteration's M-step), lower_bound_ (its last entry), em_state_ (LGState).
     """
 
     _isotropic: ClassVar[bool] = True
@@ -103,38 +222,29 @@ class PPCA(LinearGaussianModel):
                  learning_offset=10.0):
         self._store_init_args(locals())
 
-    def fit(self, X, y=None):
-        """Fit by the chosen solver; X : (n_samples, n_features), NaN = missing (EM)."""
+    @property
+    def em_family(self) -> em.EMFamily:
+        """The family the solver runs (CLOSED_FORM, LG_EM or EM_PCA)."""
+        return FAMILIES[self.solver]
+
+    def _source(self, X, *, reset):
+        """The moments of complete in-memory data for "closed_form" and "em_pca"; they
+        refuse a stream and NaN."""
+        moments_only = self.solver in MOMENT_SOLVERS
+        if moments_only and em.is_streaming(X):
+            raise InvalidParameterError(f"PPCA: solver={self.solver!r} needs the data in "
+                                        "memory; use solver='em' to stream it.")
+        source = super()._source(X, reset=reset)
+        if moments_only and not isinstance(source, MomentSource):
+            raise InvalidInputError(f"PPCA: solver={self.solver!r} needs complete data, and X "
+                                    "has missing values (NaN). Use solver='em' (or 'auto').")
+        return source
+
+    def partial_fit(self, X, y=None):
+        """One step of online EM (solvers "auto" and "em"); returns self."""
         self._validate_params()
-        if self.solver == "em" or em.is_streaming(X):
-            if self.solver in ("closed_form", "em_pca"):
-                raise ValueError(f"PPCA: solver={self.solver!r} needs the data in memory; "
-                                 "use solver='em' to stream it.")
-            return super().fit(X)
-        warm = self.warm_start and hasattr(self, "converged_")
-        source = self._source(X, reset=not warm)
-        if not isinstance(source, MomentSource):  # X has NaN
-            if self.solver != "auto":
-                raise ValueError(f"PPCA: solver={self.solver!r} needs complete data, and X "
-                                 "has missing values (NaN). Use solver='em' (or 'auto').")
-            return super().fit(X)
-        self._check_data(source.n_samples, source.n_features)
-        mom = source.moments
-        params = self._params_from_covariance(mom.shift, mom.covariance)
-        history, converged, n_iter = None, True, 0
-        if self.solver == "em_pca":
-            rng = as_generator(self.random_state)
-            W0 = rng.standard_normal(params.W.shape)
-            W, history, converged = em_pca(mom.covariance, W0, tol=self.tol,
-                                           max_iter=self.max_iter)
-            W, sigma2 = ppca_from_subspace(mom.covariance, W)
-            n_iter = len(history)
-            params = params._replace(W=W, psi=np.maximum(np.full_like(params.psi, sigma2),
-                                                         params.psi_floor))
-        self._store_params(params, source.dtype)
-        ll = lg.e_step_moments(params, mom)[1] / mom.n
-        self.converged_, self.n_iter_ = converged, n_iter
-        self.history_ = np.asarray(history if history is not None else [ll])
-        self.lower_bound_ = self.history_[-1]
-        self.stop_reason_ = "converged" if converged else "max_iter"
-        return self
+        if self.solver in MOMENT_SOLVERS:
+            raise InvalidParameterError(
+                f"PPCA: solver={self.solver!r} cannot fit online (partial_fit); use "
+                "solver='em' or 'auto'.")
+        return super().partial_fit(X, y)
