@@ -16,7 +16,7 @@ from threadpoolctl import ThreadpoolController
 LOG_2PI = math.log(2 * math.pi)
 
 __all__ = ["LOG_2PI", "cholesky", "precision_cholesky", "solve_lower", "log_normalize",
-           "covariance_from_precision_cholesky", "responsibilities_"]
+           "responsibilities_"]
 
 
 @functools.cache
@@ -90,17 +90,6 @@ def inverse_lower(L: np.ndarray) -> np.ndarray:
             raise SingularCovarianceError(
                 "a Cholesky factor is singular. Increase reg_covar or use float64.")
     return out.reshape(L.shape)
-
-
-def covariance_from_precision_cholesky(P: np.ndarray) -> np.ndarray:
-    """Σ = (P P^T)^{-1} = P^{-T} P^{-1} for triangular (upper or lower) P : (..., D, D)."""
-    eye = np.broadcast_to(np.eye(P.shape[-1]), P.shape)
-    lower = np.allclose(P, np.tril(P))
-    if lower:  # P lower: P^{-1} by a lower solve
-        Pinv = solve_lower(P, eye)
-    else:  # P upper: P^{-1} = (P^T)^{-T}, and P^T is lower
-        Pinv = np.swapaxes(solve_lower(np.swapaxes(P, -1, -2), eye), -1, -2)
-    return np.swapaxes(Pinv, -1, -2) @ Pinv
 
 
 def log_normalize(log_weights: np.ndarray, axis: int = 1):

@@ -8,7 +8,9 @@ test_contract.py (every shipped model) and test_extension.py (a family defined i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import warnings
 
 import numpy as np
@@ -175,10 +177,27 @@ def check_chunk_size_invariance(spec):
     histories = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", em.ConvergenceWarning)
-        for chunk in (None, 17):
-            histories.append(clone(model).set_params(chunk_size=chunk, max_iter=5, tol=0.0)
-                             .fit(X).history_)
-    np.testing.assert_allclose(histories[0], histories[1], rtol=1e-10, atol=1e-10)
+        for chunk, threads in ((None, None), (17, None), (17, "1")):
+            with _threads(threads):
+                histories.append(clone(model).set_params(chunk_size=chunk, max_iter=5,
+                                                         tol=0.0).fit(X).history_)
+    for other in histories[1:]:
+        np.testing.assert_allclose(other, histories[0], rtol=1e-10, atol=1e-10)
+
+
+@contextlib.contextmanager
+def _threads(value):
+    """LATENTKIT_NUM_THREADS set to `value` (None: as it is) for the block."""
+    old = os.environ.get("LATENTKIT_NUM_THREADS")
+    if value is not None:
+        os.environ["LATENTKIT_NUM_THREADS"] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("LATENTKIT_NUM_THREADS", None)
+        else:
+            os.environ["LATENTKIT_NUM_THREADS"] = old
 
 
 def check_documented_errors(spec):

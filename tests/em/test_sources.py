@@ -98,7 +98,9 @@ def test_the_engine_reduces_through_the_sources_map_reduce_seam():
     np.testing.assert_allclose(seamed.history, reference.history, rtol=1e-12)
 
 
-def test_threaded_map_keeps_chunk_order(monkeypatch):
-    monkeypatch.setenv("LATENTKIT_NUM_THREADS", "2")
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_threaded_map_maps_every_chunk_in_order(monkeypatch, threads):
+    monkeypatch.setenv("LATENTKIT_NUM_THREADS", threads)
     assert em.threaded_map(lambda c: c * 10, iter([1, 2, 3, 4, 5])) == [10, 20, 30, 40, 50]
     assert em.threaded_map(lambda c: c, iter([7])) == [7]
+    assert em.threaded_map(lambda c: c, iter([])) == []

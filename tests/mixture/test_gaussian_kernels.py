@@ -8,6 +8,7 @@ from scipy.stats import multivariate_normal
 from latentkit import GaussianMixture
 from latentkit.mixture import _gaussian_expfam as ef
 from latentkit.mixture import _gaussian_kernels as gk
+from latentkit.mixture._covariance import covariance_type as lookup
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -19,7 +20,8 @@ def random_params(rng, K, D, covariance_type, spread=3.0):
     cov = {"full": full, "tied": full[0], "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
            "spherical": full[:, 0, 0].copy()}[covariance_type]
     weights = rng.dirichlet(np.ones(K))
-    return gk.make_params(weights, means, cov, covariance_type, shift=rng.normal(size=D))
+    return gk.make_params(weights, means, cov, lookup(covariance_type),
+                          shift=rng.normal(size=D))
 
 
 def scipy_log_prob(params, X):
@@ -33,10 +35,10 @@ def test_expansion_direct_and_scipy_agree(covariance_type):
     rng = np.random.default_rng(0)
     params = random_params(rng, 4, 5, covariance_type)
     X = rng.normal(0, 3, (300, 5))
-    T = ef.sufficient_statistics_t(X, params.shift, covariance_type)
+    T = ef.sufficient_statistics_t(X, params.shift, params.covariance)
     expanded = ef.log_joint_expanded(T, params.natural, np.zeros(4)).T
     direct = gk.log_gaussian_prob(X - params.shift, params.means - params.shift,
-                                  params.precisions_cholesky, covariance_type)
+                                  params.precisions_cholesky, params.covariance)
     reference = scipy_log_prob(params, X)
     np.testing.assert_allclose(expanded, reference, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(direct, reference, rtol=1e-10, atol=1e-10)
@@ -51,9 +53,9 @@ def test_statistics_equal_weighted_sums(covariance_type, D):
     X = rng.normal(size=(50, D))
     shift = rng.normal(size=D)
     resp = rng.dirichlet(np.ones(3), size=50).T  # (K, n)
-    assert ef.uses_expansion(D, 3, covariance_type) == (D == 4 or covariance_type in (
+    assert lookup(covariance_type).uses_expansion(D, 3) == (D == 4 or covariance_type in (
         "diag", "spherical"))
-    nk, sx, sxx = gk.complete_stats(X, shift, resp, covariance_type)
+    nk, sx, sxx = gk.complete_stats(X, shift, resp, lookup(covariance_type))
     Xs = X - shift
     outer = np.einsum("kn,ni,nj->kij", resp, Xs, Xs)
     np.testing.assert_allclose(nk, resp.sum(axis=1))

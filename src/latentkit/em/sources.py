@@ -64,7 +64,7 @@ def threaded_map(fn: Callable, chunks: Iterable) -> list:
     if threads > 1 and second is not None:
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
             return list(_bounded_map(pool, fn, chain(present, chunks), window=2 * threads))
-    return [fn(chunk) for chunk in present]
+    return [fn(chunk) for chunk in chain(present, chunks)]
 
 
 class ChunkSource:

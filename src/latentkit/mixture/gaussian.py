@@ -12,12 +12,7 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .._linalg import (
-    cholesky,
-    covariance_from_precision_cholesky,
-    log_normalize,
-    responsibilities_,
-)
+from .._linalg import cholesky
 from .._validation import (
     InstanceOf,
     Interval,
@@ -26,11 +21,14 @@ from .._validation import (
     check_n_components,
     check_n_samples,
 )
+from ..exceptions import InvalidParameterError
 from ..io import register_model
-from . import _gaussian_expfam as ef
+from . import _gaussian_em as gem
 from . import _gaussian_kernels as gk
 from ._base import MixtureModel
-from ._init import INIT_METHODS, fill_missing_with_means, initial_responsibilities
+from ._covariance import COVARIANCE_TYPES, covariance_type
+from ._gaussian_missing import impute
+from ._init import INIT_METHODS
 
 ARRAY_OR_NONE = [InstanceOf(np.ndarray, list, tuple, type(None), description="an array or None")]
 
@@ -65,19 +63,22 @@ class GaussianMixture(MixtureModel):
     Attributes
     ----------
     weights_ (K,), means_ (K, D), covariances_, precisions_, precisions_cholesky_ (shapes
-    per covariance type), converged_, n_iter_, lower_bound_ (mean log-likelihood at the last
-    E-step), history_ (mean log-likelihood per iteration), n_features_in_.
+    per covariance type; precisions_cholesky_ is scikit-learn's upper-triangular P with
+    precisions_ = P P^T), converged_, n_iter_, lower_bound_ (mean log-likelihood at the last
+    E-step), history_ (mean log-likelihood per iteration), em_state_ (the centre EM
+    accumulates its statistics around), n_features_in_.
     """
 
     _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(int, 1, None)],
-        "covariance_type": [Options(*gk.COVARIANCE_TYPES)],
+        "covariance_type": [Options(*COVARIANCE_TYPES)],
         "reg_covar": [Interval(float, 0, None)],
         "init_params": [Options(*INIT_METHODS)],
         "weights_init": ARRAY_OR_NONE,
         "means_init": ARRAY_OR_NONE,
         "precisions_init": ARRAY_OR_NONE,
     }
+    em_family = gem.GAUSSIAN_MIXTURE
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
@@ -86,170 +87,77 @@ class GaussianMixture(MixtureModel):
                  learning_decay=0.7, learning_offset=10.0):
         self._store_init_args(locals())
 
-    # -- the engine's kernels -------------------------------------------------------------
+    # -- wiring to the EM family (_gaussian_em) -------------------------------------------
 
     def _chunk_floats_per_row(self, n_features):
         """Floats of E-step temporaries per row: the sufficient statistics T(x) and a few
         N x K arrays."""
         K, D = self.n_components, n_features
-        if ef.uses_expansion(D, K, self.covariance_type):
-            return ef.second_moment_size(D, self.covariance_type) + D + 3 * K
+        covariance = covariance_type(self.covariance_type)
+        if covariance.uses_expansion(D, K):
+            return covariance.second_moment_size(D) + D + 3 * K
         return 2 * K * D + 3 * K  # the direct products and per-component scatter
 
-    def _check_data(self, n_samples, n_features):
+    def _em_config(self, n_samples, n_features) -> gk.GaussianConfig:
+        """The validated hyper-parameters and user-given initial parameters of a fit."""
         if n_samples is not None:
             check_n_components(self.n_components, n_samples)
         K, D = self.n_components, n_features
+        covariance = covariance_type(self.covariance_type)
         for name, shape in (("weights_init", (K,)), ("means_init", (K, D))):
             value = getattr(self, name)
             if value is not None and np.shape(value) != shape:
-                raise ValueError(f"{name} must have shape {shape}; got {np.shape(value)}.")
+                raise InvalidParameterError(
+                    f"{name} must have shape {shape}; got {np.shape(value)}.")
+        weights = means = P = None
         if self.weights_init is not None:
-            w = np.asarray(self.weights_init, dtype=float)
-            if np.any(w < 0) or not np.isclose(w.sum(), 1.0):
-                raise ValueError(f"weights_init must be non-negative and sum to 1; got {w}.")
+            weights = np.asarray(self.weights_init, dtype=np.float64)
+            if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
+                raise InvalidParameterError(
+                    f"weights_init must be non-negative and sum to 1; got {weights}.")
+        if self.means_init is not None:
+            means = np.asarray(self.means_init, dtype=np.float64)
         if self.precisions_init is not None:
-            gk.check_precisions(self.precisions_init, self.covariance_type, K, D)
-
-    def _em_init(self, X, rng):
-        """Initial θ: user-given parameters where set, else an M-step from the initial
-        responsibilities of `init_params` (missing entries filled by column means)."""
-        X = fill_missing_with_means(np.asarray(X, dtype=np.float64))
-        shift = X.mean(axis=0)
-        K, D = self.n_components, X.shape[1]
-        if self.weights_init is None or self.means_init is None or self.precisions_init is None:
-            resp = initial_responsibilities(X, K, self.init_params, rng)
-            nk, sx, sxx = gk.complete_stats(X, shift, resp.T, self.covariance_type)
-            stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift)
-            data_params = gk.m_step(stats, self.covariance_type, self.reg_covar)
-        weights = (data_params.weights if self.weights_init is None
-                   else np.asarray(self.weights_init, dtype=np.float64))
-        means = (data_params.means if self.means_init is None
-                 else np.asarray(self.means_init, dtype=np.float64))
-        if self.precisions_init is None:
-            return gk.make_params(weights, means, data_params.covariances,
-                                  self.covariance_type, shift)
-        P = gk.check_precisions(self.precisions_init, self.covariance_type, K, D)
-        if self.covariance_type in ("full", "tied"):
-            cov = covariance_from_precision_cholesky(P)
-        else:
-            cov = 1.0 / P**2
-        return gk.assemble(weights, means, cov, P, self.covariance_type, shift)
-
-    def _e_step(self, params, X):
-        """Statistics and log-likelihood of one chunk X : (n, D) (NaN = missing)."""
-        ct, shift = self.covariance_type, params.shift
-        log_weights = np.log(params.weights)
-        X = X.astype(self._work_dtype(params, X.dtype), copy=False)
-        # the fast path, component-major (K, n); a NaN in a row propagates through the GEMM
-        # into that row's log-normalizer, so a chunk with missing values is detected from
-        # the (n,) result instead of scanning all n x D entries, and redone exactly below
-        log_joint, T, Xs = gk.log_joint_complete(X, params, log_weights)
-        resp, log_norm = responsibilities_(log_joint, axis=0)
-        complete = not np.isnan(log_norm).any()
-        if complete:
-            nk, sx, sxx = gk.complete_stats(X, shift, resp, ct, T, Xs)
-            # independent of how the BLAS treats NaN: a NaN entry in a row whose
-            # responsibilities sum to 1 makes Σ r x non-finite
-            complete = bool(np.isfinite(sx).all())
-        if not complete:
-            log_prob, parts = self._log_prob_missing(params, X)
-            log_resp, log_norm = log_normalize(log_prob + log_weights)
-            resp = np.exp(log_resp)
-            nk, sx, sxx = 0.0, 0.0, 0.0
-            for rows, obs, cond_mean, cond_cov in parts:
-                if obs.all():
-                    part = gk.complete_stats(X[rows], shift, resp[rows].T, ct)
-                else:
-                    Xo = X[rows][:, obs].astype(np.float64) - shift[obs]
-                    part = gk.pattern_stats(Xo, obs, resp[rows], cond_mean, cond_cov, ct)
-                nk, sx, sxx = nk + part[0], sx + part[1], sxx + part[2]
-        stats = gk.GaussianStats(float(len(X)), nk, sx, sxx, shift)
-        return stats, float(log_norm.sum(dtype=np.float64))
-
-    @staticmethod
-    def _work_dtype(params, dtype):
-        """float32 stays float32 while the components sit within EXPANSION_LIMIT of the
-        centre; beyond, both the expansion and the statistics Σ r (x - s)(x - s)^T would
-        cancel (a tight component far away), so the chunk is promoted to float64."""
-        if dtype == np.float32 and not ef.expansion_is_accurate(params.max_const, dtype):
-            return np.float64
-        return dtype
-
-    def _m_step(self, stats):
-        return gk.m_step(stats, self.covariance_type, self.reg_covar)
+            P = covariance.check_precisions(self.precisions_init, K, D)
+        return gk.GaussianConfig(K, covariance, float(self.reg_covar), self.init_params,
+                                 weights, means, P)
 
     def _log_prob(self, params, X):
         """log N(x_n; μ_k, Σ_k) with missing entries marginalized : (n, K)."""
-        if not np.isnan(X).any():
-            X = X.astype(self._work_dtype(params, X.dtype), copy=False)
-            return gk.log_joint_complete(X, params, np.zeros(self.n_components))[0].T
-        return self._log_prob_missing(params, X)[0]
-
-    def _log_prob_missing(self, params, X):
-        """log N(x_o; μ_k,o, Σ_k,oo) : (n, K) for rows X with NaN, and the per-pattern
-        pieces (rows, obs, E[x_m | x_o, k], Cov[x_m | x_o, k]) of the M-step and
-        imputation (shifted coordinates; None, None for the complete rows)."""
-        out = np.empty((len(X), self.n_components), dtype=np.float64)
-        means = params.means - params.shift
-        covs = gk.full_covariances(params)
-        parts = []
-        for rows, obs in gk.missingness_patterns(~np.isnan(X)):
-            if obs.all():
-                out[rows] = self._log_prob(params, X[rows])
-                parts.append((rows, obs, None, None))
-                continue
-            Xo = X[rows][:, obs].astype(np.float64) - params.shift[obs]
-            out[rows], cond_mean, cond_cov = gk.conditional_gaussians(Xo, obs, means, covs)
-            parts.append((rows, obs, cond_mean, cond_cov))
-        return out, parts
+        return gem.log_prob(params, X)
 
     # -- parameters <-> fitted attributes -------------------------------------------------
 
     def _store_params(self, params, dtype):
-        self._shift = params.shift  # kept so online EM blends statistics around one centre
         self.weights_ = params.weights.astype(dtype)
         self.means_ = params.means.astype(dtype)
         self.covariances_ = params.covariances.astype(dtype)
         self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype)
-        P = params.precisions_cholesky
-        if self.covariance_type in ("full", "tied"):
-            self.precisions_ = (P @ np.swapaxes(P, -1, -2)).astype(dtype)
-        else:
-            self.precisions_ = (P**2).astype(dtype)
+        self.precisions_ = params.covariance.precisions(params.precisions_cholesky).astype(dtype)
 
-    def _current_params(self, *, for_inference: bool = False):
+    def _current_params(self, *, for_inference: bool = False) -> gk.GaussianParams:
         """θ from the fitted attributes. EM continues (warm start, online EM) around the
-        centre its statistics were accumulated at; inference uses the mixture mean Σ π_k μ_k,
-        a function of the public parameters only, so a saved and loaded model predicts
-        exactly as the original."""
+        centre its statistics were accumulated at (em_state_.shift); inference uses the
+        mixture mean Σ π_k μ_k, a function of the public parameters only, so a saved and
+        loaded model predicts exactly as the original."""
         check_is_fitted(self)
         weights, means = self.weights_.astype(np.float64), self.means_.astype(np.float64)
-        shift = None if for_inference else getattr(self, "_shift", None)
+        shift = weights @ means if for_inference else self.em_state_.shift
         return gk.assemble(
             weights, means, self.covariances_.astype(np.float64),
-            self.precisions_cholesky_.astype(np.float64), self.covariance_type,
-            weights @ means if shift is None else shift)
+            self.precisions_cholesky_.astype(np.float64), covariance_type(self.covariance_type),
+            shift)
 
     def _n_parameters(self):
-        return gk.n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
+        return covariance_type(self.covariance_type).n_parameters(
+            self.n_components, self.means_.shape[1])
 
     # -- inference ------------------------------------------------------------------------
 
     def impute(self, X):
         """X with each NaN replaced by E[x_m | x_o] = Σ_k p(k | x_o) E[x_m | x_o, k]."""
         X = self._validate_X(X, reset=False)
-        params = self._current_params(for_inference=True)
-        if not np.isnan(X).any():
-            return X.copy()
-        log_prob, parts = self._log_prob_missing(params, X)
-        resp = np.exp(log_normalize(log_prob + np.log(params.weights))[0])
-        out = X.copy()
-        for rows, obs, cond_mean, _ in parts:
-            if not obs.all():
-                filled = np.einsum("nk,knm->nm", resp[rows], cond_mean) + params.shift[~obs]
-                out[np.ix_(rows, np.flatnonzero(~obs))] = filled
-        return out
+        return impute(self._current_params(for_inference=True), X)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw (X, z): z ~ Categorical(π), x | z ~ N(μ_z, Σ_z). X : (n, D), z : (n,)."""
