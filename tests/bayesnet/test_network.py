@@ -199,7 +199,13 @@ def test_restricted_tables_equal_dense_indicator_tables(budget):
     indicator-factor clique tree, on a 20-node network with hidden variables, rows with
     every entry missing and rows with none missing."""
     from latentkit.bayesnet import _inference as inference
-    from latentkit.bayesnet._learning import BNParams, e_step, flatten, states_of
+    from latentkit.bayesnet._learning import (
+        BNParams,
+        e_step,
+        flatten,
+        pooled_family_counts,
+        states_of,
+    )
 
     net = make_random_network(20, cardinality=(2, 4), max_parents=3, random_state=0,
                               hidden=["X4", "X11"])
@@ -227,7 +233,7 @@ def test_restricted_tables_equal_dense_indicator_tables(budget):
                                                   structure.cards, np.float64)
         pooled = [a + b for a, b in zip(pooled, part)]
         log_evidence.append(ll)
-    counts = flatten(inference.pooled_family_counts(tree, structure, pooled))
+    counts = flatten(pooled_family_counts(tree, structure, pooled))
     np.testing.assert_allclose(counts, expected, atol=1e-10)
     np.testing.assert_allclose(np.concatenate(log_evidence), dense.log_evidence, atol=1e-10)
     stats, total = e_step(structure, tree, BNParams(cpts), X)

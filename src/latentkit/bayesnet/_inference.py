@@ -422,11 +422,18 @@ def restricted_calibrate(tree: CliqueTree, potentials, states: np.ndarray, cards
     Returns (pooled, log p(e_n) : (n,) float64): pooled[c] : (Π_{u in C_c} k_u,) float64 is
     Σ_n β_c,n over the dense clique states (None when downward=False).
     """
-    n = len(states)
     restriction = restrict(tree, cards, states)
     flat = [None if p is None else np.ascontiguousarray(np.broadcast_to(
         p[..., 0], tuple(cards[u] for u in s)), dtype=dtype).ravel()
         for p, s in zip(potentials, tree.scopes)]
+    messages, phi, log_scale = _upward(tree, restriction, flat, cards, dtype, len(states))
+    if not downward:
+        return None, log_scale
+    return _downward(tree, restriction, messages, phi, cards, dtype), log_scale
+
+
+def _upward(tree: CliqueTree, restriction, flat, cards, dtype, n: int):
+    """(messages m_c, per-group tables φ_c, log scale per row : (n,)) of the upward pass."""
     messages = [None] * len(tree.scopes)
     phi = [None] * len(tree.scopes)
     log_scale = np.zeros(n)
@@ -452,8 +459,11 @@ def restricted_calibrate(tree: CliqueTree, potentials, states: np.ndarray, cards
             message[group.at_separator[:, :summed.shape[1]]] = (
                 summed / np.where(peak > 0, peak, 1)[:, None])
         messages[c] = message
-    if not downward:
-        return None, log_scale
+    return messages, phi, log_scale
+
+
+def _downward(tree: CliqueTree, restriction, messages, phi, cards, dtype) -> list:
+    """pooled[c] = Σ_n β_c,n : (Π_{u in C_c} k_u,) from the upward pass's m_c and φ_c."""
     pooled = [None] * len(tree.scopes)
     from_parent = [None] * len(tree.scopes)
     for c in reversed(range(len(tree.scopes))):
@@ -479,18 +489,4 @@ def restricted_calibrate(tree: CliqueTree, potentials, states: np.ndarray, cards
                 from_parent[g][at] = np.divide(summed, m, out=out, where=m > 0)
         pooled[c] = total
         from_parent[c] = phi[c] = None
-    return pooled, log_scale
-
-
-def pooled_family_counts(tree: CliqueTree, structure: Structure, pooled) -> list:
-    """pooled[c] : (Π_{u in C_c} k_u,) Σ_n p(C_c | e_n) -> expected counts Σ_n p(x_v,
-    x_pa(v) | e_n) : CPT-shaped, per variable (summed out of the clique v's CPT is in)."""
-    counts = [None] * len(structure.names)
-    for c, scope in enumerate(tree.scopes):
-        table = pooled[c].reshape(tuple(structure.cards[u] for u in scope))
-        for v in tree.cpts[c]:
-            family = structure.family(v)
-            axes = tuple(i for i, u in enumerate(scope) if u not in family)
-            inside = [u for u in scope if u in family]
-            counts[v] = table.sum(axis=axes).transpose([inside.index(u) for u in family])
-    return counts
+    return pooled

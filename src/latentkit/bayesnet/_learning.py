@@ -30,7 +30,6 @@ from ..io import register_record
 from ._graph import CliqueTree, Structure
 from ._inference import (
     clique_potentials,
-    pooled_family_counts,
     restricted_calibrate,
     restricted_pieces,
 )
@@ -195,3 +194,17 @@ def em_m_step(stats: BNStats, params: BNParams, state, config: BNConfig):
 def em_log_prior(params: BNParams, config: BNConfig) -> float:
     """log p(θ) + const = α Σ log θ (see `log_prior`)."""
     return log_prior(params, config.alpha)
+
+
+def pooled_family_counts(tree: CliqueTree, structure: Structure, pooled) -> list:
+    """pooled[c] : (Π_{u in C_c} k_u,) Σ_n p(C_c | e_n) -> expected counts Σ_n p(x_v,
+    x_pa(v) | e_n) : CPT-shaped, per variable (summed out of the clique v's CPT is in)."""
+    counts = [None] * len(structure.names)
+    for c, scope in enumerate(tree.scopes):
+        table = pooled[c].reshape(tuple(structure.cards[u] for u in scope))
+        for v in tree.cpts[c]:
+            family = structure.family(v)
+            axes = tuple(i for i, u in enumerate(scope) if u not in family)
+            inside = [u for u in scope if u in family]
+            counts[v] = table.sum(axis=axes).transpose([inside.index(u) for u in family])
+    return counts
