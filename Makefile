@@ -24,7 +24,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
 
 bench: $(STAMP)
-	for b in gmm linear lds bayesnet; do $(PY) benchmarks/$$b.py || exit 1; done
+	for b in gmm linear lds bayesnet tables; do $(PY) benchmarks/$$b.py || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

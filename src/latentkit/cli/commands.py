@@ -15,12 +15,18 @@ from latentkit.exceptions import InvalidInputError, InvalidParameterError
 from latentkit.registry import FigureJob, get_spec, registered_specs, spec_for
 
 from . import options
-from .data import Data, load_data, write_table
+from .data import Data, TableOptions, load_data, write_table
 from .report import Report, Section, text_table
 
 
 def _read(spec, source: str, args) -> Data:
-    data = load_data(source, key=args.key, max_rows=args.max_rows)
+    """DATA read with the --key, --max-rows, --columns, --drop, --index-col, --time-col and
+    --no-header options; the reader's notes go to stderr."""
+    options = TableOptions(columns=args.columns, drop=args.drop, index_col=args.index_col,
+                           time_col=args.time_col, header=False if args.no_header else None)
+    data = load_data(source, key=args.key, max_rows=args.max_rows, options=options)
+    for note in data.notes:
+        print(f"latentkit: note: {note}", file=sys.stderr)
     return spec.prepare(data) if data.bundled else data
 
 
@@ -177,7 +183,8 @@ def run_impute(args) -> int:
         raise InvalidParameterError(f"{type(model).__name__} cannot impute missing values.")
     missing = np.isnan(data.X)
     completed = np.asarray(model.impute(data.X))
-    path = write_table(args.out, completed, data.column_names)
+    path = write_table(args.out, completed, data.column_names, index=data.index,
+                       header=data.columns is not None)
     print(f"imputed {int(missing.sum())} missing values in {int(missing.any(axis=1).sum())} "
           f"of {len(data.X)} rows; wrote {path}")
     return 0

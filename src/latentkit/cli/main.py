@@ -31,9 +31,14 @@ EXIT_INTERNAL_ERROR = 1
 _WIDTH = 88
 
 _DATA_HELP = (
-    "DATA is a .csv file (a header row is detected; empty cells and NA are missing), a .npy "
-    "or .npz file (the first array, or --key NAME), a .parquet file, or a bundled dataset: "
-    f"{', '.join(BUNDLED)}. mnist and binarized_mnist read 10,000 random training images "
+    "DATA is a .csv or .tsv file, a .parquet file, a .npy or .npz file (the first array, or "
+    "--key NAME), or a bundled dataset: "
+    f"{', '.join(BUNDLED)}. Every row is kept in order: empty cells, NA, NaN and blank rows "
+    "are missing values. The first row of a CSV is a header when a cell is not a number (or "
+    "it reads 0..D-1, pandas' names; --no-header to read it as data). An unnamed first "
+    "column of row labels (DataFrame.to_csv's index) is kept as the row index, not a "
+    "feature; --index-col NAME or --time-col NAME (dates) choose one, --columns and --drop "
+    "choose the features. mnist and binarized_mnist read 10,000 random training images "
     "(--max-rows N to change). Bundled data is adapted to the model's domain by its family "
     "(e.g. binarized for a model of binary data). Files are used as they are."
 )
@@ -88,12 +93,32 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _column_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected column names separated by commas; got "
+                                         f"{text!r}")
+    return names
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return [
         parser.add_argument("--key", metavar="NAME",
                             help="the array to read from a .npz DATA file"),
         parser.add_argument("--max-rows", type=_positive_int, metavar="N",
                             help="use only the first N rows of DATA (N random images for mnist)"),
+        parser.add_argument("--columns", type=_column_names, metavar="A,B,...",
+                            help="use only these columns of DATA, in this order"),
+        parser.add_argument("--drop", type=_column_names, default=(), metavar="A,B,...",
+                            help="leave these columns of DATA out (e.g. text or ids)"),
+        parser.add_argument("--index-col", metavar="NAME",
+                            help="a column of row labels: kept as the row index and written "
+                            "back with the outputs, not used as a feature"),
+        parser.add_argument("--time-col", metavar="NAME",
+                            help="a column of dates (or years): the time index of a series, "
+                            "not used as a feature"),
+        parser.add_argument("--no-header", action="store_true",
+                            help="the first row of a CSV/TSV DATA file is data, not names"),
     ]
 
 
@@ -152,14 +177,16 @@ def _add_model_file_commands(sub, formatter) -> None:
                           "model.save).", _DATA_HELP))
     sample = sub.add_parser(
         "sample", formatter_class=formatter, help="draw samples from a saved model",
-        description=_fill("Draw N rows x ~ p(x) from a saved model and write them as .csv "
-                          "(with a header x1..xD) or .npy, by the file name's suffix."))
+        description=_fill("Draw N rows x ~ p(x) from a saved model and write them as .csv or "
+                          ".tsv (with a header x1..xD), .parquet, .npy or .npz, by the file "
+                          "name's suffix."))
     impute = sub.add_parser(
         "impute", formatter_class=formatter, help="fill missing values with a saved model",
         description=_fill("Replace every missing value (empty cell, NA, NaN) of DATA by its "
                           "conditional expectation E[x_missing | x_observed] under the saved "
-                          "model, and write the completed table (.csv keeps DATA's column "
-                          "names, or .npy).", _DATA_HELP))
+                          "model, and write the completed table, row for row in DATA's order "
+                          "(.csv, .tsv, .parquet and .npz keep DATA's column names and row "
+                          "index; .npy holds the values only).", _DATA_HELP))
     report = sub.add_parser(
         "report", formatter_class=formatter, help="figures and an HTML page for a saved model",
         description=_fill("Write the figures of a saved model on DATA and DIR/index.html with "
@@ -175,7 +202,7 @@ def _add_model_file_commands(sub, formatter) -> None:
                         help="add a last column `component` with each row's latent z")
     for command in (sample, impute):
         command.add_argument("-o", "--out", required=True, metavar="FILE",
-                             help="a .csv or .npy")
+                             help="a .csv, .tsv, .parquet, .npy or .npz")
     report.add_argument("-o", "--out", required=True, metavar="DIR")
 
 

@@ -62,7 +62,10 @@ def lds_figures(job) -> list:
     columns = min(4, X.shape[1])
     figure = Figure(figsize=(7.5, 2.4 * columns + 0.6), layout="constrained")
     axes = figure.subplots(columns, 1, sharex=True, squeeze=False)[:, 0]
-    time = np.arange(len(X))
+    # the rows' dates (--time-col) or numbers (years) on the time axis, else the step number
+    labelled = (data.index is not None and data.index.nlevels == 1
+                and data.index.dtype.kind in "iufM")
+    time = data.index.to_numpy() if labelled else np.arange(len(X))
     f_mean, f_sd = signal_moments(model, filtered.mean, filtered.cov)
     s_mean, s_sd = signal_moments(model, smoothed.mean, smoothed.cov)
     names = data.column_names
@@ -70,7 +73,7 @@ def lds_figures(job) -> list:
         plot_estimates(ax, time, X[:, j], {"filtered (95%)": (f_mean[:, j], f_sd[:, j]),
                                            "smoothed (95%)": (s_mean[:, j], s_sd[:, j])},
                        ylabel=names[j], missing=np.isnan(X[:, j]))
-    axes[-1].set_xlabel("time step")
+    axes[-1].set_xlabel(str(data.index.name or "time") if labelled else "time step")
     figure.suptitle(f"LDS (state_dim={model.state_dim_}): filtered and smoothed signal")
     figures = [(plot.save_figure(figure, out / "signal.png"),
                 "observations with the filtered and smoothed signal C z_t + d, 95% bands")]

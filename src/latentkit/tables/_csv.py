@@ -1,0 +1,240 @@
+"""CSV and TSV files on pyarrow's multi-threaded reader.
+
+The first non-blank line is read here, to decide whether it is a header (the rule in
+`latentkit.tables`); pyarrow reads the rest from its byte offset. Every column is read as
+float64, except those that hold text in the first lines (read as text and converted, or
+refused, by `_columns`); a file whose later lines break that guess is read again as text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import itertools
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from latentkit.exceptions import InvalidInputError
+
+from ._columns import MISSING_TOKENS, table_to_data
+from ._record import Data, TableOptions
+
+#: bytes read to find the first line and sample the column types
+_HEAD_BYTES = 1 << 22
+_SAMPLE_LINES = 100
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+def _case_variants(token: str) -> set[str]:
+    letters = [(c.lower(), c.upper()) if c.isalpha() else (c,) for c in token]
+    return {"".join(chars) for chars in itertools.product(*letters)}
+
+
+#: MISSING_TOKENS in every mix of upper and lower case (pyarrow compares exactly)
+NULL_VALUES = sorted(set().union(*(_case_variants(token) for token in MISSING_TOKENS)))
+
+
+def _is_missing(cell: str) -> bool:
+    return cell.strip().lower() in MISSING_TOKENS
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return _is_missing(cell)
+    return True
+
+
+def _lines(head: bytes, start: int):
+    """(start, end, text) of each line of `head` from byte `start`."""
+    while start < len(head):
+        end = head.find(b"\n", start)
+        end = len(head) if end < 0 else end + 1
+        yield start, end, head[start:end].decode("utf-8", "replace").rstrip("\r\n")
+        start = end
+
+
+def _first_line(head: bytes) -> tuple[int, int, int, str] | None:
+    """(start, end, line number, text) of the first line that is not blank, or None."""
+    start = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    for number, (begin, end, text) in enumerate(_lines(head, start), 1):
+        if text.strip():
+            return begin, end, number, text
+    return None
+
+
+def _delimiter(path: Path, sample: list[str]) -> str:
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    try:
+        return csv.Sniffer().sniff("\n".join(sample), delimiters=",;\t").delimiter
+    except csv.Error:
+        return ","
+
+
+def _sequence(cells: list[str]) -> bool:
+    """Whether `cells` are the integers 0..D-1 or 1..D (pandas' default column names)."""
+    if not cells or not all(_INTEGER.match(cell) for cell in cells):
+        return False
+    values = [int(cell) for cell in cells]
+    return values in (list(range(len(cells))), list(range(1, len(cells) + 1)))
+
+
+def header_kind(cells: list[str]) -> str | None:
+    """'text' (a cell is not a number), 'index' (a blank cell, then 0..D-1 or 1..D: pandas'
+    names over its index column), 'sequence' (0..D-1 or 1..D), or None (a row of data)."""
+    cells = [cell.strip() for cell in cells]
+    if not all(_is_number(cell) for cell in cells):
+        return "text"
+    if len(cells) > 1 and cells[0] == "" and _sequence(cells[1:]):
+        return "index"
+    return "sequence" if _sequence(cells) else None
+
+
+def _text_columns(rows: list[list[str]], width: int) -> set[int]:
+    """Columns whose sampled cells include one that is not a number."""
+    return {j for row in rows for j, cell in enumerate(row[:width]) if not _is_number(cell)}
+
+
+def _skip_blank(row) -> str:
+    return "skip" if not row.text.strip() else "error"
+
+
+def _read_body(buffer: pa.Buffer, offset: int, width: int, delimiter: str,
+               text_columns: set[int] | None) -> pa.Table:
+    """Rows from byte `offset`: float64 columns, text for `text_columns` (all when None)."""
+    names = [f"c{j}" for j in range(width)]
+    types = {name: pa.string() if text_columns is None or j in text_columns else pa.float64()
+             for j, name in enumerate(names)}
+    return pa_csv.read_csv(
+        pa.BufferReader(buffer.slice(offset)),
+        read_options=pa_csv.ReadOptions(column_names=names),
+        # a line with no characters is a missing value in a one-column file (pandas writes
+        # NaN so); in a wider file no writer makes one for a row, and it is skipped
+        parse_options=pa_csv.ParseOptions(delimiter=delimiter, ignore_empty_lines=width > 1,
+                                           invalid_row_handler=_skip_blank if width > 1
+                                           else None),
+        convert_options=pa_csv.ConvertOptions(column_types=types, null_values=NULL_VALUES,
+                                              strings_can_be_null=True,
+                                              quoted_strings_can_be_null=True))
+
+
+def _body_lines(buffer: pa.Buffer, offset: int, width: int):
+    """(line number relative to offset, text) of each line that pyarrow reads as a row."""
+    text = buffer.slice(offset).to_pybytes().decode("utf-8", "replace")
+    for number, line in enumerate(text.split("\n")):
+        line = line.rstrip("\r")
+        if line.strip() or (width == 1 and line == ""):
+            yield number, line
+
+
+def _ragged(path: Path, buffer, offset: int, first: int, width: int, delimiter: str):
+    for number, line in _body_lines(buffer, offset, width):
+        fields = len(next(csv.reader([line], delimiter=delimiter), [""]))
+        if fields != width:
+            return InvalidInputError(f"{path}, line {first + number}: {fields} fields where "
+                                     f"the first row has {width}.")
+    return None
+
+
+def _read_rows(path: Path, buffer, offset: int, first: int, width: int, delimiter: str,
+               text_columns: set[int]) -> pa.Table:
+    """The rows from `offset` (line `first`), read again as text if the guess was wrong."""
+    try:
+        try:
+            return _read_body(buffer, offset, width, delimiter, text_columns)
+        except pa.ArrowInvalid as error:
+            if "conversion error" not in str(error):
+                raise
+            return _read_body(buffer, offset, width, delimiter, None)
+    except pa.ArrowInvalid as error:
+        if "Empty CSV file" in str(error):
+            raise InvalidInputError(f"{path} has a header row but no rows of data.") from None
+        ragged = _ragged(path, buffer, offset, first, width, delimiter)
+        if ragged is not None:
+            raise ragged from None
+        raise InvalidInputError(f"{path} is not a readable CSV file ({error}).") from None
+
+
+def _all_whole(table: pa.Table) -> bool:
+    for column in table.columns:
+        if not pa.types.is_floating(column.type):
+            return False
+        valid = pc.drop_null(column).to_numpy()
+        valid = valid[np.isfinite(valid)]
+        if not np.all(valid == np.round(valid)):
+            return False
+    return True
+
+
+def _names(cells: list[str], path: Path, notes: list[str]) -> list[str]:
+    """Header cells as pandas names them: `Unnamed: j` for a blank one, `a.1` for the
+    second `a` (with a note)."""
+    names, seen = [], set()
+    for j, cell in enumerate(cells):
+        name = base = cell.strip() or f"Unnamed: {j}"
+        copy = 0
+        while name in seen:
+            copy += 1
+            name = f"{base}.{copy}"
+        if copy:
+            notes.append(f"{path.name}: the header names {base!r} more than once; column "
+                         f"{j + 1} is read as {name!r}.")
+        names.append(name)
+        seen.add(name)
+    return names
+
+
+def read_csv(path: str | Path, options: TableOptions | None = None, *,
+             delimiter: str | None = None) -> Data:
+    """A CSV or TSV file (delimiter: tab for .tsv, else a comma, semicolon or tab, detected);
+    the header rule and the missing values are those of `latentkit.tables`."""
+    path, options = Path(path), options or TableOptions()
+    buffer = pa.py_buffer(b"")
+    if path.stat().st_size:
+        with pa.memory_map(str(path)) as source:  # the buffer keeps the mapping alive
+            buffer = source.read_buffer()
+    head = buffer.slice(0, min(_HEAD_BYTES, buffer.size)).to_pybytes()
+    found = _first_line(head)
+    if found is None:
+        raise InvalidInputError(f"{path} is empty: it has no rows of data.")
+    start, end, line, text = found
+    sample = [text, *(t for _, _, t in itertools.islice(_lines(head, end), _SAMPLE_LINES))]
+    delimiter = delimiter or _delimiter(path, sample)
+    rows = list(csv.reader(sample, delimiter=delimiter))
+    cells, width = rows[0], len(rows[0])
+    kind = header_kind(cells) if options.header is None else ("given" if options.header
+                                                                else None)
+    texts = _text_columns(rows if kind is None else rows[1:], width)
+    table = _read_rows(path, buffer, end if kind else start, line + (1 if kind else 0), width,
+                       delimiter, texts)
+    notes: list[str] = []
+    if kind == "sequence" and _all_whole(table):
+        kind, table = None, _read_rows(path, buffer, start, line, width, delimiter, texts)
+    elif kind == "sequence":
+        notes.append(f"{path.name}: the first row ({','.join(cells)}) is read as column "
+                     f"names; pass --no-header (header=False) to read it as data.")
+    if table.num_rows == 0:
+        raise InvalidInputError(f"{path} has a header row but no rows of data.")
+    names = _names(cells, path, notes) if kind else None
+    offset, body = (end, line + 1) if kind else (start, line)
+
+    def where(row: int) -> str:
+        return f"{path}, line {_line_of(buffer, offset, body, width, row)}"
+
+    return table_to_data(table, names, options, name=path.name, source=str(path),
+                         where=where, notes=tuple(notes))
+
+
+def _line_of(buffer: pa.Buffer, offset: int, first: int, width: int, row: int) -> int:
+    """The line number of table row `row` (0-based) read from `offset` (line `first`)."""
+    for count, (number, _) in enumerate(_body_lines(buffer, offset, width)):
+        if count == row:
+            return first + number
+    return first + row
