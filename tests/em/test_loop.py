@@ -300,3 +300,15 @@ def test_a_family_with_its_own_objective_is_named_in_the_messages():
                                                 "at iteration 3") as rec:
         run([-5.0, -4.0, -4.5], family=family)
     assert "log-likelihood" not in str(rec[0].message)
+
+
+def test_engine_warnings_point_at_the_users_call():
+    """A re-seeding notice and a non-convergence warning name the line that called fit."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(30, 2)), [[50, 50], [50.1, 50], [50, 50.2]]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        GaussianMixture(6, random_state=0, init_params="random", max_iter=3).fit(X)
+    kinds = {w.category for w in caught}
+    assert em.ReseedWarning in kinds and ConvergenceWarning in kinds
+    assert all(w.filename == __file__ for w in caught), [(w.filename, w.lineno) for w in caught]

@@ -90,11 +90,12 @@ class EMResult:
         return self.history[-1] if self.history else -math.inf
 
 
-def _announce(info: StepInfo) -> bool:
-    """Warn the family's re-seeding message; True when components were re-seeded."""
+def _announce(info: StepInfo, stacklevel: int) -> bool:
+    """Warn the family's re-seeding message at the caller `stacklevel` frames up (the user's
+    call to fit or partial_fit); True when components were re-seeded."""
     if info.reseeded:
         warnings.warn(info.message or f"re-seeded components {list(info.reseeded)}.",
-                      ReseedWarning, stacklevel=4)
+                      ReseedWarning, stacklevel=stacklevel)
     return bool(info.reseeded)
 
 
@@ -109,7 +110,7 @@ def _check_objective(family: EMFamily, it: int, prev: float, value: float, dtype
             f"EM {family.objective_name} decreased at iteration {it}: {prev:.10g} -> "
             f"{value:.10g}, but {family.never_decreases}: this signals a numerical failure "
             f"({family.remedy}).",
-            ConvergenceWarning, stacklevel=4)
+            ConvergenceWarning, stacklevel=5)  # < run_em < fit_em < fit < user
 
 
 def run_em(family: EMFamily, config, source: ChunkSource, params, state, *, tol: float,
@@ -130,12 +131,12 @@ def run_em(family: EMFamily, config, source: ChunkSource, params, state, *, tol:
             except KeyboardInterrupt:
                 warnings.warn(
                     f"EM interrupted during iteration {it}; keeping the parameters of the last "
-                    "complete iteration (converged_=False).", ConvergenceWarning, stacklevel=3)
+                    "complete iteration (converged_=False).", ConvergenceWarning, stacklevel=4)
                 result.stop_reason = "interrupted"
                 break
             value = total.objective / total.rows
             _check_objective(family, it, prev, value, source.dtype, guard=not reseeded)
-            reseeded = _announce(info)
+            reseeded = _announce(info, stacklevel=5)  # run_em < fit_em < fit < user
             change, prev = value - prev, value
             params, state = new_params, new_state
             result.params, result.state, result.n_iter = params, state, it
@@ -215,7 +216,7 @@ def online_em_step(family: EMFamily, config, params, state, online: OnlineState,
         running = online.stats.scaled(1.0 - rho) + batch.scaled(rho)
     n_seen = online.n_seen + rows
     params, state, info = family.m_step(running.scaled(n_seen), params, state, config)
-    _announce(info)
+    _announce(info, stacklevel=4)  # online_em_step < partial_fit < user
     return params, state, OnlineState(running, online.n_updates + 1, n_seen), float(total) / rows
 
 
