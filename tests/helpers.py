@@ -139,3 +139,52 @@ def _record_items(record) -> dict:
     if dataclasses.is_dataclass(record):
         return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
     return record._asdict()
+
+
+# -- figures and the command line ---------------------------------------------------------
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path, min_side: int = 300, max_side: int = 2500) -> None:
+    """A real PNG picture: the signature, a sane size from the IHDR chunk, some content (an
+    empty canvas is a few kB)."""
+    import struct
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    assert min_side <= width <= max_side and min_side <= height <= max_side, (width, height)
+    assert len(data) > 5_000, f"{path} is nearly empty"
+
+
+def three_blobs() -> np.ndarray:
+    """(240, 2): three correlated Gaussian blobs, for figure tests."""
+    rng = np.random.default_rng(0)
+    means = np.array([[0.0, 0.0], [6.0, 2.0], [2.0, 7.0]])
+    return np.concatenate([rng.multivariate_normal(m, [[1.0, 0.6], [0.6, 1.5]], 80)
+                           for m in means])
+
+
+def run_cli(argv, capsys):
+    """(exit status, stdout, stderr) of `latentkit argv`, run in-process."""
+    from latentkit.cli.main import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(argv, capsys, *fragments, notes: bool = False) -> str:
+    """`latentkit argv` is a user mistake: exit 2 and one line `latentkit: error: ...`
+    holding every fragment, no traceback (`notes`: notes may come before that line).
+    Returns the line."""
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2, (code, out, err)
+    lines = err.strip().splitlines()
+    assert notes or len(lines) == 1, err
+    assert lines[-1].startswith("latentkit: error: ") and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[-1], (fragment, lines[-1])
+    return lines[-1]

@@ -7,38 +7,27 @@ from __future__ import annotations
 
 import csv
 import re
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
+from helpers import assert_user_error, run_cli
 from latentkit import GaussianMixture
 from latentkit.cli import main
 from latentkit.cli.data import load_data
 from latentkit.tables import read_table
+
+#: a table error may follow notes the reader printed (e.g. about an index column)
+assert_error = partial(assert_user_error, notes=True)
 
 
 @pytest.fixture(autouse=True)
 def _one_blas_thread():
     with threadpool_limits(limits=1):
         yield
-
-
-def run(argv, capsys):
-    """(exit status, stdout, stderr) of `latentkit argv` run in-process."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_user_error(argv, capsys, *fragments):
-    code, out, err = run(argv, capsys)
-    assert code == 2, (code, out, err)
-    line = err.strip().splitlines()[-1]
-    assert line.startswith("latentkit: error: ") and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in line, (fragment, line)
 
 
 def assert_rectangular(path, delimiter=","):
@@ -77,7 +66,7 @@ def test_impute_keeps_an_all_blank_row_in_its_place(tmp_path, capsys, table, mod
     frame = pd.DataFrame(holes, columns=["height", "width"])
     frame.to_csv(tmp_path / "holes.csv", index=False)
     assert "\n,\n" in (tmp_path / "holes.csv").read_text()
-    code, out, err = run(["impute", path, tmp_path / "holes.csv", "--out", tmp_path / "f.csv"],
+    code, out, err = run_cli(["impute", path, tmp_path / "holes.csv", "--out", tmp_path / "f.csv"],
                          capsys)
     assert code == 0, err
     assert "imputed 3 missing values in 2 of 120 rows" in out
@@ -98,15 +87,15 @@ def test_to_csv_index_column_is_dropped_noted_and_written_back(tmp_path, capsys,
     frame = pd.DataFrame(table, columns=["height", "width"])
     frame.to_csv(plain, index=False)
     frame.set_axis([f"s{i}" for i in range(len(frame))]).to_csv(indexed)
-    code, out, err = run(["evaluate", path, indexed], capsys)
+    code, out, err = run_cli(["evaluate", path, indexed], capsys)
     assert code == 0, err
     assert "120 rows x 2 columns" in out and "latentkit: note:" in err and "row index" in err
-    assert mean_log_likelihood(out) == mean_log_likelihood(run(["evaluate", path, plain],
+    assert mean_log_likelihood(out) == mean_log_likelihood(run_cli(["evaluate", path, plain],
                                                                capsys)[1])
     holes = frame.set_axis([f"s{i}" for i in range(len(frame))])
     holes.iloc[4, 0] = np.nan
     holes.to_csv(indexed)
-    assert run(["impute", path, indexed, "--out", tmp_path / "f.csv"], capsys)[0] == 0
+    assert run_cli(["impute", path, indexed, "--out", tmp_path / "f.csv"], capsys)[0] == 0
     lines = assert_rectangular(tmp_path / "f.csv")
     assert lines[0] == ",height,width" and len(lines) == 121
     back = pd.read_csv(tmp_path / "f.csv", index_col=0)
@@ -124,16 +113,16 @@ def test_columns_keep_file_order_and_options_choose_them(tmp_path, capsys, table
     data = read_table(shuffled, drop=["label"])
     assert data.columns == ["width", "height"]  # file order, not sorted, not guessed
     np.testing.assert_array_equal(data.X, table[:, ::-1])
-    expected = mean_log_likelihood(run(["evaluate", path, ordered], capsys)[1])
-    code, out, err = run(["evaluate", path, shuffled, "--columns", "height,width"], capsys)
+    expected = mean_log_likelihood(run_cli(["evaluate", path, ordered], capsys)[1])
+    code, out, err = run_cli(["evaluate", path, shuffled, "--columns", "height,width"], capsys)
     assert code == 0, err
     assert mean_log_likelihood(out) == expected
-    code, out, err = run(["evaluate", path, shuffled, "--index-col", "label", "--drop",
+    code, out, err = run_cli(["evaluate", path, shuffled, "--index-col", "label", "--drop",
                           "width,height", "--columns", "height"], capsys)
     assert code == 2 and "both kept" in err
-    assert_user_error(["evaluate", path, shuffled], capsys, "column 1 (label)",
+    assert_error(["evaluate", path, shuffled], capsys, "column 1 (label)",
                       "'a' is not a number", "--drop label")
-    assert_user_error(["evaluate", path, shuffled, "--columns", "height,depth"], capsys,
+    assert_error(["evaluate", path, shuffled, "--columns", "height,depth"], capsys,
                       "no column 'depth'", "label, width, height")
 
 
@@ -141,9 +130,9 @@ def test_numeric_header_and_no_header(tmp_path, capsys, table, model_file):
     path, _ = model_file
     numbered = tmp_path / "numbered.csv"
     pd.DataFrame(table).to_csv(numbered, index=False)  # header 0,1
-    code, out, err = run(["evaluate", path, numbered], capsys)
+    code, out, err = run_cli(["evaluate", path, numbered], capsys)
     assert code == 0 and "120 rows x 2 columns" in out and "--no-header" in err
-    code, out, err = run(["evaluate", path, numbered, "--no-header"], capsys)
+    code, out, err = run_cli(["evaluate", path, numbered, "--no-header"], capsys)
     assert code == 0 and "121 rows x 2 columns" in out
     headerless = tmp_path / "headerless.csv"
     np.savetxt(headerless, table, delimiter=",")
@@ -151,7 +140,7 @@ def test_numeric_header_and_no_header(tmp_path, capsys, table, model_file):
     lines = headerless.read_text().splitlines()
     lines[2] = ","
     holes.write_text("\n".join(lines) + "\n")
-    code, out, err = run(["impute", path, holes, "--out", tmp_path / "f.csv"], capsys)
+    code, out, err = run_cli(["impute", path, holes, "--out", tmp_path / "f.csv"], capsys)
     assert code == 0, err
     written = (tmp_path / "f.csv").read_text().splitlines()
     assert len(written) == len(table) and "x1" not in written[0]  # no names were added
@@ -167,11 +156,11 @@ def test_time_col_keeps_dates_as_the_index_of_a_series(tmp_path, capsys):
     frame.loc[10, "flow"] = np.nan
     path = tmp_path / "series.csv"
     frame.to_csv(path, index=False)
-    assert_user_error(["fit", "lds", path, "--out", tmp_path / "o"], capsys,
+    assert_error(["fit", "lds", path, "--out", tmp_path / "o"], capsys,
                       "'2001-01-01' is a date", "--time-col month")
     data = load_data(str(path), options=read_options(time_col="month"))
     assert list(data.index) == list(frame["month"]) and data.X.shape == (60, 1)
-    code, out, err = run(["fit", "lds", path, "--time-col", "month", "--max-iter", "5",
+    code, out, err = run_cli(["fit", "lds", path, "--time-col", "month", "--max-iter", "5",
                           "--out", tmp_path / "o"], capsys)
     assert code == 0, err
     assert "60 rows x 1 columns" in out and (tmp_path / "o" / "signal.png").is_file()
@@ -204,7 +193,7 @@ def test_formats_in_and_out(tmp_path, capsys, table, model_file, source, target)
         holes.to_csv(data_path)
     extra = ["--index-col", "id"] if source in (".tsv", ".csv") else []
     out = tmp_path / f"out{target}"
-    code, stdout, err = run(["impute", path, data_path, *extra, "--out", out], capsys)
+    code, stdout, err = run_cli(["impute", path, data_path, *extra, "--out", out], capsys)
     assert code == 0, err
     assert "in 3 of 120 rows" in stdout
     if target == ".npy":
@@ -225,11 +214,11 @@ def test_npy_and_options_that_do_not_apply(tmp_path, capsys, table, model_file):
     path, _ = model_file
     npy = tmp_path / "t.npy"
     np.save(npy, np.column_stack([table[:, 1], table[:, 0], table[:, 0]]))
-    code, out, err = run(["evaluate", path, npy, "--columns", "x2,x1"], capsys)
+    code, out, err = run_cli(["evaluate", path, npy, "--columns", "x2,x1"], capsys)
     assert code == 0 and "120 rows x 2 columns" in out
-    assert_user_error(["evaluate", path, npy, "--time-col", "x1"], capsys,
+    assert_error(["evaluate", path, npy, "--time-col", "x1"], capsys,
                       "--time-col applies to CSV, TSV and Parquet")
-    assert_user_error(["evaluate", path, npy, "--key", "X"], capsys, ".npz")
+    assert_error(["evaluate", path, npy, "--key", "X"], capsys, ".npz")
     csv = tmp_path / "t.csv"
     csv.write_text("a,b\n1,2\n")
     with pytest.raises(SystemExit) as exit_info:

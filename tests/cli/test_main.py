@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -16,28 +15,18 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from helpers import assert_png, assert_user_error, run_cli
 from latentkit.cli import main
 from latentkit.cli.data import load_data, read_csv
 from latentkit.cli.options import coerce, split_model_options
 from latentkit.cli.report import Report, Section
 from latentkit.registry import registered_specs
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
 
 @pytest.fixture(autouse=True)
 def _one_blas_thread():
     with threadpool_limits(limits=1):
         yield
-
-
-def assert_png(path, min_side=300, max_side=2500):
-    """A real PNG picture: the signature, a sane size from the IHDR chunk, some content."""
-    data = Path(path).read_bytes()
-    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR", f"{path} is not a PNG"
-    width, height = struct.unpack(">II", data[16:24])
-    assert min_side <= width <= max_side and min_side <= height <= max_side, (width, height)
-    assert len(data) > 5_000
 
 
 def require_faithful():
@@ -48,24 +37,6 @@ def require_faithful():
         load_faithful()
     except FileNotFoundError:
         pytest.skip("Old Faithful is not available (no ../shared/data, cache or network)")
-
-
-def run(argv, capsys):
-    """(exit status, stdout, stderr) of `latentkit argv` run in-process."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_user_error(argv, capsys, *fragments):
-    code, out, err = run(argv, capsys)
-    assert code == 2, (code, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("latentkit: error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +63,7 @@ def fitted(tmp_path_factory, table):
 
 def test_fit_default_data_writes_model_summary_and_figures(tmp_path, capsys):
     require_faithful()
-    code, out, err = run(["fit", "gmm", "-k", "2", "--n-init", "2", "--out", tmp_path], capsys)
+    code, out, err = run_cli(["fit", "gmm", "-k", "2", "--n-init", "2", "--out", tmp_path], capsys)
     assert code == 0, err
     for label in ("model", "K (components)", "covariance type", "mean log-likelihood", "BIC",
                   "AIC", "iterations", "converged", "time (s)"):
@@ -112,7 +83,7 @@ def test_fit_default_data_writes_model_summary_and_figures(tmp_path, capsys):
 
 def test_fit_auto_k_draws_the_criterion_curve(tmp_path, capsys, fitted):
     _, csv = fitted
-    code, out, err = run(["fit", "gmm", csv, "-k", "auto", "--random-state", "0",
+    code, out, err = run_cli(["fit", "gmm", csv, "-k", "auto", "--random-state", "0",
                           "--out", tmp_path], capsys)
     assert code == 0, err
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -124,7 +95,7 @@ def test_fit_auto_k_draws_the_criterion_curve(tmp_path, capsys, fitted):
 
 
 def test_fit_auto_heldout_without_k_uses_the_default(tmp_path, capsys):
-    code, _, err = run(["fit", "cmm", "--criterion", "heldout", "--random-state", "0",
+    code, _, err = run_cli(["fit", "cmm", "--criterion", "heldout", "--random-state", "0",
                         "--max-rows", "120", "--out", tmp_path, "-q"], capsys)
     assert code == 0, err
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -133,7 +104,7 @@ def test_fit_auto_heldout_without_k_uses_the_default(tmp_path, capsys):
 
 
 def test_fit_bmm_on_digits_shows_component_means(tmp_path, capsys):
-    code, out, err = run(["fit", "bmm", "digits", "-k", "6", "--max-iter", "15",
+    code, out, err = run_cli(["fit", "bmm", "digits", "-k", "6", "--max-iter", "15",
                           "--random-state", "0", "--max-rows", "400", "--out", tmp_path],
                          capsys)
     assert code == 0, err
@@ -164,7 +135,7 @@ def test_fit_reads_every_file_format(tmp_path, capsys, table, fmt):
         path = tmp_path / "d.parquet"
         pq.write_table(pa.table({"a": table[:, 0], "b": table[:, 1]}), path)
     extra = ["--key", "X"] if fmt == "npz-key" else []
-    code, out, err = run(["fit", "gmm", path, "-k", "2", *extra, "--out", tmp_path / "o"],
+    code, out, err = run_cli(["fit", "gmm", path, "-k", "2", *extra, "--out", tmp_path / "o"],
                          capsys)
     assert code == 0, err
     assert "150 rows x 2 columns" in out
@@ -178,7 +149,7 @@ def test_fit_with_missing_values_draws_the_imputed_projection(tmp_path, capsys, 
     path = tmp_path / "holes.csv"
     path.write_text("\n".join(",".join("" if np.isnan(v) else f"{v:.5f}" for v in row)
                               for row in X) + "\n")
-    code, out, err = run(["fit", "gmm", path, "-k", "3", "--out", tmp_path / "o"], capsys)
+    code, out, err = run_cli(["fit", "gmm", path, "-k", "3", "--out", tmp_path / "o"], capsys)
     assert code == 0, err
     assert_png(tmp_path / "o" / "projection.png")
 
@@ -211,7 +182,7 @@ def test_image_arrays_keep_their_shape(tmp_path):
 
 def test_evaluate(capsys, fitted):
     folder, csv = fitted
-    code, out, err = run(["evaluate", folder / "model.npz", csv], capsys)
+    code, out, err = run_cli(["evaluate", folder / "model.npz", csv], capsys)
     assert code == 0, err
     values = dict(re.findall(r"^(mean log-likelihood|BIC|AIC|rows)\s+(\S+)$", out, re.M))
     assert set(values) == {"mean log-likelihood", "BIC", "AIC", "rows"}
@@ -223,14 +194,14 @@ def test_evaluate(capsys, fitted):
 def test_sample_csv_and_npy(tmp_path, capsys, fitted):
     folder, _ = fitted
     model = folder / "model.npz"
-    code, out, _ = run(["sample", model, "-n", "25", "--out", tmp_path / "s.csv",
+    code, out, _ = run_cli(["sample", model, "-n", "25", "--out", tmp_path / "s.csv",
                         "--random-state", "1", "--with-components"], capsys)
     assert code == 0 and "25 samples" in out
     lines = (tmp_path / "s.csv").read_text().splitlines()
     assert lines[0] == "x1,x2,component" and len(lines) == 26
-    assert run(["sample", model, "-n", "25", "--out", tmp_path / "a.npy",
+    assert run_cli(["sample", model, "-n", "25", "--out", tmp_path / "a.npy",
                 "--random-state", "1"], capsys)[0] == 0
-    assert run(["sample", model, "-n", "25", "--out", tmp_path / "b.npy",
+    assert run_cli(["sample", model, "-n", "25", "--out", tmp_path / "b.npy",
                 "--random-state", "1"], capsys)[0] == 0
     first, second = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
     assert first.shape == (25, 2)
@@ -245,7 +216,7 @@ def test_impute_fills_only_the_missing_cells(tmp_path, capsys, fitted, table):
     lines = ["height,width"] + [",".join("" if np.isnan(v) else repr(float(v)) for v in row)
                                 for row in holes]
     path.write_text("\n".join(lines) + "\n")
-    code, out, err = run(["impute", folder / "model.npz", path, "--out", tmp_path / "f.csv"],
+    code, out, err = run_cli(["impute", folder / "model.npz", path, "--out", tmp_path / "f.csv"],
                          capsys)
     assert code == 0, err
     assert "imputed 3 missing values in 3 of 150 rows" in out
@@ -260,7 +231,7 @@ def test_impute_fills_only_the_missing_cells(tmp_path, capsys, fitted, table):
 
 def test_report_references_existing_files(tmp_path, capsys, fitted):
     folder, csv = fitted
-    code, out, err = run(["report", folder / "model.npz", csv, "--out", tmp_path], capsys)
+    code, out, err = run_cli(["report", folder / "model.npz", csv, "--out", tmp_path], capsys)
     assert code == 0, err
     page = (tmp_path / "index.html").read_text()
     sources = re.findall(r'<img src="([^"]+)"', page)
@@ -328,7 +299,7 @@ def test_internal_errors_are_one_line_and_exit_1(tmp_path, capsys, monkeypatch, 
     _, csv = fitted
     monkeypatch.delenv("LATENTKIT_DEBUG", raising=False)
     _break_fit(monkeypatch, error)
-    code, out, err = run(["fit", "gmm", csv, "-k", "2", "--out", tmp_path], capsys)
+    code, out, err = run_cli(["fit", "gmm", csv, "-k", "2", "--out", tmp_path], capsys)
     assert code == 1, (code, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -346,7 +317,7 @@ def test_debug_prints_the_traceback(tmp_path, capsys, monkeypatch, fitted, how):
     else:
         monkeypatch.delenv("LATENTKIT_DEBUG", raising=False)
         argv = ["--debug", *argv] if how == "flag first" else [*argv, "--debug"]
-    code, _, err = run(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 1
     assert "Traceback (most recent call last)" in err and 'raise error' in err
     assert err.strip().splitlines()[-1].startswith("latentkit: internal error: RuntimeError")
@@ -354,7 +325,7 @@ def test_debug_prints_the_traceback(tmp_path, capsys, monkeypatch, fitted, how):
 
 def test_debug_shows_the_traceback_of_a_user_error_too(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("LATENTKIT_DEBUG", raising=False)
-    code, _, err = run(["--debug", "fit", "gmm", tmp_path / "nope.csv"], capsys)
+    code, _, err = run_cli(["--debug", "fit", "gmm", tmp_path / "nope.csv"], capsys)
     assert code == 2 and "Traceback (most recent call last)" in err
     assert err.strip().splitlines()[-1] == f"latentkit: error: no such file: {tmp_path}/nope.csv"
 
@@ -444,7 +415,7 @@ def test_report_builder(tmp_path):
 
 
 def test_demo_quick_end_to_end(tmp_path, capsys):
-    code, out, err = run(["demo", "--quick", "--out", tmp_path], capsys)
+    code, out, err = run_cli(["demo", "--quick", "--out", tmp_path], capsys)
     assert code == 0, err
     page = (tmp_path / "index.html").read_text()
     from latentkit.cli.demo import sections

@@ -2,37 +2,21 @@
 
 import json
 import re
-import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from latentkit.cli import main
+from helpers import assert_png, run_cli
 from latentkit.cli.demo import Progress
 from latentkit.cli.report import Report
 from latentkit.linear.demo import mnist_linear
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def assert_png(path, min_side=150):
-    data = Path(path).read_bytes()
-    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
-    width, height = struct.unpack(">II", data[16:24])
-    assert min(width, height) >= min_side and len(data) > 5_000
-
-
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def check_section(section, tmp_path):
     assert len(section.figures) == 5
     for path, caption in section.figures:
-        assert_png(path) and caption
+        assert_png(path, min_side=150, max_side=10_000)
+        assert caption.strip(), f"{path} has no caption"
     tables = dict(section.tables)
     pca = tables["PCA"]
     assert [row["M"] for row in pca] == [2, 10, 50]
@@ -72,7 +56,7 @@ def test_linear_section_falls_back_to_digits(tmp_path, monkeypatch):
 
 
 def test_fit_ica_on_digits(tmp_path, capsys):
-    code, out, err = run(["fit", "ica", "-k", "6", "--fun", "cube", "--random-state", "0",
+    code, out, err = run_cli(["fit", "ica", "-k", "6", "--fun", "cube", "--random-state", "0",
                           "--out", tmp_path], capsys)
     assert code == 0, err
     assert re.search(r"^fun\s+cube", out, re.M) and "digits" in out
@@ -80,12 +64,12 @@ def test_fit_ica_on_digits(tmp_path, capsys):
     assert summary["n_components"] == 6 and summary["figures"] == ["mixing.png",
                                                                    "sources.png"]
     for name in summary["figures"]:
-        assert_png(tmp_path / name)
+        assert_png(tmp_path / name, min_side=150, max_side=10_000)
     from latentkit.io import load
 
     model = load(tmp_path / "model.npz")
     assert model.components_.shape == (6, 64) and model.fun == "cube"
-    code, out, err = run(["sample", tmp_path / "model.npz", "-n", "5", "--out",
+    code, out, err = run_cli(["sample", tmp_path / "model.npz", "-n", "5", "--out",
                           tmp_path / "s.npy"], capsys)
     assert code == 0, err
     assert np.load(tmp_path / "s.npy").shape == (5, 64)
@@ -101,11 +85,11 @@ def test_fit_mppca_and_impute(tmp_path, capsys):
     path = tmp_path / "data.csv"
     path.write_text("a,b,c,d\n" + "\n".join(
         ",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in holes) + "\n")
-    code, out, err = run(["fit", "mppca", path, "-k", "2", "--n-latent", "1",
+    code, out, err = run_cli(["fit", "mppca", path, "-k", "2", "--n-latent", "1",
                           "--random-state", "0", "--out", tmp_path / "fit"], capsys)
     assert code == 0, err
     assert re.search(r"^n latent\s+1", out, re.M)
-    code, out, err = run(["impute", tmp_path / "fit" / "model.npz", path, "--out",
+    code, out, err = run_cli(["impute", tmp_path / "fit" / "model.npz", path, "--out",
                           tmp_path / "filled.npy"], capsys)
     assert code == 0, err
     filled = np.load(tmp_path / "filled.npy")
@@ -121,7 +105,7 @@ def test_fit_mppca_and_impute(tmp_path, capsys):
     (["fit", "ica", "iris", "-k", "2", "--fun", "tanh"], "'fun' must be one of"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, fragment):
-    code, out, err = run([*argv, "--out", tmp_path], capsys)
+    code, out, err = run_cli([*argv, "--out", tmp_path], capsys)
     assert code == 2 and err.count("\n") == 1 and fragment in err, err
 
 
@@ -137,9 +121,9 @@ def test_cli_impute_writes_the_conditional_mean(tmp_path, capsys, name):
     path = tmp_path / "data.csv"
     path.write_text(",".join("abcdef") + "\n" + "\n".join(
         ",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in holes) + "\n")
-    code, out, err = run(["fit", name, path, "-k", "2", "--out", tmp_path / "fit"], capsys)
+    code, out, err = run_cli(["fit", name, path, "-k", "2", "--out", tmp_path / "fit"], capsys)
     assert code == 0, err
-    code, out, err = run(["impute", tmp_path / "fit" / "model.npz", path, "--out",
+    code, out, err = run_cli(["impute", tmp_path / "fit" / "model.npz", path, "--out",
                           tmp_path / "filled.csv"], capsys)
     assert code == 0, err
     filled = np.loadtxt(tmp_path / "filled.csv", delimiter=",", skiprows=1)

@@ -6,17 +6,15 @@ independent stand-in with the same attribute names) and latentkit's own."""
 from __future__ import annotations
 
 import math
-import struct
 
 import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from threadpoolctl import threadpool_limits
 
+from helpers import assert_png, three_blobs
 from latentkit import plot
 from latentkit.mixture.figures import _ellipse, component_covariances, plot_density_2d
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(autouse=True)
@@ -25,21 +23,9 @@ def _one_blas_thread():
         yield
 
 
-def assert_png(path, min_side=300, max_side=2500):
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR", f"{path} is not a PNG"
-    width, height = struct.unpack(">II", data[16:24])
-    assert min_side <= width <= max_side and min_side <= height <= max_side, (width, height)
-    assert path.stat().st_size > 5_000  # a real picture, not an empty canvas
-
-
 @pytest.fixture(scope="module")
 def blobs():
-    rng = np.random.default_rng(0)
-    means = np.array([[0.0, 0.0], [6.0, 2.0], [2.0, 7.0]])
-    X = np.concatenate([rng.multivariate_normal(m, [[1.0, 0.6], [0.6, 1.5]], 80)
-                        for m in means])
-    return X
+    return three_blobs()
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])

@@ -4,7 +4,6 @@ family's density figures are tested in tests/mixture/test_figures.py."""
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import sys
 
@@ -12,10 +11,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from helpers import assert_png, three_blobs
 from latentkit import plot
 from latentkit.metrics import ResultTable
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(autouse=True)
@@ -25,32 +23,14 @@ def _one_blas_thread():
         yield
 
 
-def png_size(path) -> tuple[int, int]:
-    """(width, height) of a PNG file, checking its signature and IHDR chunk."""
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
-    assert data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
-
-
-def assert_png(path, min_side=300, max_side=2500):
-    width, height = png_size(path)
-    assert min_side <= width <= max_side and min_side <= height <= max_side, (width, height)
-    assert path.stat().st_size > 5_000  # a real picture, not an empty canvas
+def _best_x(ax) -> float:
+    [best] = [line for line in ax.lines if line.get_label().startswith("best")]
+    return float(best.get_xdata()[0])
 
 
 @pytest.fixture(scope="module")
 def blobs():
-    rng = np.random.default_rng(0)
-    means = np.array([[0.0, 0.0], [6.0, 2.0], [2.0, 7.0]])
-    X = np.concatenate([rng.multivariate_normal(m, [[1.0, 0.6], [0.6, 1.5]], 80)
-                        for m in means])
-    return X
-
-
-def _best_x(ax) -> float:
-    [best] = [line for line in ax.lines if line.get_label().startswith("best")]
-    return float(best.get_xdata()[0])
+    return three_blobs()
 
 
 def test_criterion_curve_marks_the_minimum_bic(tmp_path):
