@@ -41,3 +41,15 @@ def test_other_families_snippet_runs(tmp_path, monkeypatch):
     joint = namespace["net"].posterior_joint(["B", "C"], evidence={"A": 1, "D": 0})
     np.testing.assert_allclose(joint, [[0.0492, 0.0164], [0.8852, 0.0492]], atol=5e-5)
     assert np.isfinite(namespace["ppca"].impute(namespace["X_nan"])).all()
+
+
+def test_pandas_snippet_runs():
+    import pandas as pd
+
+    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[2]
+    namespace = {}
+    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 -- our own README
+    assert list(namespace["scores"].columns) == ["pca0", "pca1"]
+    assert isinstance(namespace["completed"], pd.DataFrame)
+    assert not namespace["completed"].isna().any().any()
+    assert list(namespace["samples"].columns) == list("abcd")

@@ -17,11 +17,13 @@ from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import TransformerTags
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import _generate_get_feature_names_out, check_is_fitted
 
 from . import em
+from ._frames import frame_in_frame_out, named_sample
 from ._validation import (
     RANDOM_STATE,
     InstanceOf,
@@ -34,11 +36,32 @@ from ._validation import (
 from .exceptions import InvalidInputError
 
 
-class LatentModel(BaseEstimator):
+def _tabular_transform(model) -> bool:
+    """Whether transform maps a table to a table (one output row per input row): every
+    model but those whose rows are the time steps of sequences (they take batches and lists
+    of sequences, and opt out of get_feature_names_out and set_output)."""
+    return not model._rows_are_time_steps
+
+
+class LatentModel(TransformerMixin, BaseEstimator):
     """Base of every latentkit model: p(x, z | θ) = p(z | θ) p(x | z, θ).
 
     Subclasses implement `score_samples`, `posterior`, `sample` and `_n_parameters`.
+
+    pandas in, pandas out, as in scikit-learn: fit on a DataFrame records
+    `feature_names_in_` and later calls check their columns against it;
+    `set_output(transform="pandas")` makes transform / fit_transform return DataFrames with
+    `get_feature_names_out()` as columns; `impute(DataFrame)` returns a DataFrame with the
+    input's index and columns, and `sample` of a model fitted on a DataFrame returns X as a
+    DataFrame (`latentkit._frames`).
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)  # scikit-learn wraps transform / fit_transform
+        if "impute" in cls.__dict__:
+            cls.impute = frame_in_frame_out(cls.__dict__["impute"])
+        if "sample" in cls.__dict__:
+            cls.sample = named_sample(cls.__dict__["sample"])
 
     #: whether NaN in X means "missing" and is marginalized exactly
     _allow_nan: ClassVar[bool] = True
@@ -76,6 +99,12 @@ class LatentModel(BaseEstimator):
             check_is_fitted(self)
         return check_X(self, X, reset=reset, allow_nan=self._allow_nan)
 
+    def _data_columns(self, X) -> list:
+        """The names of the data columns (impute's output): `feature_names_in_`, which
+        validation has checked X's columns against (a model that matches columns by name
+        itself, like DiscreteBayesNet, returns its own order)."""
+        return list(getattr(self, "feature_names_in_", X.columns))
+
     # -- the contract ---------------------------------------------------------------------
 
     def score_samples(self, X) -> np.ndarray:
@@ -97,6 +126,30 @@ class LatentModel(BaseEstimator):
     def fit_transform(self, X, y=None) -> np.ndarray:
         """Fit, then return the posterior mean of z for each row of X."""
         return self.fit(X).transform(X)
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of transform's output: the fitted latent size `n_components_` where fit
+        records one (PCA, PPCA, FA), else the `n_components` hyper-parameter (the size
+        parameter's conventional name). A model whose output has another width (mixtures,
+        FastICA, the Bayes net) overrides this property."""
+        check_is_fitted(self)
+        size = getattr(self, "n_components_", getattr(self, "n_components", None))
+        if not isinstance(size, int | np.integer):
+            raise NotImplementedError(
+                f"{type(self).__name__} does not say how many columns transform returns: "
+                "define the property _n_features_out (or set n_components_ in fit).")
+        return int(size)
+
+    @available_if(_tabular_transform)
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of transform's columns, as scikit-learn names them: the lower-cased class
+        name and the column number (`pca0`, `pca1`, ...; `gaussianmixture0`, ... for a
+        mixture's responsibilities). input_features, when given, must equal
+        `feature_names_in_` (or have n_features_in_ entries when fit saw no names)."""
+        check_is_fitted(self)
+        return _generate_get_feature_names_out(self, self._n_features_out,
+                                               input_features=input_features)
 
     @property
     def n_parameters_(self) -> int:

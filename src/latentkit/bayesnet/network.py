@@ -206,6 +206,19 @@ class DiscreteBayesNet(EMModel):
             self.n_features_in_ = codes.shape[1]
         return codes
 
+    def _data_columns(self, X) -> list:
+        """impute's columns: the observed variables in the network's order (as_codes
+        matches a DataFrame's columns by name)."""
+        structure, _ = self._compiled()
+        return [structure.names[v] for v in structure.observed]
+
+    @property
+    def _n_features_out(self) -> int:
+        """transform gives p(hidden | x_obs) over the hidden variables' joint states."""
+        check_is_fitted(self)
+        structure, _ = self._compiled()
+        return int(np.prod([structure.cards[v] for v in structure.hidden]))
+
     def _source(self, X, *, reset: bool) -> em.ChunkSource:
         source = super()._source(X, reset=reset)
         if em.is_streaming(X):  # check every chunk's codes once, before EM

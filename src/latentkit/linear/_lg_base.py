@@ -251,7 +251,11 @@ class LinearGaussianModel(EMModel):
         """p(z | x) = N(P^{-1} W^T Ψ^{-1} (x - μ), P^{-1}), P = I + W^T Ψ^{-1} W (for PPCA
         N(M^{-1} W^T (x - μ), σ² M^{-1})); rows with NaN condition on their observed
         entries (covariance per row then)."""
-        X = self._validate_X(X, reset=False)
+        return self._posterior(self._validate_X(X, reset=False))
+
+    def _posterior(self, X) -> Gaussian:
+        """p(z | x) of validated X : (n_samples, n_features) (validate once: a second
+        check of the bare array would warn that it has lost fit's feature names)."""
         W, psi, mean = self.components_.T, self._psi(), self.mean_.astype(np.float64)
         if np.isnan(X).any():
             post = lowrank_missing(X, mean, W, psi)
@@ -262,7 +266,7 @@ class LinearGaussianModel(EMModel):
     def transform(self, X):
         """E[z | x] : (n_samples, n_components), in X's dtype."""
         X = self._validate_X(X, reset=False)
-        return self.posterior(X).mean.astype(X.dtype)
+        return self._posterior(X).mean.astype(X.dtype)
 
     def impute(self, X):
         """X with each NaN replaced by E[x_m | x_o] = μ_m + W_m E[z | x_o]."""

@@ -201,7 +201,7 @@ class FastICA(LatentModel):
         self.n_iter_ = len(changes)
         self.converged_ = bool(converged)
         self.history_ = np.asarray(changes)
-        self.log_likelihood_ = float(np.mean(self.score_samples(X), dtype=np.float64))
+        self.log_likelihood_ = float(np.mean(self._log_density(X), dtype=np.float64))
         return self
 
     # -- inference ------------------------------------------------------------------------
@@ -210,6 +210,11 @@ class FastICA(LatentModel):
         """The sources s = components_ (x - mean_) : (n_samples, M)."""
         X = self._validate_X(X, reset=False)
         return (X - self.mean_) @ self.components_.T
+
+    @property
+    def _n_features_out(self) -> int:
+        """transform gives one column per source: M."""
+        return self.components_.shape[0]
 
     def inverse_transform(self, S):
         """Back to data space, x = mixing_ s + mean_ : (n_samples, n_features).
@@ -230,7 +235,11 @@ class FastICA(LatentModel):
 
     def score_samples(self, X):
         """log p(x) : (n_samples,) under the maximum-likelihood view (module docstring)."""
-        X = self._validate_X(X, reset=False)
+        return self._log_density(self._validate_X(X, reset=False))
+
+    def _log_density(self, X):
+        """log p(x) of validated X : (n_samples, n_features) (validated once: fit calls it
+        on the array it has already checked)."""
         Xc = (X - self.mean_).astype(np.float64)
         S = Xc @ self.components_.T.astype(np.float64)
         log_p = ik.log_source_prior(S).sum(axis=1)

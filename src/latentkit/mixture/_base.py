@@ -22,6 +22,11 @@ class MixtureModel(EMModel):
     def _log_prob(self, params, X):
         raise NotImplementedError
 
+    @property
+    def _n_features_out(self) -> int:
+        """transform gives one responsibility per component: K columns."""
+        return len(self.weights_)
+
     def _log_joint(self, X):
         """Validated X and log π_k + log p(x_n | θ_k) : (n, K), missing marginalized."""
         X = self._validate_X(X, reset=False)
