@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import ClassVar
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import InstanceOf, Interval, Options, as_generator
@@ -33,6 +34,8 @@ ARRAY_OR_NONE = [InstanceOf(np.ndarray, list, tuple, float, int, type(None),
                             description="an array or None")]
 #: held parameters that default to zero when `fixed` names them without a value
 _ZERO_DEFAULTS = ("transition_offset", "observation_offset", "initial_state_mean")
+#: parameters an unfitted model may leave out and still filter (zero, as in pykalman)
+_OPTIONAL_WITHOUT_FIT = ("transition_offset", "observation_offset")
 
 
 @register_model
@@ -48,6 +51,9 @@ class LinearDynamicalSystem(EMModel):
         d, Q, R, μ0, V0. A given value is EM's initial value, or the held value when its
         name is in `fixed`; the others are initialized from the data (PCA + least squares
         on the latent trajectory). A covariance may be given as a vector (its diagonal).
+        Without fit: when A, C, Q, R, μ0 and V0 are all given (the offsets b and d default
+        to zero, as in pykalman), the unfitted model filters, smooths, forecasts, scores,
+        imputes and samples with the given values; once fitted it uses the fitted ones.
     fixed : names of the parameters EM holds at their given values. Offsets and the
         initial mean named here without a value are held at zero.
     covariance_type : {"full", "diag"}, the form of Q and R learned by EM.
@@ -185,10 +191,30 @@ class LinearDynamicalSystem(EMModel):
 
     # -- inference ------------------------------------------------------------------------
 
+    def _inference_params(self) -> LDSParams:
+        """θ for inference: the fitted parameters, or, before any fit, the given ones when
+        A, C, Q, R, μ0 and V0 are all given (b, d default to zero); validated here, once."""
+        if hasattr(self, "transition_matrix_"):
+            return self._current_params()
+        self._validate_params()  # the hyper-parameters (method...) fit would check
+        missing = [name for name in PUBLIC_NAMES
+                   if getattr(self, name) is None and name not in _OPTIONAL_WITHOUT_FIT]
+        if missing:
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet: call fit, or give every "
+                f"parameter to the constructor to use it without fitting; missing: "
+                f"{', '.join(missing)}.")
+        p = int(np.shape(np.atleast_2d(self.observation_matrix))[0])
+        given = self._given(p)
+        n = given["transition_matrix"].shape[0]
+        given.setdefault("transition_offset", np.zeros(n))
+        given.setdefault("observation_offset", np.zeros(p))
+        return LDSParams(*(given[FIELD_NAMES[field]] for field in LDSParams._fields))
+
     def _inputs(self, X):
-        check_is_fitted(self)
-        kalman.as_sequences(X, self.n_features_in_)  # validates (clear errors) before work
-        return self._current_params(), _input_dtype(X)
+        params = self._inference_params()
+        kalman.as_sequences(X, params.obs_dim)  # validates (clear errors) before work
+        return params, _input_dtype(X)
 
     def filter(self, X):
         """Kalman filter: a FilterResult (.mean, .cov, .log_likelihood, .predicted_mean,
@@ -252,7 +278,7 @@ class LinearDynamicalSystem(EMModel):
         """X with each NaN replaced by E[x_{t,m} | x_{1:T}] (smoothed state plus the
         conditional of the missing coordinates given the observed ones at that step)."""
         params, dtype = self._inputs(X)
-        groups, layout = kalman.as_sequences(X, self.n_features_in_)
+        groups, layout = kalman.as_sequences(X, params.obs_dim)
         out = {}
         for idx, Xg in groups:
             smoothed = kalman.rts_smoother(Xg, params, method=self.method)
@@ -268,10 +294,9 @@ class LinearDynamicalSystem(EMModel):
     def sample(self, n_samples=1, random_state=None, *, n_sequences=None):
         """Draw (X, Z) from the model: a sequence of n_samples time steps, X (T, p) and
         Z (T, n); with n_sequences, (n_sequences, T, p) and (n_sequences, T, n)."""
-        check_is_fitted(self)
-        X, Z = kalman.simulate(self._current_params(), n_samples, n_sequences,
-                               as_generator(random_state))
-        dtype = self.transition_matrix_.dtype
+        params = self._inference_params()
+        X, Z = kalman.simulate(params, n_samples, n_sequences, as_generator(random_state))
+        dtype = getattr(self, "transition_matrix_", params.A).dtype
         return X.astype(dtype), Z.astype(dtype)
 
 

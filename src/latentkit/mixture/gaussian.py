@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .._linalg import cholesky
+from .._linalg import SingularCovarianceError, cholesky
 from .._validation import (
     InstanceOf,
     Interval,
@@ -26,7 +26,7 @@ from ..io import register_model
 from . import _gaussian_em as gem
 from . import _gaussian_kernels as gk
 from ._base import MixtureModel
-from ._covariance import COVARIANCE_TYPES, covariance_type
+from ._covariance import COVARIANCE_TYPES, FULL, TIED, CovarianceType, covariance_type
 from ._gaussian_missing import impute
 from ._init import INIT_METHODS
 
@@ -86,6 +86,30 @@ class GaussianMixture(MixtureModel):
                  verbose=None, max_time=None, callbacks=None, chunk_size=None,
                  learning_decay=0.7, learning_offset=10.0):
         self._store_init_args(locals())
+
+    @classmethod
+    def from_parameters(cls, weights, means, covariances, covariance_type="full", **options):
+        """A model built from known parameters, usable at once without fit: it scores,
+        predicts, samples, imputes and saves like a fitted one.
+
+        weights : (K,) non-negative, summing to 1; means : (K, D); covariances : shaped per
+        `covariance_type` (full (K, D, D), tied (D, D), diag (K, D), spherical (K,)),
+        symmetric positive definite. `options` are any other constructor arguments (used
+        if the model is later refitted). The fitted attributes are set as after a fit of
+        no iterations: converged_ = True, n_iter_ = 0, an empty history_, and em_state_
+        centred at the mixture mean Σ π_k μ_k.
+        """
+        covariance = _covariance_record(covariance_type)
+        weights, means, covariances, P = _checked_parameters(weights, means, covariances,
+                                                             covariance)
+        model = cls(n_components=len(weights), covariance_type=covariance.name, **options)
+        model._validate_params()
+        shift = weights @ means
+        params = gk.assemble(weights, means, covariances, P, covariance, shift)
+        model.n_features_in_ = means.shape[1]
+        model._store_fit(params, gk.GaussianMixtureState(shift), np.float64, converged=True,
+                         n_iter=0, history=[], stop_reason="given")
+        return model
 
     # -- wiring to the EM family (_gaussian_em) -------------------------------------------
 
@@ -171,3 +195,64 @@ class GaussianMixture(MixtureModel):
         eps = rng.standard_normal((n_samples, params.means.shape[1]))
         X = params.means[z] + np.einsum("nij,nj->ni", L[z], eps)
         return X.astype(self.means_.dtype), z
+
+
+# -- parameters given by the user (from_parameters) ----------------------------------------
+
+
+def _covariance_record(name) -> CovarianceType:
+    if name not in COVARIANCE_TYPES:
+        raise InvalidParameterError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}; got {name!r}.")
+    return covariance_type(name)
+
+
+def _finite_array(name: str, value, ndim: int) -> np.ndarray:
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"{name} must be a numeric array; got {type(value).__name__}.") from None
+    if array.ndim != ndim:
+        raise InvalidParameterError(
+            f"{name} must be a {ndim}-D array; got shape {array.shape}.")
+    if not np.all(np.isfinite(array)):
+        raise InvalidParameterError(f"{name} contains NaN or inf; every entry must be finite.")
+    return array
+
+
+def _checked_parameters(weights, means, covariances, covariance: CovarianceType):
+    """(weights (K,), means (K, D), covariances per type, P per type) as float64, with the
+    weights a probability vector and every covariance symmetric positive definite."""
+    weights = _finite_array("weights", weights, 1)
+    if weights.size == 0 or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0,
+                                                                   rtol=0, atol=1e-8):
+        raise InvalidParameterError(
+            f"weights must be non-negative and sum to 1; got {weights} (sum "
+            f"{weights.sum():.10g}).")
+    means = _finite_array("means", means, 2)
+    if means.shape[0] != weights.size:
+        raise InvalidParameterError(
+            f"means must have shape (K, D) with K = len(weights) = {weights.size}; got "
+            f"{means.shape}.")
+    K, D = means.shape
+    shape = covariance.parameter_shape(K, D)
+    covariances = _finite_array("covariances", covariances, len(shape))
+    if covariances.shape != shape:
+        raise InvalidParameterError(
+            f"covariances must have shape {shape} for covariance_type={covariance.name!r} "
+            f"(K={K}, D={D}); got {covariances.shape}.")
+    if covariance in (FULL, TIED):  # matrices; diag and spherical hold variances
+        transposed = np.swapaxes(covariances, -1, -2)
+        scale = max(float(np.max(np.abs(covariances))), np.finfo(float).tiny)
+        if not np.allclose(covariances, transposed, rtol=0, atol=1e-10 * scale):
+            raise InvalidParameterError("covariances must be symmetric; they differ from "
+                                        "their transpose by "
+                                        f"{np.max(np.abs(covariances - transposed)):.3g}.")
+    try:
+        P = covariance.precision_factor(covariances)
+    except SingularCovarianceError:
+        raise InvalidParameterError(
+            f"covariances must be positive definite ({covariance.name} covariance_type); a "
+            "given covariance is singular or has a non-positive eigenvalue or variance.") from None
+    return weights, means, covariances, P
