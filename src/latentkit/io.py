@@ -57,18 +57,24 @@ class ModelFileError(UserError, ValueError):
     """A file that is not a readable, intact latentkit model file."""
 
 
-def register_model(cls: type) -> type:
-    """Class decorator: allow `load` to rebuild `cls` from a file (registry: name -> class)."""
-    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
-        raise TypeError(f"register_model expects an estimator class, got {cls!r}")
-    known = _REGISTRY.get(cls.__name__)
+def _register(registry: dict, cls: type) -> type:
+    """registry[cls.__name__] = cls, unless the name belongs to a class defined elsewhere
+    (re-registering the same definition, e.g. on a module reload, is allowed)."""
+    known = registry.get(cls.__name__)
     if known is not None and (known.__module__, known.__qualname__) != (
             cls.__module__, cls.__qualname__):
         raise ValueError(f"cannot register {cls.__module__}.{cls.__qualname__}: the name "
                          f"{cls.__name__!r} already belongs to {known.__module__}."
                          f"{known.__qualname__}")
-    _REGISTRY[cls.__name__] = cls
+    registry[cls.__name__] = cls
     return cls
+
+
+def register_model(cls: type) -> type:
+    """Class decorator: allow `load` to rebuild `cls` from a file (registry: name -> class)."""
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
+        raise TypeError(f"register_model expects an estimator class, got {cls!r}")
+    return _register(_REGISTRY, cls)
 
 
 def register_record(cls: type) -> type:
@@ -76,14 +82,7 @@ def register_record(cls: type) -> type:
     strings, None, other registered records) be saved as part of a model's state."""
     if not (isinstance(cls, type) and (dataclasses.is_dataclass(cls) or hasattr(cls, "_fields"))):
         raise TypeError(f"register_record expects a NamedTuple or dataclass, got {cls!r}")
-    known = _RECORDS.get(cls.__name__)
-    if known is not None and known is not cls and (known.__module__, known.__qualname__) != (
-            cls.__module__, cls.__qualname__):
-        raise ValueError(f"cannot register record {cls.__qualname__}: the name "
-                         f"{cls.__name__!r} already belongs to {known.__module__}."
-                         f"{known.__qualname__}")
-    _RECORDS[cls.__name__] = cls
-    return cls
+    return _register(_RECORDS, cls)
 
 
 def _record_fields(record) -> tuple[str, ...]:
