@@ -77,3 +77,20 @@ def with_missing(X, seed):
     X[rng.random(X.shape) < 0.3] = np.nan
     X[2] = np.nan  # an all-missing step: pure prediction
     return X
+
+
+def pykalman_reference(params, X):
+    """pykalman's filtered means and covariances, smoothed means and covariances and
+    log-likelihood for `params` on X : (T, p), NaN rows masked (pykalman masks rows only)."""
+    import warnings
+
+    from pykalman import KalmanFilter
+
+    A, b, C, d, Q, R, mu0, V0 = params
+    reference = KalmanFilter(A, C, Q, R, b, d, mu0, V0)
+    masked = np.ma.masked_invalid(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        filtered = reference.filter(masked)
+        smoothed = reference.smooth(masked)
+        return (*filtered, *smoothed, reference.loglikelihood(masked))
