@@ -55,6 +55,18 @@ def keep_columns(model, data: Data) -> Data:
     return data
 
 
+def fitted_feature_names(model) -> list[str] | None:
+    """The default `feature_names`: the `feature_names_in_` the model was fitted with, or
+    None when it saw no names."""
+    names = getattr(model, "feature_names_in_", None)
+    return None if names is None else [str(name) for name in names]
+
+
+def no_tables(job: FigureJob) -> list:
+    """The default `tables`: none."""
+    return []
+
+
 def history_figures(job: FigureJob) -> Figures:
     """The default `figures`: the criterion curve when the size was chosen automatically and
     the EM objective per iteration (when the model records one)."""
@@ -86,6 +98,13 @@ class ModelSpec:
         one for a model of another spec is an error.
     cli_kwargs : (parsed args) -> constructor keyword arguments from those flags.
     align : (model, Data) -> Data, DATA's columns put in the order the model expects.
+    feature_names : model -> the names of the columns it takes, in order, or None (by
+        default its `feature_names_in_`); the command line matches DATA's columns by them.
+    tables : FigureJob -> [(caption, rows)] of the model's parameters for `fit` and
+        `report` pages (rows: a list of dicts or a ResultTable), e.g. component weights and
+        means per named feature.
+    categorical : whether the model takes categories: the command line reads text columns
+        of DATA as categories (state names) instead of refusing them.
     example : rng -> (constructor kwargs, X float64 of ~100-300 rows), a small synthetic
         problem the model fits (contract tests, docs).
     """
@@ -107,6 +126,9 @@ class ModelSpec:
     cli_options: Callable[[argparse.ArgumentParser], list[argparse.Action]] | None = None
     cli_kwargs: Callable[[argparse.Namespace], dict] | None = None
     align: Callable[[Any, Data], Data] = keep_columns
+    feature_names: Callable[[Any], list[str] | None] = fitted_feature_names
+    tables: Callable[[FigureJob], list] = no_tables
+    categorical: bool = False
     example: Callable[[np.random.Generator], tuple[dict, np.ndarray]] | None = None
 
     @property
@@ -172,5 +194,6 @@ def spec_for(model_or_class) -> ModelSpec:
         f"{', '.join(sorted({s.class_name for s in specs}))}.")
 
 
-__all__ = ["FigureJob", "ModelSpec", "as_is", "get_spec", "history_figures", "keep_columns",
-           "register", "registered_specs", "spec_for"]
+__all__ = ["FigureJob", "ModelSpec", "as_is", "fitted_feature_names", "get_spec",
+           "history_figures", "keep_columns", "no_tables", "register", "registered_specs",
+           "spec_for"]

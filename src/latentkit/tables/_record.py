@@ -27,6 +27,9 @@ class Data:
         --index-col, or a detected unnamed index column; written back with the outputs.
     notes : what the reader decided that the user should hear (a dropped index column, a
         numeric header), one sentence each.
+    categories : {column name: state names} for the columns read as categories (text
+        columns, when the model takes categories): X holds codes 0..len(states)-1 into the
+        names (NaN = missing). None when no column was.
     """
 
     X: np.ndarray
@@ -38,6 +41,7 @@ class Data:
     value_range: tuple[float, float] | None = None
     index: pd.Index | None = None
     notes: tuple[str, ...] = ()
+    categories: dict[str, tuple[str, ...]] | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -45,6 +49,17 @@ class Data:
         if self.columns is not None and len(self.columns) == self.X.shape[1]:
             return list(self.columns)
         return [f"x{j + 1}" for j in range(self.X.shape[1])]
+
+    def frame(self) -> pd.DataFrame:
+        """X as a DataFrame with the column names and the row index; a categorical column
+        holds its state names (pandas Categorical), every other column floats."""
+        names = self.column_names
+        frame = pd.DataFrame(self.X, columns=names, index=self.index)
+        for name, states in (self.categories or {}).items():
+            codes = frame[name].to_numpy()
+            frame[name] = pd.Categorical.from_codes(
+                np.where(np.isnan(codes), -1, codes).astype(np.int64), categories=list(states))
+        return frame
 
     def describe(self) -> str:
         rows, cols = self.X.shape
@@ -84,6 +99,9 @@ class TableOptions:
     time_col : a column of dates (or numbers, e.g. years) used as the row index of a series.
     header : whether the first row of a CSV/TSV file names the columns; None detects it
         (the rule of `latentkit.tables`), False reads it as data (--no-header).
+    categorical : read a text column as categories (its distinct values, sorted, are the
+        state names in `Data.categories`; X holds the codes) instead of refusing it; for
+        models of categorical data.
     """
 
     columns: tuple[str, ...] | None = None
@@ -91,6 +109,7 @@ class TableOptions:
     index_col: str | None = None
     time_col: str | None = None
     header: bool | None = None
+    categorical: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "columns", _names(self.columns, "columns"))
@@ -142,4 +161,7 @@ def select(data: Data, options: TableOptions) -> Data:
         return data
     names = data.column_names
     kept = kept_positions(names, options, data.name)
-    return data.replace(X=data.X[:, kept], columns=[names[j] for j in kept])
+    categories = {names[j]: data.categories[names[j]] for j in kept
+                  if data.categories and names[j] in data.categories}
+    return data.replace(X=data.X[:, kept], columns=[names[j] for j in kept],
+                        categories=categories or None)
