@@ -65,4 +65,5 @@ register(ModelSpec(
     summary_params=("alpha",), size_param=None,
     hidden_params=("callbacks", "edges", "cardinalities", "cpts", "state_names"),
     demo=seed_bayesnet, cli_options=add_options, cli_kwargs=structure_kwargs,
-    align=network_columns, example=bayesnet_example))
+    align=network_columns, example=bayesnet_example, categorical=True,
+    feature_names=lambda model: list(model.observed_variables)))

@@ -107,9 +107,10 @@ register(ModelSpec(
     "digits", "scikit-learn digits binarized at half range, grey level > 8 (1797 x 64)",
     prepare=binarize, figures=bmm_figures, demo=mnist_bmm, example=bmm_example))
 register(ModelSpec(
-    "cmm", CategoricalMixture, "categorical mixture for integer-coded categorical columns",
+    "cmm", CategoricalMixture, "categorical mixture for categorical columns (integer codes "
+    "or text states)",
     "wine", "wine, each of 13 columns cut into tertiles: levels 0/1/2 (178 x 13)",
-    prepare=discretize, figures=cmm_figures, example=cmm_example))
+    prepare=discretize, figures=cmm_figures, example=cmm_example, categorical=True))
 register(ModelSpec(
     "mppca", MixtureOfPPCA,
     "mixture of probabilistic PCA models: clusters with a local M-dimensional linear "
