@@ -62,6 +62,19 @@ def fitted_feature_names(model) -> list[str] | None:
     return None if names is None else [str(name) for name in names]
 
 
+def labels_and_probabilities(model, X):
+    """The default `predict_table`: a DataFrame with each row's most probable component
+    (`label`) and, when the model has predict_proba, p(z = k | x) as `prob_k`."""
+    import pandas as pd
+
+    table = pd.DataFrame({"label": np.asarray(model.predict(X))})
+    if callable(getattr(model, "predict_proba", None)):
+        probs = np.asarray(model.predict_proba(X), dtype=np.float64)
+        for k in range(probs.shape[1]):
+            table[f"prob_{k}"] = probs[:, k]
+    return table
+
+
 def no_tables(job: FigureJob) -> list:
     """The default `tables`: none."""
     return []
@@ -103,6 +116,8 @@ class ModelSpec:
     tables : FigureJob -> [(caption, rows)] of the model's parameters for `fit` and
         `report` pages (rows: a list of dicts or a ResultTable), e.g. component weights and
         means per named feature.
+    predict_table : (model, X) -> DataFrame, what `latentkit predict` writes for each row
+        (by default the most probable component and its probabilities).
     categorical : whether the model takes categories: the command line reads text columns
         of DATA as categories (state names) instead of refusing them.
     example : rng -> (constructor kwargs, X float64 of ~100-300 rows), a small synthetic
@@ -128,6 +143,7 @@ class ModelSpec:
     align: Callable[[Any, Data], Data] = keep_columns
     feature_names: Callable[[Any], list[str] | None] = fitted_feature_names
     tables: Callable[[FigureJob], list] = no_tables
+    predict_table: Callable[[Any, Any], Any] = labels_and_probabilities
     categorical: bool = False
     example: Callable[[np.random.Generator], tuple[dict, np.ndarray]] | None = None
 
@@ -195,5 +211,5 @@ def spec_for(model_or_class) -> ModelSpec:
 
 
 __all__ = ["FigureJob", "ModelSpec", "as_is", "fitted_feature_names", "get_spec",
-           "history_figures", "keep_columns", "no_tables", "register", "registered_specs",
-           "spec_for"]
+           "history_figures", "keep_columns", "labels_and_probabilities", "no_tables",
+           "register", "registered_specs", "spec_for"]

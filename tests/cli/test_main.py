@@ -198,7 +198,7 @@ def test_sample_csv_and_npy(tmp_path, capsys, fitted):
                         "--random-state", "1", "--with-components"], capsys)
     assert code == 0 and "25 samples" in out
     lines = (tmp_path / "s.csv").read_text().splitlines()
-    assert lines[0] == "x1,x2,component" and len(lines) == 26
+    assert lines[0] == "height,width,component" and len(lines) == 26  # the model's names
     assert run_cli(["sample", model, "-n", "25", "--out", tmp_path / "a.npy",
                 "--random-state", "1"], capsys)[0] == 0
     assert run_cli(["sample", model, "-n", "25", "--out", tmp_path / "b.npy",
@@ -355,7 +355,8 @@ def test_usage_errors_exit_2(capsys):
         assert "usage:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["fit", "evaluate", "sample", "impute", "report", "demo"])
+@pytest.mark.parametrize("command", ["fit", "evaluate", "sample", "impute", "predict",
+                                     "transform", "forecast", "report", "demo"])
 def test_every_subcommand_has_help(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

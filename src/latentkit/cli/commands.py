@@ -1,56 +1,27 @@
-"""What each `latentkit` subcommand does, over the registry of `latentkit.registry`: read
-DATA, build and fit (or load) the model, write the model, its summary, figures and page."""
+"""What the `latentkit` subcommands fit, evaluate, report and demo do, over the registry of
+`latentkit.registry`: read DATA, build and fit (or load) the model, write the model, its
+summary, figures and page. The row-by-row uses of a saved model are in `uses.py`."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from latentkit.exceptions import InvalidInputError, InvalidParameterError
-from latentkit.registry import FigureJob, get_spec, registered_specs, spec_for
+from latentkit.exceptions import InvalidParameterError
+from latentkit.registry import FigureJob, get_spec
 
 from . import options
-from .data import Data, TableOptions, load_data, write_table
+from .columns import match_features, model_input
+from .loading import load_with_data, matched_by_name, print_notes, read_data
 from .report import Report, Section, text_table
+from .uses import USES
 
-
-def _read(spec, source: str, args) -> Data:
-    """DATA read with the --key, --max-rows, --columns, --drop, --index-col, --time-col and
-    --no-header options; the reader's notes go to stderr."""
-    options = TableOptions(columns=args.columns, drop=args.drop, index_col=args.index_col,
-                           time_col=args.time_col, header=False if args.no_header else None)
-    data = load_data(source, key=args.key, max_rows=args.max_rows, options=options)
-    for note in data.notes:
-        print(f"latentkit: note: {note}", file=sys.stderr)
-    return spec.prepare(data) if data.bundled else data
-
-
-def _load_model(path: str):
-    """(model, spec) of a saved model file."""
-    from latentkit.io import load
-
-    registered_specs()  # every family imported: `load` knows their classes
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such model file: {path}")
-    model = load(path)
-    return model, spec_for(model)
-
-
-def _load_with_data(args):
-    """(model, spec, data): the saved model, its spec, and DATA read for it with the
-    model's number of columns checked."""
-    model, spec = _load_model(args.model_file)
-    data = spec.align(model, _read(spec, args.data, args))
-    expected = getattr(model, "n_features_in_", data.X.shape[1])
-    if data.X.shape[1] != expected:
-        raise InvalidInputError(f"{data.name} has {data.X.shape[1]} columns but the model "
-                                f"was fitted on {expected} columns.")
-    return model, spec, data
+#: the exit status of a fit interrupted by Ctrl-C (after saving what it kept)
+EXIT_INTERRUPTED = 130
 
 
 def _jsonable(value):
@@ -86,20 +57,35 @@ def _build(spec, args):
     return spec.cls(**kwargs), kwargs
 
 
-def _fit(spec, model, X, args):
-    """Fit, choosing the size by a criterion when -k is auto; (model, selection or None)."""
+def _candidates(spec, args, n_rows: int) -> list[int] | None:
+    """The sizes -k auto (or a range A:B, or --k-max N) tries; None for a fixed size."""
     size = args.n_components
     if size is None and spec.size_param is not None:
         size = spec.default_size
+    if args.k_max is not None and size not in ("auto", None) and not isinstance(size, range):
+        raise InvalidParameterError(f"--k-max sets the top of -k auto's range; it does not "
+                                    f"apply to -k {size}.")
+    if isinstance(size, range):
+        return list(size)
     if size == "auto":
+        top = args.k_max if args.k_max is not None else min(10, n_rows)
+        return list(range(1, top + 1))
+    return None
+
+
+def _fit(spec, model, X, args):
+    """Fit, choosing the size by a criterion over a range of candidates; (model, selection
+    or None)."""
+    candidates = _candidates(spec, args, len(X))
+    if candidates is not None:
         from latentkit.metrics.selection import select_n_components
 
-        candidates = list(range(1, min(10, len(X)) + 1))
         selection = select_n_components(model, X, candidates, criterion=args.criterion,
                                         random_state=getattr(model, "random_state", None),
                                         param=spec.size_param)
         return selection.best_model, selection
-    if size is not None:
+    size = args.n_components if args.n_components is not None else spec.default_size
+    if spec.size_param is not None:
         model.set_params(**{spec.size_param: size})
     return model.fit(X), None
 
@@ -123,30 +109,72 @@ def _write_summary(out: Path, rows, model, figures, selection, criterion) -> Non
     if selection is not None:
         from latentkit.plot.curves import table_columns
 
-        summary["selection"] = {"criterion": criterion, "table": table_columns(selection.table)}
+        summary["selection"] = {"criterion": criterion, "table": table_columns(selection.table),
+                                "random_state": _jsonable(getattr(selection, "random_state",
+                                                                  None))}
     (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+
+
+def _convergence_note(model) -> str:
+    """A page's warning when the fit stopped before converging ('' when it converged or
+    the model does not iterate)."""
+    reason = getattr(model, "stop_reason_", None)
+    if getattr(model, "converged_", True) or reason in (None, "given", "online"):
+        return ""
+    why = {"interrupted": "it was interrupted (Ctrl-C); the parameters are those of the "
+                          "last complete iteration",
+           "max_iter": f"it reached max_iter={getattr(model, 'max_iter', '?')} iterations; "
+                       "raise --max-iter or --tol",
+           "max_time": "it reached its max_time budget"}.get(reason, f"it stopped ({reason})")
+    return f"Note: this fit did not converge: {why}."
+
+
+def _page_sections(spec, model, job: FigureJob, figures, summary_tables, intro: str):
+    """The sections every fit and report page has: the model (metrics, figures, a warning
+    when it did not converge), its parameter tables, and its hyper-parameters."""
+    text = "\n\n".join(part for part in (intro, _convergence_note(model)) if part)
+    with matched_by_name():
+        parameter_tables = spec.tables(job)
+    params = [{"parameter": k, "value": str(v)} for k, v in model.get_params(deep=False).items()]
+    sections = [Section("Model", text, figures, summary_tables)]
+    if parameter_tables:
+        sections.append(Section("Parameters", "", tables=parameter_tables))
+    sections.append(Section("Hyper-parameters", "", tables=[params]))
+    return sections
+
+
+def _fit_input(spec, model, args):
+    """(DATA matched to the model's variables when it names them, the model's input)."""
+    data = read_data(spec, args.data or spec.default_data, args)
+    data = spec.align(model, match_features(data, spec.feature_names(model)))
+    print_notes(data)
+    return data, model_input(data, named=True)
 
 
 def run_fit(args) -> int:
     spec = get_spec(args.model)
     model, kwargs = _build(spec, args)
-    data = spec.align(model, _read(spec, args.data or spec.default_data, args))
+    data, X = _fit_input(spec, model, args)
     out = Path(args.out or f"latentkit-{spec.name}")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    model, selection = _fit_with_progress(spec, model, kwargs, data.X, args)
+    model, selection = _fit_with_progress(spec, model, kwargs, X, args)
     seconds = time.perf_counter() - start
     model.save(out / "model.npz")
+    interrupted = getattr(model, "stop_reason_", None) == "interrupted"
     rows = (options.describe(spec, model) + [("data", "data", data.describe())]
-            + options.metrics(model, data) + options.convergence(model, seconds))
-    figures = spec.figures(FigureJob(model, data, out, selection))
+            + options.metrics(model, data, X) + options.convergence(model, seconds))
+    job = FigureJob(model, data, out, selection)
+    with matched_by_name():
+        figures = spec.figures(job)
     _write_summary(out, rows, model, figures, selection, args.criterion)
     report = Report(f"latentkit fit {spec.name}: {data.name}")
     tables = [[{label: value for _, label, value in rows}]]
     if selection is not None:
         tables.append((f"choosing {selection.param} by {args.criterion}", selection.table))
-    report.add(Section("Fit", f"`{spec.class_name}` fitted to {data.describe()}.",
-                       figures, tables))
+    for section in _page_sections(spec, model, job, figures, tables,
+                                  f"`{spec.class_name}` fitted to {data.describe()}."):
+        report.add(section)
     report.write(out)
     if not args.quiet:
         print(text_table([(label, value) for _, label, value in rows]))
@@ -154,55 +182,35 @@ def run_fit(args) -> int:
             print(f"\nK chosen by {args.criterion}:\n{selection.table}")
         count = f"{len(figures)} figure{'s' if len(figures) != 1 else ''}"
         print(f"\nwrote model.npz, summary.json, index.html and {count} to {out}")
+    if interrupted:
+        print(f"latentkit: fit interrupted; saved the last complete iteration to "
+              f"{out / 'model.npz'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
 def run_evaluate(args) -> int:
-    model, spec, data = _load_with_data(args)
+    model, spec, data, X, _ = load_with_data(args)
     rows = (options.describe(spec, model) + [("data", "data", data.describe())]
-            + options.metrics(model, data))
+            + options.metrics(model, data, X))
     print(text_table([(label, value) for _, label, value in rows]))
     return 0
 
 
-def run_sample(args) -> int:
-    model, _ = _load_model(args.model_file)
-    X, z = model.sample(args.n_samples, random_state=args.random_state)
-    X = np.asarray(X, dtype=np.float64)
-    columns = [f"x{j + 1}" for j in range(X.shape[1])]
-    if args.with_components:
-        X, columns = np.column_stack([X, np.asarray(z)]), [*columns, "component"]
-    path = write_table(args.out, X, columns)
-    print(f"wrote {len(X)} samples to {path}")
-    return 0
-
-
-def run_impute(args) -> int:
-    model, _, data = _load_with_data(args)
-    if not hasattr(model, "impute"):
-        raise InvalidParameterError(f"{type(model).__name__} cannot impute missing values.")
-    missing = np.isnan(data.X)
-    completed = np.asarray(model.impute(data.X))
-    path = write_table(args.out, completed, data.column_names, index=data.index,
-                       header=data.columns is not None)
-    print(f"imputed {int(missing.sum())} missing values in {int(missing.any(axis=1).sum())} "
-          f"of {len(data.X)} rows; wrote {path}")
-    return 0
-
-
 def run_report(args) -> int:
-    model, spec, data = _load_with_data(args)
+    model, spec, data, X, _ = load_with_data(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = options.describe(spec, model) + options.metrics(model, data)
+    rows = options.describe(spec, model) + options.metrics(model, data, X)
     rows += options.convergence(model, 0.0)[:2]
-    figures = spec.figures(FigureJob(model, data, out))
-    params = [{"parameter": k, "value": str(v)} for k, v in model.get_params(deep=False).items()]
+    job = FigureJob(model, data, out)
+    with matched_by_name():
+        figures = spec.figures(job)
     report = Report(f"{spec.class_name} from {Path(args.model_file).name} on {data.name}")
-    report.add(Section("Model", f"The model saved in `{args.model_file}`, evaluated on "
-                       f"{data.describe()}.", figures,
-                       [[{label: value for _, label, value in rows}]]))
-    report.add(Section("Hyper-parameters", "", tables=[params]))
+    intro = f"The model saved in `{args.model_file}`, evaluated on {data.describe()}."
+    for section in _page_sections(spec, model, job, figures,
+                                  [[{label: value for _, label, value in rows}]], intro):
+        report.add(section)
     path = report.write(out)
     print(f"wrote {path} and {len(figures)} figures")
     return 0
@@ -216,5 +224,5 @@ def run_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"fit": run_fit, "evaluate": run_evaluate, "sample": run_sample,
-            "impute": run_impute, "report": run_report, "demo": run_demo}
+COMMANDS = {"fit": run_fit, "evaluate": run_evaluate, "report": run_report, "demo": run_demo,
+            **USES}

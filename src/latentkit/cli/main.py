@@ -1,4 +1,5 @@
-"""The `latentkit` command: fit, evaluate, sample, impute, report, demo.
+"""The `latentkit` command: fit, evaluate, sample, impute, predict, transform, forecast,
+report, demo.
 
 The command line knows no model family by name: it asks `latentkit.registry` for the specs
 the families registered (their names, data preparation, options, figures, demo sections).
@@ -71,16 +72,22 @@ def _add_family_options(fit: argparse.ArgumentParser) -> list:
 
 
 def _n_components(text: str):
+    """-k: a size, 'auto' (1..10, or 1..--k-max) or a range 'A:B' of sizes to choose from."""
     if text == "auto":
         return "auto"
+    expected = "expected a positive integer, 'auto' or a range such as 2:20"
     try:
-        value = int(text)
+        values = [int(part) for part in text.split(":")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto'; got "
-                                         f"{text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto'; got {value}")
-    return value
+        raise argparse.ArgumentTypeError(f"{expected}; got {text!r}") from None
+    if len(values) > 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{expected}; got {text!r}")
+    if len(values) == 1:
+        return values[0]
+    low, high = values
+    if high <= low:
+        raise argparse.ArgumentTypeError(f"a range A:B needs A < B; got {text!r}")
+    return range(low, high + 1)
 
 
 def _positive_int(text: str) -> int:
@@ -151,8 +158,11 @@ def _add_fit(sub, formatter) -> tuple[frozenset, list]:
     fit_actions = [
         fit.add_argument("-k", "--n-components", type=_n_components, metavar="K",
                          help="the model's size (its number of components, topics, ...), "
-                         "or 'auto' to choose it over 1..10 by --criterion (the default "
-                         "of most models)"),
+                         "'auto' to choose it over 1..10 by --criterion (the default of "
+                         "most models), or a range A:B to choose it from (e.g. -k 1:30)"),
+        fit.add_argument("--k-max", type=_positive_int, metavar="N",
+                         help="-k auto tries 1..N (default 10); it warns when the best K is "
+                         "at the edge of the range"),
         fit.add_argument("--criterion", choices=("bic", "aic", "heldout"), default="bic",
                          help="how -k auto chooses K (default: bic)"),
         fit.add_argument("-o", "--out", metavar="DIR",
@@ -191,19 +201,48 @@ def _add_model_file_commands(sub, formatter) -> None:
         "report", formatter_class=formatter, help="figures and an HTML page for a saved model",
         description=_fill("Write the figures of a saved model on DATA and DIR/index.html with "
                           "its metrics and hyper-parameters.", _DATA_HELP))
-    for command in (evaluate, sample, impute, report):
+    predict, transform, forecast = _add_use_commands(sub, formatter)
+    for command in (evaluate, sample, impute, report, predict, transform, forecast):
         command.add_argument("model_file", metavar="MODEL_FILE")
-    for command in (evaluate, impute, report):
+    for command in (evaluate, impute, report, predict, transform, forecast):
         command.add_argument("data", metavar="DATA")
         _add_data_options(command)
     sample.add_argument("-n", "--n-samples", type=_positive_int, required=True, metavar="N")
     sample.add_argument("--random-state", type=int, metavar="SEED", help="seed for the draws")
     sample.add_argument("--with-components", action="store_true",
                         help="add a last column `component` with each row's latent z")
-    for command in (sample, impute):
+    for command in (sample, impute, predict, transform, forecast):
         command.add_argument("-o", "--out", required=True, metavar="FILE",
                              help="a .csv, .tsv, .parquet, .npy or .npz")
+    forecast.add_argument("--steps", type=_positive_int, required=True, metavar="N",
+                          help="how many steps past the end of DATA to forecast")
+    forecast.add_argument("--level", type=float, default=0.95, metavar="P",
+                          help="the predictive intervals' coverage (default 0.95)")
     report.add_argument("-o", "--out", required=True, metavar="DIR")
+
+
+def _add_use_commands(sub, formatter):
+    """predict, transform and forecast: per-row uses of a saved model."""
+    rows = ("The table has DATA's row index (or row numbers) and a header naming every "
+            "column.")
+    predict = sub.add_parser(
+        "predict", formatter_class=formatter, help="labels and probabilities per row",
+        description=_fill("Write each row's prediction under the saved model: for a "
+                          "mixture the most probable component (`label`) and p(z = k | x) "
+                          "(`prob_k`); for a Bayesian network the most probable joint "
+                          "state of the unobserved variables.", rows, _DATA_HELP))
+    transform = sub.add_parser(
+        "transform", formatter_class=formatter, help="latent representation per row",
+        description=_fill("Write the posterior mean E[z | x] of each row (scores of PCA, "
+                          "PPCA, FA; sources of ICA; responsibilities of a mixture; "
+                          "smoothed states of a linear dynamical system).", rows, _DATA_HELP))
+    forecast = sub.add_parser(
+        "forecast", formatter_class=formatter, help="forecast a series past its end",
+        description=_fill("Write p(x_{T+k} | x_{1:T}) for k = 1..N under a saved time-series "
+                          "model: the mean and the central --level predictive interval of "
+                          "each column, indexed by the dates (or numbers) that continue "
+                          "DATA's index.", _DATA_HELP))
+    return predict, transform, forecast
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,10 +79,10 @@ def model_kwargs(spec, raw: dict[str, str]) -> dict:
 # -- summary rows: (key, label, value) ----------------------------------------------------
 
 
-def metrics(model, data) -> list[tuple[str, str, object]]:
-    """The fit of `model` on `data`: mean log-likelihood, BIC, AIC, and the adjusted Rand
-    index against the labels when the data has them and the model clusters."""
-    X = data.X
+def metrics(model, data, X) -> list[tuple[str, str, object]]:
+    """The fit of `model` on `data` (given to the model as X: data.X or its DataFrame):
+    mean log-likelihood, BIC, AIC, and the adjusted Rand index against the labels when the
+    data has them and the model clusters."""
     rows = [("rows", "rows", int(X.shape[0])),
             ("mean_log_likelihood", "mean log-likelihood", float(model.score(X))),
             ("bic", "BIC", float(model.bic(X))),

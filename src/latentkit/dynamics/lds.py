@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
 from .._validation import InstanceOf, Interval, Options, as_generator
 from ..base import EMModel
@@ -161,6 +161,7 @@ class LinearDynamicalSystem(EMModel):
         dtype = np.float32 if _input_dtype(X) == np.float32 else np.float64
         if reset:
             self.n_features_in_ = groups[0][1].shape[2]
+        self._check_names(X, reset=reset)
         n = self._state_dim()
         steps = self.chunk_size or auto_chunk_rows(4 * n * n + 4 * n + self.n_features_in_)
         return _em.SequenceSource(groups, self.n_features_in_, dtype, steps)
@@ -211,9 +212,16 @@ class LinearDynamicalSystem(EMModel):
         given.setdefault("observation_offset", np.zeros(p))
         return LDSParams(*(given[FIELD_NAMES[field]] for field in LDSParams._fields))
 
+    def _check_names(self, X, *, reset: bool) -> None:
+        """A DataFrame's columns become `feature_names_in_` at fit and are checked against
+        them afterwards (scikit-learn's rule); a list of sequences carries no names."""
+        if hasattr(X, "columns") and (reset or hasattr(self, "feature_names_in_")):
+            _check_feature_names(self, X, reset=reset)
+
     def _inputs(self, X):
         params = self._inference_params()
         kalman.as_sequences(X, params.obs_dim)  # validates (clear errors) before work
+        self._check_names(X, reset=False)
         return params, _input_dtype(X)
 
     def filter(self, X):

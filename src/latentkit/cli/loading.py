@@ -1,0 +1,87 @@
+"""Reading DATA and saved models for the commands: DATA with the table options, a saved
+model with its spec, and the two matched by column name (`latentkit.cli.columns`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from latentkit.exceptions import InvalidInputError
+from latentkit.registry import ModelSpec, registered_specs, spec_for
+
+from .columns import match_features, model_input
+from .data import Data, TableOptions, load_data
+
+
+def read_data(spec: ModelSpec, source: str, args) -> Data:
+    """DATA read with the --key, --max-rows, --columns, --drop, --index-col, --time-col and
+    --no-header options (text columns as categories for a model that takes them)."""
+    options = TableOptions(columns=args.columns, drop=args.drop, index_col=args.index_col,
+                           time_col=args.time_col, header=False if args.no_header else None,
+                           categorical=spec.categorical)
+    data = load_data(source, key=args.key, max_rows=args.max_rows, options=options)
+    return spec.prepare(data) if data.bundled else data
+
+
+def print_notes(data: Data) -> None:
+    """The reader's and the matcher's notes, to stderr."""
+    for note in data.notes:
+        print(f"latentkit: note: {note}", file=sys.stderr)
+
+
+def load_model(path: str):
+    """(model, spec) of a saved model file."""
+    from latentkit.io import load
+
+    registered_specs()  # every family imported: `load` knows their classes
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such model file: {path}")
+    model = load(path)
+    return model, spec_for(model)
+
+
+class Loaded(NamedTuple):
+    """A saved model and DATA matched to it.
+
+    X : what the model is given (a DataFrame when it knows feature names, else data.X);
+    header : whether DATA had column names (outputs are written with a header then).
+    """
+
+    model: Any
+    spec: ModelSpec
+    data: Data
+    X: Any
+    header: bool
+
+
+def match(model, spec: ModelSpec, data: Data) -> tuple[Data, Any]:
+    """(DATA with its columns in the model's order, the model's input); notes printed."""
+    names = spec.feature_names(model)
+    data = spec.align(model, match_features(data, names))
+    print_notes(data)
+    expected = getattr(model, "n_features_in_", data.X.shape[1])
+    if data.X.shape[1] != expected:
+        raise InvalidInputError(f"{data.name} has {data.X.shape[1]} columns but the model "
+                                f"was fitted on {expected} columns.")
+    return data, model_input(data, named=names is not None)
+
+
+def load_with_data(args) -> Loaded:
+    """The saved model of args.model_file and args.data read and matched to it."""
+    model, spec = load_model(args.model_file)
+    data = read_data(spec, args.data, args)
+    header = data.columns is not None
+    data, X = match(model, spec, data)
+    return Loaded(model, spec, data, X, header)
+
+
+@contextmanager
+def matched_by_name():
+    """Figures and metrics draw with DATA's float array after its columns were matched by
+    name: scikit-learn's "X does not have valid feature names" warning does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        yield
