@@ -274,3 +274,175 @@ def test_parquet_keeps_the_index_pandas_stored(tmp_path, frame):
     assert data.columns == list(frame.columns)
     frame.to_parquet(path)  # a RangeIndex is metadata only
     assert read_table(path).index is None
+
+
+# --- categorical columns: text read as codes into sorted state names, written back as names
+
+
+def assert_same_data(actual, expected):
+    """Same X (NaN in the same cells), columns, index and categories."""
+    assert_same_values(actual.X, expected.X)
+    assert actual.columns == expected.columns
+    assert actual.categories == expected.categories
+    if expected.index is None:
+        assert actual.index is None
+    else:
+        assert list(actual.index) == list(expected.index)
+        assert actual.index.name == expected.index.name
+
+
+def test_text_columns_are_read_as_categories_when_asked(tmp_path):
+    path = tmp_path / "survey.csv"
+    path.write_text("smoker,age,grade\nyes,31,B\n no ,NA,A\n,40,\nNA,22,C\nyes,1.5,?\n"
+                    "No,7, B\n")
+    data = read_table(path, categorical=True)
+    assert data.columns == ["smoker", "age", "grade"]
+    # sorted by code point: 'No' < 'no' < 'yes'; spaces trimmed; blank, NA and ? missing
+    assert data.categories == {"smoker": ("No", "no", "yes"), "grade": ("A", "B", "C")}
+    expected = np.array([[2, 31, 1], [1, np.nan, 0], [np.nan, 40, np.nan],
+                         [np.nan, 22, 2], [2, 1.5, np.nan], [0, 7, 1]])
+    assert_same_values(data.X, expected)
+    frame = data.frame()  # pandas Categorical columns with the names
+    assert list(frame["smoker"].astype(object).fillna("-")) == ["yes", "no", "-", "-", "yes",
+                                                                "No"]
+    assert frame["age"].dtype == np.float64
+    with pytest.raises(InvalidInputError, match=r"line 2, column 1 \(smoker\): 'yes' is not a "
+                       r"number.*--drop smoker.*categorical models \(cmm, bayesnet\)"):
+        read_table(path)  # categorical=False: unchanged, the error names the fix
+    plain = read_table(path, drop=["smoker", "grade"], categorical=True)
+    assert plain.categories is None and plain.columns == ["age"]
+
+
+def test_text_states_with_and_without_a_header(tmp_path):
+    path = tmp_path / "states.csv"
+    path.write_text("a,b\nyes,lo\nno,hi\nyes,NA\n")
+    data = read_table(path, categorical=True)
+    assert data.columns == ["a", "b"] and data.X.shape == (3, 2)
+    assert data.categories == {"a": ("no", "yes"), "b": ("hi", "lo")}
+    assert_same_values(data.X, np.array([[1, 1], [0, 0], [1, np.nan]]))
+    path.write_text("yes,lo\nno,hi\nyes,NA\n")
+    data = read_table(path, categorical=True, header=False)
+    assert data.columns is None and data.X.shape == (3, 2)
+    assert data.categories == {"x1": ("no", "yes"), "x2": ("hi", "lo")}
+    assert_same_values(data.X, np.array([[1, 1], [0, 0], [1, np.nan]]))
+    assert list(data.frame()["x1"]) == ["yes", "no", "yes"]
+    detected = read_table(path, categorical=True)  # the header rule: a text cell names
+    assert detected.columns == ["yes", "lo"] and detected.X.shape == (2, 2)
+    kept = read_table(path, categorical=True, header=False, drop=["x1"])
+    assert kept.columns == ["x2"] and kept.categories == {"x2": ("hi", "lo")}
+
+
+def test_a_late_text_column_and_numbers_in_text_stay_numbers(tmp_path):
+    path = tmp_path / "late.csv"
+    rows = [f"{i}," for i in range(300)] + ["300,b", "301,a", "302,"]
+    path.write_text("n,s\n" + "\n".join(rows) + "\n")  # the sampled lines: s all missing
+    data = read_table(path, categorical=True)
+    assert data.categories == {"s": ("a", "b")}
+    assert np.isnan(data.X[:300, 1]).all() and data.X[300:, 1].tolist()[:2] == [1, 0]
+    assert data.X[:, 0].tolist() == list(range(303))
+    path.write_text("a,b\n1_000,x\n 2 ,y\n")  # numbers Python parses: a column of numbers
+    data = read_table(path, categorical=True)
+    assert data.categories == {"b": ("x", "y")}
+    assert data.X.tolist() == [[1000, 0], [2, 1]]
+
+
+def test_parquet_categorical_string_and_boolean_columns(tmp_path):
+    path = tmp_path / "c.parquet"
+    frame = pd.DataFrame({
+        "level": pd.Categorical(["lo", "hi", None, "hi"], categories=["lo", "mid", "hi"]),
+        "name": ["b", " a ", None, "NA"],
+        "flag": [True, False, True, True],
+        "value": [1.0, 2.0, np.nan, 4.0]})
+    frame.to_parquet(path)
+    data = read_table(path, categorical=True)
+    assert data.columns == ["level", "name", "flag", "value"]
+    # a Categorical keeps its categories in order, unused 'mid' too; text is sorted
+    assert data.categories == {"level": ("lo", "mid", "hi"), "name": ("a", "b"),
+                               "flag": ("False", "True")}
+    assert_same_values(data.X, np.array([[0, 1, 1, 1], [2, 0, 0, 2], [np.nan, np.nan, 1,
+                                                                    np.nan], [2, np.nan, 1, 4]]))
+    with pytest.raises(InvalidInputError, match=r"column 1 \(level\): 'lo' is not a number"):
+        read_table(path)
+    numeric = read_table(path, columns=["flag", "value"])
+    assert numeric.categories is None and numeric.X[:, 0].tolist() == [1, 0, 1, 1]
+
+
+@pytest.fixture
+def categorical_data(tmp_path):
+    """A table read with categories: 6 rows, a missing state, a numeric column, a label."""
+    path = tmp_path / "source.csv"
+    path.write_text("id,colour,size,weight\nr0,red,S,1.5\nr1,blue,M,\nr2,,S,3\n"
+                    "r3,green,L,4\nr4,red,NA,5\nr5,\"navy, dark\",M,6\n")
+    data = read_table(path, index_col="id", categorical=True)
+    assert data.categories == {"colour": ("blue", "green", "navy, dark", "red"),
+                               "size": ("L", "M", "S")}
+    assert_same_values(data.X, np.array([[3, 2, 1.5], [0, 1, np.nan], [np.nan, 2, 3],
+                                         [1, 0, 4], [3, np.nan, 5], [2, 1, 6]]))
+    return data
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".npz"])
+def test_categories_round_trip(tmp_path, categorical_data, suffix):
+    data = categorical_data
+    path = write_table(tmp_path / f"out{suffix}", data.X, data.columns, index=data.index,
+                       categories=data.categories)
+    options = {"index_col": "id"} if suffix in (".csv", ".tsv") else {}
+    assert_same_data(read_table(path, categorical=True, **options), data)
+    if suffix in (".csv", ".tsv"):  # the names, as pandas reads them
+        back = pd.read_csv(path, sep=suffix == ".csv" and "," or "\t", index_col=0)
+        assert back["colour"].fillna("-").tolist() == ["red", "blue", "-", "green", "red",
+                                                       "navy, dark"]
+        assert "3" in path.read_text() and "3.0" not in path.read_text()
+    if suffix == ".parquet":
+        back = pd.read_parquet(path)
+        assert list(back["size"].cat.categories) == ["L", "M", "S"]
+        assert back["size"].fillna("M").tolist() == ["S", "M", "S", "L", "M", "M"]
+    unsorted = {"colour": ("red", "navy, dark", "green", "blue", "white"),
+                "size": ("S", "M", "L")}
+    X = data.X.copy()
+    for j, name in ((0, "colour"), (1, "size")):  # the same values under other codes
+        remap = np.array([unsorted[name].index(state) for state in data.categories[name]])
+        codes = X[:, j]
+        X[:, j] = np.where(np.isnan(codes), np.nan, remap[np.nan_to_num(codes).astype(int)])
+    path = write_table(path, X, data.columns, index=data.index, categories=unsorted)
+    back = read_table(path, categorical=True, **options)
+    if suffix in (".parquet", ".npz"):  # the states as written, in order, unused ones too
+        assert back.categories == unsorted
+        assert_same_values(back.X, X)
+    else:  # only the names: the read sorts them again
+        assert_same_data(back, data)
+
+
+def test_write_refuses_bad_codes_and_state_names(tmp_path):
+    X = np.array([[0.0, 1.0], [1.0, np.nan], [np.nan, 2.0]])
+    path = tmp_path / "bad.csv"
+    with pytest.raises(InvalidParameterError, match=r"column 'b': row 3 holds the code 2, "
+                       r"but its 2 states take the codes 0..1"):
+        write_table(path, X, ["a", "b"], categories={"b": ("no", "yes")})
+    with pytest.raises(InvalidParameterError, match="row 2 holds the code 0.5"):
+        write_table(path, np.array([[0.0], [0.5]]), ["a"], categories={"a": ("no", "yes")})
+    with pytest.raises(InvalidParameterError, match="row 1 holds the code -1"):
+        write_table(path, np.array([[-1.0]]), ["a"], categories={"a": ("no", "yes")})
+    with pytest.raises(InvalidParameterError, match="names 'z', not among the columns"):
+        write_table(path, X, ["a", "b"], categories={"z": ("no", "yes")})
+    with pytest.raises(InvalidParameterError, match="'NA' would read back as a missing"):
+        write_table(path, X, ["a", "b"], categories={"a": ("NA", "yes")})
+    with pytest.raises(InvalidParameterError, match="repeat a name"):
+        write_table(path, X, ["a", "b"], categories={"a": ("no", "no")})
+    assert not path.exists()  # nothing written
+    for suffix in (".npy", ".npz", ".parquet", ".tsv"):
+        with pytest.raises(InvalidParameterError, match="holds the code 2"):
+            write_table(tmp_path / f"bad{suffix}", X, ["a", "b"],
+                        categories={"b": ("no", "yes")})
+    path = write_table(tmp_path / "codes.npy", X, ["a", "b"], categories={"a": ("no", "yes")})
+    assert_same_values(np.load(path), X)  # .npy: the codes alone
+
+
+def test_one_categorical_column_keeps_its_missing_rows(tmp_path):
+    X = np.array([[np.nan], [0.0], [np.nan], [1.0]])
+    for header in (True, False):
+        path = write_table(tmp_path / "one.csv", X, ["s"], header=header,
+                           categories={"s": ("no", "yes")})
+        data = read_table(path, categorical=True, header=header)
+        assert_same_values(data.X, X)
+        assert data.categories == {"s" if header else "x1": ("no", "yes")}

@@ -16,6 +16,16 @@ Columns. They are kept in file order under their names (a blank name in column j
 some out. A column that holds text or dates is an error naming the column and its fix
 (`--drop NAME`, `--index-col NAME` or `--time-col NAME`), never a column of NaN.
 
+Categories. With `categorical=True` (the command line sets it for a model of categorical
+data, such as cmm and bayesnet) a column of text is read as categories instead: X holds
+codes 0..L-1 (NaN = missing) and `Data.categories` maps the column's name to its L state
+names, the distinct values (trimmed, missing tokens left out) sorted; a Parquet pandas
+Categorical column keeps its categories in order, and a Parquet boolean column has the
+states ('False', 'True'). A text column whose values are all numbers stays numbers.
+`write_table(..., categories=)` writes the codes back as the names (.csv, .tsv, .parquet)
+or keeps the names beside them (.npz), so a table read back is the table written. Dates in
+text are text here: leave them out with `drop=`, or make them the index with `time_col=`.
+
 Header rule (CSV and TSV). The first line that is not blank is a header when `header=True`,
 and a row of data when `header=False` (the command line's --no-header). Otherwise (None):
 - it is a header when any of its cells is not a number (a missing token is a number here);
@@ -42,7 +52,7 @@ from pathlib import Path
 from latentkit.exceptions import InvalidInputError
 
 from ._arrays import read_npy, read_npz, read_parquet
-from ._columns import MISSING_TOKENS
+from ._categories import MISSING_TOKENS
 from ._csv import read_csv
 from ._record import Data, TableOptions, select
 from ._write import write_table
@@ -67,7 +77,7 @@ def read_file(path: Path, options: TableOptions, key: str | None = None) -> Data
 
 def read_table(path: str | os.PathLike, *, columns=None, drop=(), index_col: str | None = None,
                time_col: str | None = None, header: bool | None = None,
-               key: str | None = None) -> Data:
+               key: str | None = None, categorical: bool = False) -> Data:
     """A table file as a `Data` record (the rules above).
 
     columns : names of the features to keep, in this order (None: all, in file order).
@@ -75,9 +85,11 @@ def read_table(path: str | os.PathLike, *, columns=None, drop=(), index_col: str
     index_col, time_col : a column used as the row index (`time_col`: parsed as dates).
     header : None detects a CSV/TSV header row, True / False says whether there is one.
     key : the array of a .npz file (its first, or `write_table`'s X, when None).
+    categorical : read text columns as categories (codes in X, names in `Data.categories`)
+        instead of refusing them.
     """
     options = TableOptions(columns=columns, drop=drop, index_col=index_col,
-                           time_col=time_col, header=header)
+                           time_col=time_col, header=header, categorical=categorical)
     path = Path(os.path.expanduser(os.fspath(path)))
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")

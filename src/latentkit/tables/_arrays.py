@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from latentkit.exceptions import InvalidInputError, InvalidParameterError
 
+from ._categories import code_problem, state_problem
 from ._columns import table_to_data
 from ._record import Data, TableOptions, select
 
@@ -42,8 +43,9 @@ def _stored_index(table: pa.Table) -> tuple[pa.Table, pd.Index | None]:
 
 
 def read_parquet(path: str | Path, options: TableOptions | None = None) -> Data:
-    """A Parquet file: numeric (or boolean) columns, nulls missing; the index pandas stored
-    with it (DataFrame.to_parquet) kept as the row index."""
+    """A Parquet file: numeric (or boolean) columns, nulls missing, and with
+    `options.categorical` text, pandas Categorical and boolean columns as categories; the
+    index pandas stored with it (DataFrame.to_parquet) kept as the row index."""
     path, options = Path(path), options or TableOptions()
     if options.header is False:
         raise InvalidParameterError(f"--no-header applies to CSV and TSV files; {path.name} "
@@ -95,8 +97,34 @@ def read_npy(path: str | Path, options: TableOptions | None = None) -> Data:
     return select(Data(X=X, name=path.name, image_shape=image_shape), options)
 
 
+def _saved_categories(archive, path: Path, X: np.ndarray,
+                      columns: list[str]) -> dict[str, tuple[str, ...]] | None:
+    """{column: state names} of an archive `write_table` saved with categories (arrays
+    category_columns, category_sizes, category_states), each checked against X's codes."""
+    if "category_columns" not in archive.files:
+        return None
+    names = [str(name) for name in archive["category_columns"]]
+    sizes = [int(size) for size in archive["category_sizes"]]
+    states = [str(state) for state in archive["category_states"]]
+    if len(sizes) != len(names) or sum(sizes) != len(states) or min(sizes, default=0) < 0:
+        raise InvalidInputError(f"{path}: {len(names)} category_columns, category_sizes "
+                                f"{sizes} and {len(states)} category_states do not agree.")
+    ends = np.cumsum(sizes)
+    categories = {name: tuple(states[end - size:end])
+                  for name, size, end in zip(names, sizes, ends)}
+    for name, column_states in categories.items():
+        if name not in columns:
+            raise InvalidInputError(f"{path}: category_columns names {name!r}, not a column.")
+        problem = state_problem(column_states) or code_problem(X[:, columns.index(name)],
+                                                         len(column_states))
+        if problem is not None:
+            raise InvalidInputError(f"{path}, column {name!r}: {problem}.")
+    return categories
+
+
 def _saved_table(archive, path: Path) -> Data:
-    """A table `write_table` saved: arrays X, columns and (when it had one) index."""
+    """A table `write_table` saved: arrays X, columns, (when it had one) index, and (when
+    it had some) categories."""
     try:
         X = _as_float(archive["X"], f"{path}[X]")
         columns = [str(c) for c in archive["columns"]]
@@ -107,17 +135,20 @@ def _saved_table(archive, path: Path) -> Data:
     except ValueError as error:
         raise InvalidInputError(f"{path}: {error} (names and labels must be stored as "
                                 f"numbers or fixed-width text, dtype=str).") from None
-    if len(columns) != X.shape[1] or (index is not None and len(index) != len(X)):
+    if (X.ndim != 2 or len(columns) != X.shape[1]
+            or (index is not None and len(index) != len(X))):
         raise InvalidInputError(f"{path}: X has shape {X.shape} but {len(columns)} column "
                                 f"names" + ("" if index is None else f" and {len(index)} "
                                             f"index labels") + ".")
-    return Data(X=X, name=path.name, columns=columns, index=index)
+    return Data(X=X, name=path.name, columns=columns, index=index,
+                categories=_saved_categories(archive, path, X, columns))
 
 
 def read_npz(path: str | Path, options: TableOptions | None = None, *,
              key: str | None = None) -> Data:
     """The array named `key`, or the first array of the archive; an archive written by
-    `write_table` (arrays X, columns, index) keeps its column names and index."""
+    `write_table` (arrays X, columns, index, category_*) keeps its column names, index and
+    categories (with or without `options.categorical`: its X holds the codes either way)."""
     path, options = Path(path), options or TableOptions()
     _refuse_table_options(options, path)
     try:

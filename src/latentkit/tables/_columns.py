@@ -1,6 +1,7 @@
 """Arrow columns to a `Data` record: the row index taken out (--index-col, --time-col, or a
 detected unnamed index column), the kept features converted to float with NaN for missing,
-and any column that is not numbers refused with the option that fixes it."""
+and any column that is not numbers read as categories (`TableOptions.categorical`, the rules
+of `_categories`) or refused with the option that fixes it."""
 
 from __future__ import annotations
 
@@ -16,16 +17,25 @@ import pyarrow.compute as pc
 
 from latentkit.exceptions import InvalidInputError
 
+from ._categories import (
+    MISSING_TOKENS,
+    Codes,
+    boolean_codes,
+    cleaned_text,
+    dictionary_codes,
+    text_codes,
+)
 from ._record import Data, TableOptions, kept_positions
 
-#: cell values read as missing (NaN), compared lower-case after trimming spaces
-MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
 #: the name pandas gives an unnamed first column (its index, written by `DataFrame.to_csv`)
 UNNAMED_FIRST = "Unnamed: 0"
 _QUARTER = re.compile(r"^\d{4}\s*-?\s*Q[1-4]$", re.IGNORECASE)
 
 #: where a row is, for messages: row number (0-based, in the table) -> "file, line N"
 Where = Callable[[int], str]
+#: what the text-column error adds: the models that read text
+_CATEGORICAL_MODELS = ("categorical models (cmm, bayesnet) read a text column's values as "
+                       "states")
 
 
 def _numeric_kind(kind: pa.DataType) -> bool:
@@ -72,19 +82,12 @@ def not_a_number(where: str, position: int, name: str, value) -> InvalidInputErr
     return InvalidInputError(
         f"{where}, column {position} ({name}): {value!r} is not a number; leave the column "
         f"out with --drop {flag} (drop= in Python), or use it as row labels with --index-col "
-        f"{flag}.")
+        f"{flag}; {_CATEGORICAL_MODELS}.")
 
 
-def _text_floats(column: pa.ChunkedArray, position: int, name: str,
-                 where: Where) -> np.ndarray:
-    """(n_rows,) float64 of a text column of numbers and missing tokens."""
-    trimmed = pc.utf8_trim_whitespace(column)
-    missing = pc.is_in(pc.utf8_lower(trimmed), value_set=pa.array(sorted(MISSING_TOKENS)))
-    cleaned = pc.if_else(missing, pa.scalar(None, pa.string()), trimmed)
-    try:
-        return _floats(cleaned)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
+def _parsed(cleaned: pa.ChunkedArray, position: int, name: str, where: Where) -> np.ndarray:
+    """(n_rows,) float64 of a cleaned text column of numbers (Python's `float` for what
+    pyarrow does not parse, such as `1_000`); the first other value is an error."""
     texts = cleaned.to_pylist()
     values = np.full(len(texts), np.nan)
     for row, text in enumerate(texts):
@@ -97,16 +100,38 @@ def _text_floats(column: pa.ChunkedArray, position: int, name: str,
     return values
 
 
-def feature_values(column: pa.ChunkedArray, position: int, name: str,
-                   where: Where) -> np.ndarray:
-    """(n_rows,) float64 of one feature column; position is 1-based in the source."""
+def _text_values(column: pa.ChunkedArray, position: int, name: str, where: Where,
+                 categorical: bool) -> np.ndarray | Codes:
+    """(n_rows,) float64 of a text column of numbers and missing tokens; with
+    `categorical`, (codes, states) of one that holds text."""
+    found = text_codes(column) if categorical else None
+    if found is not None:
+        return found
+    cleaned = cleaned_text(column)
+    try:
+        return _floats(cleaned)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _parsed(cleaned, position, name, where)
+
+
+def feature_values(column: pa.ChunkedArray, position: int, name: str, where: Where,
+                   categorical: bool = False) -> np.ndarray | Codes:
+    """(n_rows,) float64 of one feature column; position is 1-based in the source. With
+    `categorical`, a text, pandas Categorical or boolean column is (codes, state names)
+    instead (the rules of `_categories`), unless its values are all numbers."""
     kind = column.type
+    if categorical and pa.types.is_boolean(kind):
+        return boolean_codes(column)
+    if categorical and pa.types.is_dictionary(kind):
+        found = dictionary_codes(column)
+        if found is not None:
+            return found
     if _numeric_kind(kind):
         return _floats(column)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return _text_floats(column, position, name, where)
+        return _text_values(column, position, name, where, categorical)
     if pa.types.is_dictionary(kind):
-        return _text_floats(pc.cast(column, pa.string()), position, name, where)
+        return _text_values(pc.cast(column, pa.string()), position, name, where, False)
     valid = pc.drop_null(column)
     value = valid[0].as_py() if len(valid) else None
     row = pc.index(pc.is_valid(column), True).as_py() if len(valid) else 0
@@ -204,12 +229,18 @@ def table_to_data(table: pa.Table, names: list[str] | None, options: TableOption
         index, notes = found, (*notes, note) if note else notes
     features = [j for j in range(len(names)) if j != position]
     kept = [features[k] for k in kept_positions([names[j] for j in features], options, source)]
+    columns = [names[j] for j in kept] if named or options.selects else None
     X = np.empty((table.num_rows, len(kept)), dtype=np.float64)
+    categories = {}
     for out, j in enumerate(kept):
         column = table.column(j)
         if column.type == pa.float64():  # chunk by chunk: no concatenated copy
             _fill_floats(X[:, out], column)
-        else:
-            X[:, out] = feature_values(column, j + 1, names[j], where)
-    columns = [names[j] for j in kept] if named or options.selects else None
-    return Data(X=X, name=name, columns=columns, index=index, notes=notes)
+            continue
+        values = feature_values(column, j + 1, names[j], where, options.categorical)
+        if isinstance(values, tuple):  # (codes, states), keyed as Data.column_names has it
+            values, states = values
+            categories[columns[out] if columns else f"x{out + 1}"] = states
+        X[:, out] = values
+    return Data(X=X, name=name, columns=columns, index=index, notes=notes,
+                categories=categories or None)
