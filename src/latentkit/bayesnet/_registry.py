@@ -11,7 +11,7 @@ import numpy as np
 from ..exceptions import InvalidParameterError
 from ..registry import ModelSpec, register
 from .demo import SEED_CARDS, SEED_EDGES, seed_bayesnet, seed_network
-from .figures import network_figures
+from .figures import cpt_tables, network_figures
 from .network import DiscreteBayesNet
 
 
@@ -62,7 +62,7 @@ register(ModelSpec(
     "CPTs learned by EM; DATA has one integer-coded column per variable (a header naming "
     "them, or in the BIF's order); missing values; --hidden NAME for a latent variable (no "
     "column)", "wine", "none: give DATA and --structure NET.bif", figures=network_figures,
-    summary_params=("alpha",), size_param=None,
+    tables=cpt_tables, summary_params=("alpha",), size_param=None,
     hidden_params=("callbacks", "edges", "cardinalities", "cpts", "state_names"),
     demo=seed_bayesnet, cli_options=add_options, cli_kwargs=structure_kwargs,
     align=network_columns, example=bayesnet_example, categorical=True,

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..registry import ModelSpec, register
 from .demo import dynamics_lds
-from .figures import lds_figures
+from .figures import lds_figures, lds_tables
 from .lds import LinearDynamicalSystem
 
 
@@ -25,5 +25,5 @@ register(ModelSpec(
     "linear dynamical system (Kalman filter model) learned by EM; DATA is one sequence, "
     "rows = time steps; --state-dim K (default 1)",
     "nile", "Nile river flow at Aswan 1871-1970 (100 x 1)", figures=lds_figures,
-    summary_params=("state_dim", "covariance_type"), size_param=None,
+    tables=lds_tables, summary_params=("state_dim", "covariance_type"), size_param=None,
     defaults=(("state_dim", 1),), demo=dynamics_lds, example=lds_example))

@@ -8,7 +8,7 @@ import numpy as np
 from ..registry import ModelSpec, register
 from .demo import mnist_linear
 from .factor_analysis import FactorAnalysis
-from .figures import gaussian_figures, ica_figures, pca_figures
+from .figures import gaussian_figures, ica_figures, loadings_tables, pca_figures
 from .ica import FastICA
 from .pca import PCA
 from .ppca import PPCA
@@ -35,15 +35,16 @@ DIGITS = "scikit-learn digits, 8 x 8 grey levels 0-16 (1797 x 64)"
 
 register(ModelSpec(
     "pca", PCA, "principal component analysis", "digits", DIGITS, figures=pca_figures,
-    summary_params=("svd_solver",), default_size=10, demo=mnist_linear,
+    tables=loadings_tables, summary_params=("svd_solver",), default_size=10, demo=mnist_linear,
     example=low_rank_example))
 register(ModelSpec(
     "ppca", PPCA, "probabilistic PCA (closed form or EM; missing values)", "digits", DIGITS,
-    figures=gaussian_figures, summary_params=("solver",), example=low_rank_example))
+    figures=gaussian_figures, tables=loadings_tables, summary_params=("solver",),
+    example=low_rank_example))
 register(ModelSpec(
     "fa", FactorAnalysis, "factor analysis (diagonal noise; missing values; varimax)",
     "wine", "wine, 13 chemical measurements (178 x 13)", figures=gaussian_figures,
-    summary_params=("rotation",), example=low_rank_example))
+    tables=loadings_tables, summary_params=("rotation",), example=low_rank_example))
 register(ModelSpec(
     "ica", FastICA, "independent component analysis by FastICA (--fun logcosh|exp|cube, "
     "--algorithm parallel|deflation)", "digits", DIGITS, figures=ica_figures,

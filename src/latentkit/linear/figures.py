@@ -131,22 +131,24 @@ def _latent_figures(job, X: np.ndarray) -> list:
 
 
 def pca_figures(job) -> list:
-    """PCA: the complete rows in the first two principal coordinates, the components as
-    images for image data, the criterion curve when M was chosen."""
+    """PCA: the principal axes as a heatmap (features x components), the complete rows in
+    the first two principal coordinates, the components as images for image data, the
+    criterion curve when M was chosen."""
     from latentkit.plot.common import complete_rows, criterion_figure
 
     X = complete_rows(np.asarray(job.data.X, dtype=np.float64))
-    return criterion_figure(job) + _latent_figures(job, X)
+    return criterion_figure(job) + loadings_figure(job) + _latent_figures(job, X)
 
 
 def gaussian_figures(job) -> list:
-    """PPCA and factor analysis: every row (missing entries imputed by the model) in the
-    first two latent coordinates, the components as images for image data, the criterion
-    curve when M was chosen, the EM objective per iteration."""
+    """PPCA and factor analysis: the loadings heatmap (features x factors), every row
+    (missing entries imputed by the model) in the first two latent coordinates, the
+    components as images for image data, the criterion curve when M was chosen, the EM
+    objective per iteration."""
     from latentkit.plot.common import criterion_figure, history_figure
 
     X = np.asarray(job.model.impute(np.asarray(job.data.X, dtype=np.float64)))
-    return (criterion_figure(job) + _latent_figures(job, X)
+    return (criterion_figure(job) + loadings_figure(job) + _latent_figures(job, X)
             + history_figure(job, caption="EM objective per iteration", min_length=2))
 
 
@@ -173,3 +175,114 @@ def ica_figures(job):
         figures.append((plot.save_figure(ax, out / "sources.png"),
                         "the first two recovered sources of each row"))
     return figures
+
+
+# -- loadings: the figure and the table of PCA, PPCA and factor analysis ------------------
+
+#: the most features the loadings heatmap draws, and the most rows of the loadings table
+MAX_LOADING_FEATURES = 30
+#: the most factors (columns) the heatmap and the table show
+MAX_LOADING_FACTORS = 20
+
+
+def _feature_names(job, n_features: int) -> list[str]:
+    """`feature_names_in_` when the model was fitted on named columns, else the data's
+    column names (x1..xD when it has none)."""
+    from latentkit.registry import fitted_feature_names
+
+    names = fitted_feature_names(job.model) or job.data.column_names
+    if len(names) != n_features:
+        return [f"x{j + 1}" for j in range(n_features)]
+    return [str(name) for name in names]
+
+
+def plot_loadings(loadings, feature_names, ax=None, *, title=None, factor_label="factor"):
+    """A heatmap of loadings: one row per feature (named on the y-axis), one column per
+    factor (numbered 1..M on the x-axis), a diverging colormap centred at 0 with a colorbar,
+    and the values written in the cells when there are at most 150 of them.
+
+    loadings : (D, M) the loading of feature d on factor m (components_.T);
+    feature_names : (D,) the features' names.
+    """
+    from latentkit.plot._figure import new_axes
+
+    loadings = np.asarray(loadings, dtype=np.float64)
+    n_features, n_factors = loadings.shape
+    if len(feature_names) != n_features:
+        raise ValueError(f"plot_loadings needs one name per feature: {n_features} rows of "
+                         f"loadings, {len(feature_names)} names.")
+    ax = new_axes(ax, figsize=(1.6 + 0.55 * n_factors + 0.08 * max(map(len, feature_names)),
+                               1.4 + 0.28 * n_features))
+    limit = float(np.max(np.abs(loadings))) or 1.0
+    image = ax.imshow(loadings, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto",
+                      interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label="loading", shrink=0.9)
+    ax.set_yticks(np.arange(n_features), [str(name) for name in feature_names],
+                  fontsize="small" if n_features > 15 else "medium")
+    ax.set_xticks(np.arange(n_factors), [str(m + 1) for m in range(n_factors)])
+    ax.set_xlabel(factor_label)
+    if loadings.size <= 150:
+        for (d, m), value in np.ndenumerate(loadings):
+            text = f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+            ax.text(m, d, text, ha="center", va="center", fontsize="x-small",
+                    color="white" if abs(value) > 0.6 * limit else "black")
+    ax.set_title(title or "loadings")
+    return ax
+
+
+def _loadings(job) -> tuple[np.ndarray, list[str]]:
+    """(D, M) loadings (components_.T, at most MAX_LOADING_FACTORS factors) and the D
+    feature names."""
+    loadings = np.asarray(job.model.components_, dtype=np.float64)[:MAX_LOADING_FACTORS].T
+    return loadings, _feature_names(job, loadings.shape[0])
+
+
+def _what(model) -> tuple[str, str]:
+    """(what the loadings are, the factor axis label) for the model's kind."""
+    if hasattr(model, "explained_variance_ratio_"):
+        return "principal axes (components_, unit length)", "component"
+    return "loadings W (components_ = W^T)", "factor"
+
+
+def loadings_figure(job) -> list:
+    """The loadings heatmap of a fitted PCA, PPCA or FactorAnalysis: every feature when
+    there are at most MAX_LOADING_FEATURES; else the MAX_LOADING_FEATURES with the largest
+    loadings (none for image data, whose components are drawn as images)."""
+    from latentkit import plot
+
+    loadings, names = _loadings(job)
+    what, axis = _what(job.model)
+    caption = f"{what} per feature and {axis}, blue < 0 < red"
+    rows = np.arange(len(names))
+    if len(names) > MAX_LOADING_FEATURES:
+        if job.data.image_shape is not None:
+            return []
+        norms = np.linalg.norm(loadings, axis=1)
+        rows = np.sort(np.argsort(-norms, kind="stable")[:MAX_LOADING_FEATURES])
+        caption += (f"; the {MAX_LOADING_FEATURES} of {len(names)} features with the "
+                    "largest loadings")
+    if loadings.shape[1] < len(job.model.components_):
+        caption += f"; the first {loadings.shape[1]} of {len(job.model.components_)} {axis}s"
+    ax = plot_loadings(loadings[rows], [names[j] for j in rows],
+                       title=f"{type(job.model).__name__} {what.split(' (')[0]}",
+                       factor_label=axis)
+    return [(plot.save_figure(ax, job.out_dir / "loadings.png"), caption)]
+
+
+def loadings_tables(job) -> list:
+    """The loadings as a table, one row per feature (its name, its loading on each factor;
+    for factor analysis its noise variance ψ_d too), when there are at most
+    MAX_LOADING_FEATURES features; else none."""
+    loadings, names = _loadings(job)
+    if len(names) > MAX_LOADING_FEATURES:
+        return []
+    what, axis = _what(job.model)
+    noise = np.asarray(getattr(job.model, "noise_variance_", 0.0), dtype=np.float64)
+    rows = []
+    for d, name in enumerate(names):
+        row = {"feature": name}
+        row.update({f"{axis} {m + 1}": float(v) for m, v in enumerate(loadings[d])})
+        if noise.ndim == 1 and noise.shape[0] == len(names):
+            row["noise variance ψ"] = float(noise[d])
+        rows.append(row)
+    return [(f"{what} per feature", rows)]

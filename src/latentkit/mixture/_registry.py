@@ -9,7 +9,16 @@ from ..registry import ModelSpec, register
 from .bernoulli import BernoulliMixture
 from .categorical import CategoricalMixture
 from .demo import faithful_gmm, mnist_bmm
-from .figures import bmm_figures, cmm_figures, gmm_figures, mppca_figures
+from .figures import (
+    bmm_figures,
+    bmm_tables,
+    cmm_figures,
+    cmm_tables,
+    gmm_figures,
+    gmm_tables,
+    mppca_figures,
+    mppca_tables,
+)
 from .gaussian import GaussianMixture
 from .ppca_mixture import MixtureOfPPCA
 
@@ -100,20 +109,22 @@ DIGITS = "scikit-learn digits, 8 x 8 grey levels 0-16 (1797 x 64)"
 
 register(ModelSpec(
     "gmm", GaussianMixture, "Gaussian mixture (full, diag, spherical or tied covariance)",
-    "faithful", "Old Faithful eruptions (272 x 2)", figures=gmm_figures,
+    "faithful", "Old Faithful eruptions (272 x 2)", figures=gmm_figures, tables=gmm_tables,
     summary_params=("covariance_type",), demo=faithful_gmm, example=gmm_example))
 register(ModelSpec(
     "bmm", BernoulliMixture, "Bernoulli mixture for binary data",
     "digits", "scikit-learn digits binarized at half range, grey level > 8 (1797 x 64)",
-    prepare=binarize, figures=bmm_figures, demo=mnist_bmm, example=bmm_example))
+    prepare=binarize, figures=bmm_figures, tables=bmm_tables, demo=mnist_bmm,
+    example=bmm_example))
 register(ModelSpec(
     "cmm", CategoricalMixture, "categorical mixture for categorical columns (integer codes "
     "or text states)",
     "wine", "wine, each of 13 columns cut into tertiles: levels 0/1/2 (178 x 13)",
-    prepare=discretize, figures=cmm_figures, example=cmm_example, categorical=True))
+    prepare=discretize, figures=cmm_figures, tables=cmm_tables, example=cmm_example,
+    categorical=True))
 register(ModelSpec(
     "mppca", MixtureOfPPCA,
     "mixture of probabilistic PCA models: clusters with a local M-dimensional linear "
     "subspace each (--n-latent M, default 2); missing values", "digits", DIGITS,
-    figures=mppca_figures, summary_params=("n_latent",), default_size=10,
-    example=mppca_example))
+    figures=mppca_figures, tables=mppca_tables, summary_params=("n_latent",),
+    default_size=10, example=mppca_example))

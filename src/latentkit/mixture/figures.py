@@ -180,3 +180,139 @@ def cmm_figures(job) -> list:
 
 
 mppca_figures = bmm_figures
+
+
+# -- the command line's tables ------------------------------------------------------------
+
+#: the most features a table of per-feature values shows
+MAX_TABLE_FEATURES = 20
+
+
+def feature_names(job, n_features: int) -> list[str]:
+    """The names of the model's `n_features` columns: `feature_names_in_` when the model was
+    fitted on named columns, else the data's column names (x1..xD when it has none)."""
+    from latentkit.registry import fitted_feature_names
+
+    names = fitted_feature_names(job.model) or job.data.column_names
+    if len(names) != n_features:
+        return [f"x{j + 1}" for j in range(n_features)]
+    return [str(name) for name in names]
+
+
+def _shown_features(contrast, what: str) -> tuple[list[int], str]:
+    """The indices of the features a table shows and the caption's note when some are left
+    out: all of them up to MAX_TABLE_FEATURES, else the MAX_TABLE_FEATURES with the largest
+    `contrast` (D,) (how much the components differ on the feature), in column order."""
+    contrast = np.nan_to_num(np.asarray(contrast, dtype=np.float64), nan=0.0)
+    if contrast.size <= MAX_TABLE_FEATURES:
+        return list(range(contrast.size)), ""
+    chosen = np.sort(np.argsort(-contrast, kind="stable")[:MAX_TABLE_FEATURES])
+    return ([int(j) for j in chosen],
+            f" (the {MAX_TABLE_FEATURES} of {contrast.size} features whose {what} differ "
+            "most between components)")
+
+
+def mean_contrast(means, X) -> np.ndarray:
+    """(D,) the range of the component means (K, D) per feature over the data's standard
+    deviation of that feature (X : (n_samples, D), NaN = missing); 0 for a constant one."""
+    spread = np.nanstd(np.asarray(X, dtype=np.float64), axis=0)
+    span = np.ptp(np.asarray(means, dtype=np.float64), axis=0)
+    return np.divide(span, spread, out=np.zeros_like(span), where=spread > 0)
+
+
+def _column(name: str, taken: tuple[str, ...]) -> str:
+    """A feature's column name, renamed when it would clash with a fixed column."""
+    return f"{name} (feature)" if name in taken else name
+
+
+def component_rows(weights, values, names, columns, *, extra=None) -> list[dict]:
+    """One row per component: {"component": k + 1, "weight": w_k, name_j: values[k, j] for
+    the chosen columns j, then the `extra` {column: (K,) values}}.
+
+    weights : (K,); values : (K, D) per-feature values (means, probabilities, strings);
+    names : (D,) feature names; columns : indices of the features shown.
+    """
+    extra = extra or {}
+    taken = ("component", "weight", *extra)
+    rows = []
+    for k, weight in enumerate(np.asarray(weights, dtype=np.float64)):
+        row = {"component": k + 1, "weight": float(weight)}
+        for j in columns:
+            value = values[k][j]
+            row[_column(names[j], taken)] = value if isinstance(value, str) else float(value)
+        for column, per_component in extra.items():
+            row[column] = float(per_component[k])
+        rows.append(row)
+    return rows
+
+
+def _weights_and_means(job, caption: str, *, extra=None) -> tuple[list, list[int]]:
+    """([(caption, rows)] of the component weights and means per named feature, the indices
+    of the features shown)."""
+    means = np.asarray(job.model.means_, dtype=np.float64)
+    names = feature_names(job, means.shape[1])
+    columns, note = _shown_features(mean_contrast(means, job.data.X), "means")
+    return [(caption + note, component_rows(job.model.weights_, means, names, columns,
+                                            extra=extra))], columns
+
+
+def gmm_tables(job) -> list:
+    """GaussianMixture: the component weights and means per feature, and each component's
+    standard deviation per feature (the square root of its covariance's diagonal)."""
+    model = job.model
+    tables, columns = _weights_and_means(job, "component weights and means")
+    sd = np.sqrt(np.clip(np.diagonal(component_covariances(model), axis1=1, axis2=2), 0, None))
+    names = feature_names(job, sd.shape[1])
+    note = "" if len(columns) == len(names) else " (the features of the means' table)"
+    tables.append((f"component standard deviations per feature ({model.covariance_type} "
+                   f"covariance){note}",
+                   component_rows(model.weights_, sd, names, columns)))
+    return tables
+
+
+def mppca_tables(job) -> list:
+    """MixtureOfPPCA: the component weights, means per feature and noise variances σ_k²."""
+    noise = np.asarray(job.model.noise_variance_, dtype=np.float64)
+    return _weights_and_means(job, "component weights, means and noise variance σ²",
+                              extra={"noise variance σ²": noise})[0]
+
+
+def bmm_tables(job) -> list:
+    """BernoulliMixture: the component weights and p(x_j = 1 | component) per feature."""
+    return _weights_and_means(job, "component weights and p(feature = 1) per component")[0]
+
+
+def level_summary(probs, states, max_levels: int = 3, floor: float = 0.05) -> str:
+    """A categorical column's distribution in one cell: its levels by decreasing
+    probability, "high 0.71, mid 0.22" (the most probable first; at most `max_levels`,
+    those below `floor` left out after the first).
+
+    probs : (L,) p(x_j = l | component); states : (L,) the level names.
+    """
+    order = np.argsort(-np.asarray(probs, dtype=np.float64), kind="stable")
+    shown = [level for i, level in enumerate(order[:max_levels])
+             if i == 0 or probs[level] >= floor]
+    return ", ".join(f"{states[level]} {probs[level]:.2f}" for level in shown)
+
+
+def cmm_tables(job) -> list:
+    """CategoricalMixture: the component weights and, per column, its most probable levels
+    with their probabilities p(x_j = l | component) (state names when DATA had text)."""
+    model = job.model
+    n_categories = [int(n) for n in model.n_categories_]
+    names = feature_names(job, len(n_categories))
+    categories = job.data.categories or {}
+    cells = [[None] * len(names) for _ in range(len(model.weights_))]
+    contrast = np.zeros(len(names))
+    for j, (name, n_levels) in enumerate(zip(names, n_categories)):
+        states = categories.get(name)
+        if states is None or len(states) != n_levels:
+            states = [str(level) for level in range(n_levels)]
+        probs = np.asarray(model.category_probs(j), dtype=np.float64)
+        contrast[j] = np.ptp(probs, axis=0).sum()
+        for k, component_probs in enumerate(probs):
+            cells[k][j] = level_summary(component_probs, states)
+    columns, note = _shown_features(contrast, "level probabilities")
+    return [("component weights and, per column, the most probable levels with "
+             "p(level | component)" + note,
+             component_rows(model.weights_, cells, names, columns))]
