@@ -1,5 +1,7 @@
 """Model selection, the ResultTable, and clustering scores."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
@@ -7,6 +9,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score as sklearn_ari
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
+from latentkit.em import ConvergenceWarning
 from latentkit.metrics import (
     ResultTable,
     Selection,
@@ -14,7 +17,12 @@ from latentkit.metrics import (
     cluster_purity,
     select_n_components,
 )
+from latentkit.metrics.selection import SelectionEdgeWarning
 from latentkit.mixture.bernoulli import BernoulliMixture
+from latentkit.mixture.gaussian import GaussianMixture
+
+IGNORE_EDGE = pytest.mark.filterwarnings(
+    "ignore::latentkit.metrics.selection.SelectionEdgeWarning")
 
 PROTOTYPES = np.array([[0.9] * 10 + [0.1] * 10, [0.1] * 10 + [0.9] * 10, [0.9, 0.1] * 10])
 
@@ -46,6 +54,7 @@ def test_picks_the_true_number_of_components(criterion):
     assert adjusted_rand_score(z, selection.best_model.predict(X)) > 0.9
 
 
+@IGNORE_EDGE
 def test_bic_and_aic_values_come_from_the_fitted_models():
     X, _ = binary_data(300)
     selection = select_n_components(BernoulliMixture(random_state=0), X, [2, 3], "aic")
@@ -54,6 +63,7 @@ def test_bic_and_aic_values_come_from_the_fitted_models():
     assert selection.table.column("log_likelihood")[1] == pytest.approx(refit.score(X))
 
 
+@IGNORE_EDGE
 def test_heldout_refits_the_winner_on_all_rows():
     X, _ = binary_data(400, seed=2)
     selection = select_n_components(BernoulliMixture(random_state=0), X, [3, 2], "heldout",
@@ -184,6 +194,7 @@ def scratch_registry(monkeypatch):
     monkeypatch.setattr(io, "_REGISTRY", dict(io._REGISTRY))
 
 
+@IGNORE_EDGE
 def test_the_size_parameter_is_the_registry_spec_s(scratch_registry):
     """A model whose size is not `n_components` (latent classes: n_classes) is selected
     over the parameter its registry spec names, with no `param=`."""
@@ -218,3 +229,119 @@ def test_models_without_a_size_need_an_explicit_param():
                                     [1, 2], param="state_dim")
     assert selection.param == "state_dim" and selection.best_model.state_dim in (1, 2)
     assert selection.table.column("state_dim").tolist() == [1, 2]
+
+
+# -- where the search stopped, the seed, and warnings that name their candidate ------------
+
+
+def five_blobs():
+    """500 rows of 5 well-separated 2-D Gaussian clusters: BIC picks K=5."""
+    X, _ = make_blobs(n_samples=500, centers=5, cluster_std=0.5, center_box=(-20, 20),
+                      random_state=0)
+    return X
+
+
+def edge_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, SelectionEdgeWarning)]
+
+
+def test_a_best_size_at_the_top_of_the_range_warns():
+    X = five_blobs()
+    with pytest.warns(SelectionEdgeWarning, match=r"the best n_components by bic is 3, the "
+                      r"largest candidate tried \(1\.\.3\): the optimum may lie beyond; "
+                      r"try a range reaching higher \(e\.g\. -k 1:6 on the command line, or "
+                      r"candidates=range\(1, 7\)\)\.$") as caught:
+        selection = select_n_components(GaussianMixture(), X, [1, 2, 3])
+    assert selection.best_n_components == 3 and selection.at_edge
+    assert caught[0].filename == __file__  # attributed to the caller
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        selection = select_n_components(GaussianMixture(), X, range(1, 9))
+    assert selection.best_n_components == 5 and not selection.at_edge
+    assert edge_warnings(caught) == []
+
+
+def test_k1_winning_is_an_answer_but_a_higher_bottom_is_an_edge():
+    X = np.random.default_rng(0).normal(size=(300, 2))  # one Gaussian: K=1 is the truth
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        selection = select_n_components(GaussianMixture(), X, [1, 2, 3])
+    assert selection.best_n_components == 1 and not selection.at_edge
+    assert edge_warnings(caught) == []
+    with pytest.warns(SelectionEdgeWarning, match=r"is 2, the smallest candidate tried "
+                      r"\(2, 4\): the optimum may lie below; .*-k 1:4 .*candidates=range\(1, 5\)"):
+        selection = select_n_components(GaussianMixture(), X, [4, 2])
+    assert selection.best_n_components == 2 and selection.at_edge
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        selection = select_n_components(GaussianMixture(), X, [2])  # one candidate: no range
+    assert edge_warnings(caught) == [] and not selection.at_edge
+
+
+def messy_selection(random_state=None, **model_params):
+    """Sizes 2..4 of a mixture on structureless data, where EM's result depends on its
+    random start."""
+    X = np.random.default_rng(3).normal(size=(200, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", SelectionEdgeWarning)
+        return select_n_components(GaussianMixture(max_iter=20, **model_params), X, [2, 3, 4],
+                                   random_state=random_state)
+
+
+def assert_same_results(first: ResultTable, second: ResultTable):
+    for column in ("bic", "log_likelihood", "converged"):
+        np.testing.assert_array_equal(first.column(column), second.column(column))
+    assert first.title == second.title
+
+
+def test_two_default_runs_print_the_same_table():
+    first, second = messy_selection(), messy_selection()
+    assert_same_results(first.table, second.table)
+    assert first.random_state == 0 and "random_state=0" in first.table.title
+    other = messy_selection(random_state=1)  # the seed matters here, so equality is earned
+    assert not np.array_equal(other.table.column("bic"), first.table.column("bic"))
+    assert other.random_state == 1 and "random_state=1" in other.table.title
+
+
+def test_the_seed_is_recorded_and_replays_the_run():
+    for rng in (np.random.default_rng(5), np.random.RandomState(5)):
+        selection = messy_selection(random_state=rng)
+        assert isinstance(selection.random_state, int)
+        replay = messy_selection(random_state=selection.random_state)
+        assert_same_results(selection.table, replay.table)
+    assert messy_selection(random_state=7).best_model.random_state == 7  # None was seeded
+
+
+def test_a_model_s_own_random_state_is_kept():
+    X = five_blobs()
+    selection = select_n_components(GaussianMixture(random_state=3), X, range(4, 7),
+                                    random_state=9)
+    assert selection.best_model.random_state == 3 and selection.random_state == 9
+    refit = GaussianMixture(selection.best_n_components, random_state=3).fit(X)
+    assert selection.table.column("bic")[1] == pytest.approx(refit.bic(X))
+
+
+def test_bad_random_state_is_named():
+    X = five_blobs()
+    for bad in (-1, 1.5, "0", True):
+        with pytest.raises(ValueError, match=r"random_state must be None, an integer >= 0"):
+            select_n_components(GaussianMixture(), X, [1, 2], random_state=bad)
+
+
+def test_a_candidate_s_warnings_name_its_size():
+    X = five_blobs()
+    with pytest.warns(ConvergenceWarning) as caught:
+        select_n_components(GaussianMixture(max_iter=1), X, [2, 3, 4, 5, 6])
+    messages = {str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)}
+    assert any(m.startswith("n_components=2: EM did not converge in max_iter=1")
+               for m in messages)
+    assert {m.split(":")[0] for m in messages} >= {"n_components=2", "n_components=3"}
+    assert all(w.filename == __file__ for w in caught)
+    assert all(w.category is ConvergenceWarning for w in caught if "EM did not" in
+               str(w.message))  # the category is kept
+
+
+def test_selection_still_unpacks_as_three():
+    table, best_model, k = select_n_components(GaussianMixture(), five_blobs(), [4, 5, 6])
+    assert k == 5 and best_model.n_components == 5 and table.column("n_components")[1] == 5

@@ -2,13 +2,14 @@
 `ResultTable` used for summaries, and the Amari index of an unmixing."""
 
 from .clustering import adjusted_rand_score, cluster_purity
-from .selection import Selection, select_n_components
+from .selection import Selection, SelectionEdgeWarning, select_n_components
 from .table import ResultTable
 from .unmixing import amari_index
 
 __all__ = [
     "ResultTable",
     "Selection",
+    "SelectionEdgeWarning",
     "adjusted_rand_score",
     "amari_index",
     "cluster_purity",

@@ -8,6 +8,13 @@ with P the number of free parameters. Works for any estimator with a size parame
 set. The parameter's name comes from the model's `latentkit.registry` spec (`size_param`:
 n_components for mixtures and linear models, n_topics for a topic model, ...); for a class
 the registry does not know, pass `param=`, else scikit-learn's `n_components` is used.
+
+A run is reproducible by default: one integer seed (0 unless `random_state` says otherwise)
+seeds the held-out split and every candidate whose own `random_state` is None; it is
+recorded in `Selection.random_state` and in the table's title. Warnings raised while one
+candidate is fitted or scored are re-issued with its size in front ("n_components=7: EM did
+not converge ..."), and a `SelectionEdgeWarning` says when the best size is the largest
+candidate tried, or the smallest one above 1: the optimum may then lie outside the range.
 """
 
 from __future__ import annotations
@@ -15,35 +22,60 @@ from __future__ import annotations
 import math
 import numbers
 import time
+import warnings
 from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import _safe_indexing
 
-from .._validation import as_generator
+from .._validation import RANDOM_STATE, as_generator
 from ..exceptions import InvalidParameterError
 from .table import ResultTable
 
 CRITERIA = ("bic", "aic", "heldout")
 
 
-class Selection(NamedTuple):
+DEFAULT_SEED = 0
+
+
+class SelectionEdgeWarning(UserWarning):
+    """The best size is at the edge of the candidates tried (the largest one, or the smallest
+    one when it is above 1): the optimum may lie outside the range."""
+
+
+@dataclass(frozen=True)
+class Selection:
     """The result of `select_n_components`.
 
     table : a ResultTable with one row per candidate (first column: `param`); best_model :
-    the chosen model, fitted on all of X; best_n_components : its size.
+    the chosen model, fitted on all of X; best_n_components : its size; random_state : the
+    integer seed used for the held-out split and for every candidate whose own
+    random_state was None (None only for a Selection built by hand).
+
+    It unpacks as `table, best_model, best_n_components = selection`, as before it had a
+    seed; `at_edge` says whether the best size is at the edge of the candidates.
     """
 
     table: ResultTable
     best_model: object
     best_n_components: int
+    random_state: int | None = None
+
+    def __iter__(self):
+        return iter((self.table, self.best_model, self.best_n_components))
 
     @property
     def param(self) -> str:
         """The name of the size parameter that was varied (the table's first column)."""
         return self.table.columns[0]
+
+    @property
+    def at_edge(self) -> bool:
+        """Whether the best size is the largest candidate, or the smallest one above 1, of
+        more than one tried (`SelectionEdgeWarning` was issued)."""
+        return _edge(self.table.column(self.param).tolist(), self.best_n_components) is not None
 
 
 def _check_candidates(candidates) -> list[int]:
@@ -98,7 +130,22 @@ def _check_model(model, criterion: str, param: str | None) -> str:
     return param
 
 
-def _split(X, test_size, random_state):
+def _check_seed(random_state) -> int:
+    """The integer seed of a run: DEFAULT_SEED for None, an int as given, and one integer
+    drawn from a Generator or RandomState (so the run can be replayed from the number)."""
+    if not any(random_state in constraint for constraint in RANDOM_STATE):
+        raise InvalidParameterError(f"random_state must be None, an integer >= 0, a numpy "
+                                    f"Generator or a RandomState; got {random_state!r}.")
+    if random_state is None:
+        return DEFAULT_SEED
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    return int(random_state)
+
+
+def _split(X, test_size, seed: int):
     """(train, test) rows of X by a seeded permutation; test_size a fraction in (0, 1)."""
     if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real) or not (
             0 < test_size < 1):
@@ -109,8 +156,75 @@ def _split(X, test_size, random_state):
     if n_test >= n:
         raise InvalidParameterError(f"test_size={test_size} leaves no training rows out of "
                                     f"{n}.")
-    order = as_generator(random_state).permutation(n)
+    order = as_generator(seed).permutation(n)
     return _safe_indexing(X, np.sort(order[n_test:])), _safe_indexing(X, np.sort(order[:n_test]))
+
+
+def _candidate(model, param: str, k: int, seed: int):
+    """An unfitted clone of `model` of size k, seeded with `seed` when its own random_state
+    is None (an explicit one is kept)."""
+    estimator = clone(model).set_params(**{param: k})
+    if estimator.get_params(deep=False).get("random_state", ...) is None:
+        estimator.set_params(random_state=seed)
+    return estimator
+
+
+def _fit_candidate(estimator, X_fit, X_test, criterion: str):
+    """Fit `estimator` on X_fit : (n_fit, n_features); the table row's numbers
+    (criterion value, mean log-likelihood per row of X_fit, fit seconds)."""
+    start = time.perf_counter()
+    estimator.fit(X_fit)
+    elapsed = time.perf_counter() - start
+    if criterion == "heldout":
+        value = float(estimator.score(X_test))
+    else:
+        value = float(getattr(estimator, criterion)(X_fit))
+    return value, float(estimator.score(X_fit)), elapsed
+
+
+def _labelled(label: str, function, *args):
+    """function(*args), its warnings re-issued with `label: ` in front of each message (same
+    category, attributed to the caller of select_n_components). The active filters apply
+    inside, so a filter that turns a warning into an error still raises there."""
+    with warnings.catch_warnings(record=True) as caught:
+        result = function(*args)
+    for record in caught:
+        warnings.warn(f"{label}: {record.message}", record.category, stacklevel=3)
+    return result
+
+
+def _edge(candidates: list[int], best_k: int) -> str | None:
+    """"largest" or "smallest" when best_k is that edge of more than one candidate, else
+    None. The smallest counts only above 1: K=1 winning is an answer, not an edge."""
+    if len(candidates) < 2:
+        return None
+    if best_k == max(candidates):
+        return "largest"
+    if best_k == min(candidates) and best_k > 1:
+        return "smallest"
+    return None
+
+
+def _edge_message(candidates: list[int], best_k: int, param: str, criterion: str,
+                  edge: str) -> str:
+    """What `SelectionEdgeWarning` says: where the best size sits and a range to try."""
+    low, high = min(candidates), max(candidates)
+    contiguous = sorted(candidates) == list(range(low, high + 1))
+    tried = f"{low}..{high}" if contiguous else ", ".join(map(str, sorted(candidates)))
+    if edge == "largest":
+        where, direction, start, stop = "beyond", "higher", low, 2 * high
+    else:
+        where, direction, start, stop = "below", "lower", 1, high
+    return (f"the best {param} by {criterion} is {best_k}, the {edge} candidate tried "
+            f"({tried}): the optimum may lie {where}; try a range reaching {direction} (e.g. "
+            f"-k {start}:{stop} on the command line, or candidates=range({start}, {stop + 1})).")
+
+
+def _pick(table: ResultTable, criterion: str) -> int:
+    """Index of the best candidate: highest held-out log-likelihood, else lowest BIC / AIC;
+    ties go to the earlier one, NaN never wins."""
+    values = table.column(criterion).astype(float)
+    return int(np.nanargmax(values) if criterion == "heldout" else np.nanargmin(values))
 
 
 def select_n_components(model, X, candidates, criterion: str = "bic", test_size: float = 0.25,
@@ -123,44 +237,49 @@ def select_n_components(model, X, candidates, criterion: str = "bic", test_size:
     criterion : "bic" or "aic" (fit on all of X, lowest wins) or "heldout" (fit on a seeded
         random (1 - test_size) share of the rows, criterion = mean log-likelihood of the held-
         out rows, highest wins; the winner is then refitted on all of X).
-    test_size : held-out fraction, used only by "heldout". random_state : seeds the split.
-    Ties go to the earlier candidate.
+    test_size : held-out fraction, used only by "heldout".
+    random_state : None (seed 0, the default), an int >= 0, or a Generator / RandomState from
+        which one integer seed is drawn. The seed splits the rows for "heldout" and is given
+        to every candidate whose own random_state is None (an explicit one is kept), so two
+        runs print the same table. Ties go to the earlier candidate.
     param : the size parameter to vary; by default the registry's `size_param` of the
         model's class (`latentkit.registry`), or n_components for a class it does not know.
 
-    Returns Selection(table, best_model, best_n_components), whose `param` names the size
-    parameter; the table's columns are `param`, the criterion (bic | aic | heldout),
-    log_likelihood (mean per row on the rows the model was fitted on), time_s (fit time) and
-    converged (None when the model does not report it).
+    Warnings raised while a candidate is fitted or scored are re-issued, same category, as
+    "n_components=7: <message>". A SelectionEdgeWarning says when the best size is the
+    largest candidate, or the smallest one above 1 (of more than one tried).
+
+    Returns Selection(table, best_model, best_n_components, random_state) (the seed used),
+    whose `param` names the size parameter and `at_edge` flags an edge; the table's columns
+    are `param`, the criterion (bic | aic | heldout), log_likelihood (mean per row on the
+    rows the model was fitted on), time_s (fit time) and converged (None when the model does
+    not report it); its title names the seed.
     """
     candidates = _check_candidates(candidates)
     param = _check_model(model, criterion, param)
-    if criterion == "heldout":
-        X_fit, X_test = _split(X, test_size, random_state)
-    else:
-        X_fit = X
+    seed = _check_seed(random_state)
+    X_fit, X_test = _split(X, test_size, seed) if criterion == "heldout" else (X, None)
     table = ResultTable([param, criterion, "log_likelihood", "time_s", "converged"],
                         formats={criterion: ".6g", "time_s": ".3f"})
     fitted = []
     for k in candidates:
-        estimator = clone(model).set_params(**{param: k})
-        start = time.perf_counter()
-        estimator.fit(X_fit)
-        elapsed = time.perf_counter() - start
-        if criterion == "heldout":
-            value = float(estimator.score(X_test))
-        else:
-            value = float(getattr(estimator, criterion)(X_fit))
+        estimator = _candidate(model, param, k, seed)
+        value, log_likelihood, elapsed = _labelled(f"{param}={k}", _fit_candidate, estimator,
+                                                   X_fit, X_test, criterion)
         converged = getattr(estimator, "converged_", None)
-        table.add_row([k, value, float(estimator.score(X_fit)), elapsed,
+        table.add_row([k, value, log_likelihood, elapsed,
                        None if converged is None else bool(converged)])
         fitted.append(estimator)
-    values = table.column(criterion).astype(float)
-    best = int(np.nanargmax(values) if criterion == "heldout" else np.nanargmin(values))
-    best_k = candidates[best]
-    best_model = fitted[best]
+    best = _pick(table, criterion)
+    best_k, best_model = candidates[best], fitted[best]
     if criterion == "heldout":
-        best_model = clone(model).set_params(**{param: best_k}).fit(X)
+        best_model = _labelled(f"{param}={best_k} (refitted on all rows)", _candidate(
+            model, param, best_k, seed).fit, X)
     direction = "highest" if criterion == "heldout" else "lowest"
-    table.title = f"{param} by {criterion} ({direction} wins): best {best_k}"
-    return Selection(table, best_model, best_k)
+    table.title = (f"{param} by {criterion} ({direction} wins, random_state={seed}): "
+                   f"best {best_k}")
+    edge = _edge(candidates, best_k)
+    if edge is not None:
+        warnings.warn(_edge_message(candidates, best_k, param, criterion, edge),
+                      SelectionEdgeWarning, stacklevel=2)
+    return Selection(table, best_model, best_k, seed)
