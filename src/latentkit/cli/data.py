@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from latentkit.exceptions import InvalidInputError, InvalidParameterError
 from latentkit.tables import (
@@ -68,7 +69,20 @@ def _load_bundled(name: str, max_rows: int | None) -> Data:
     columns = bunch.get("feature_names")
     return Data(X=X, name=name, columns=list(columns) if columns is not None else None,
                 target=target, image_shape=bunch.get("image_shape"), bundled=True,
-                value_range=value_range)
+                value_range=value_range, index=_time_index(bunch, len(X)))
+
+
+def _time_index(bunch, n_rows: int) -> pd.Index | None:
+    """The dates of a bundled series: its years (the Nile), or its years and quarters
+    (US macro) as quarter-start dates; None for data that is not a series."""
+    if "quarter" in bunch and "year" in bunch:
+        periods = pd.PeriodIndex.from_fields(year=np.asarray(bunch["year"], dtype=int),
+                                             quarter=np.asarray(bunch["quarter"], dtype=int),
+                                             freq="Q")
+        return periods.to_timestamp()[:n_rows].rename("date")
+    if "years" in bunch:
+        return pd.Index(np.asarray(bunch["years"], dtype=int)[:n_rows], name="year")
+    return None
 
 
 #: bundled dataset names accepted as DATA

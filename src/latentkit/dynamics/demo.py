@@ -37,7 +37,7 @@ def _nile_part(folder: Path, progress, quick: bool, note_for):
 
     from latentkit import plot
 
-    from .figures import plot_estimates
+    from .figures import figure_legend, plot_estimates
     from .lds import LinearDynamicalSystem
 
     years, flow, note = _nile(note_for)
@@ -58,8 +58,9 @@ def _nile_part(folder: Path, progress, quick: bool, note_for):
                      "smoothed level (95%)": (smoothed.mean[:, 0],
                                               np.sqrt(smoothed.cov[:, 0, 0]))}
         plot_estimates(ax, years, series[:, 0], estimates, title=title,
-                       ylabel="flow (10^8 m^3)", missing=np.isnan(series[:, 0]))
+                       ylabel="flow (10^8 m^3)", missing=np.isnan(series[:, 0]), legend=False)
     axes[1].set_xlabel("year")
+    figure_legend(figure, axes)  # one legend for both panels
     figures = [(plot.save_figure(figure, folder / "nile.png"),
                 "Nile flow with the filtered and smoothed level and 95% bands; below, the "
                 f"years {NILE_GAP[0]}-{NILE_GAP[1]} are missing: the filter predicts "
