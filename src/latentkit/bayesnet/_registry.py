@@ -1,6 +1,7 @@
 """The Bayesian-network family's entry in `latentkit.registry`: bayesnet, whose network comes
 from a BIF file given as `latentkit fit bayesnet DATA --structure NET.bif`, whose DATA
-columns are matched to the network's variables by name, and a small example problem."""
+columns are the network's observed variables (matched by name by the command line), and a
+small example problem."""
 
 from __future__ import annotations
 
@@ -36,14 +37,9 @@ def structure_kwargs(args) -> dict:
         return read_bif(handle.read(), source=str(args.structure))
 
 
-def network_columns(model, data):
-    """DATA's columns put in the network's variable order when its header names them."""
-    observed = list(model.observed_variables)
-    names = data.column_names
-    if sorted(names) == sorted(observed) and names != observed:
-        order = [names.index(name) for name in observed]
-        return data.replace(X=data.X[:, order], columns=observed)
-    return data
+def observed_names(model) -> list[str]:
+    """The network's observed variables: the columns its data has, matched by name."""
+    return list(model.observed_variables)
 
 
 def bayesnet_example(rng: np.random.Generator):
@@ -65,5 +61,4 @@ register(ModelSpec(
     tables=cpt_tables, summary_params=("alpha",), size_param=None,
     hidden_params=("callbacks", "edges", "cardinalities", "cpts", "state_names"),
     demo=seed_bayesnet, cli_options=add_options, cli_kwargs=structure_kwargs,
-    align=network_columns, example=bayesnet_example, categorical=True,
-    feature_names=lambda model: list(model.observed_variables)))
+    example=bayesnet_example, categorical=True, feature_names=observed_names))
