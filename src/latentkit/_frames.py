@@ -34,9 +34,7 @@ def frame_in_frame_out(impute):
         out = impute(self, X, *args, **kwargs)
         if not is_data_frame(X) or not isinstance(out, np.ndarray) or out.shape != X.shape:
             return out  # arrays in, arrays out; a DataFrame already, from an inner wrapper
-        import pandas as pd
-
-        return pd.DataFrame(out, index=X.index, columns=self._data_columns(X))
+        return _frame(out, index=X.index, columns=self._data_columns(X))
 
     return wrapped
 
@@ -53,8 +51,15 @@ def named_sample(sample):
         if names is None or not isinstance(X, np.ndarray) or X.ndim != 2 \
                 or X.shape[1] != len(names):
             return result
-        import pandas as pd
-
-        return (pd.DataFrame(X, columns=list(names)), *result[1:])
+        return (_frame(X, index=None, columns=list(names)), *result[1:])
 
     return wrapped
+
+
+def _frame(X: np.ndarray, index, columns):
+    """X : (n, J) as a DataFrame; an object array (state names, `latentkit._states`) gets
+    each column's own dtype, so that columns of codes stay numeric beside columns of names."""
+    import pandas as pd
+
+    frame = pd.DataFrame(X, index=index, columns=columns)
+    return frame.infer_objects() if X.dtype == object else frame

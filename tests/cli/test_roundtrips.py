@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from tests.helpers import assert_user_error, run_cli, three_blobs
 
 from latentkit import load
 from latentkit.bayesnet.demo import seed_network
 from latentkit.tables import read_table
-from tests.helpers import assert_user_error, run_cli, three_blobs
 
 
 def _fit(capsys, *argv) -> None:

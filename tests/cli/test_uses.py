@@ -9,10 +9,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from tests.helpers import assert_user_error, run_cli, three_blobs
 
 from latentkit import GaussianMixture, LinearDynamicalSystem, load
 from latentkit.tables import read_table
-from tests.helpers import assert_user_error, run_cli, three_blobs
 
 
 @pytest.fixture(scope="module")

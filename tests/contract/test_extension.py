@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from scipy.special import gammaln, logsumexp
@@ -201,7 +202,8 @@ def test_the_command_line_fits_evaluates_and_reports_it(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(run / "model.npz"), str(csv)]) == 0
     printed = capsys.readouterr().out
-    assert f"{model.score(X):.4g}"[:5] in printed  # its mean log-likelihood is reported
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])  # the names it was fitted with
+    assert f"{model.score(frame):.4g}"[:5] in printed  # its mean log-likelihood is reported
     report = tmp_path / "report"
     assert main(["report", str(run / "model.npz"), str(csv), "--out", str(report)]) == 0
     page = (report / "index.html").read_text()

@@ -4,6 +4,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from helpers import assert_png, run_cli
@@ -127,7 +128,8 @@ def test_cli_impute_writes_the_conditional_mean(tmp_path, capsys, name):
                           tmp_path / "filled.csv"], capsys)
     assert code == 0, err
     filled = np.loadtxt(tmp_path / "filled.csv", delimiter=",", skiprows=1)
-    expected = load(tmp_path / "fit" / "model.npz").impute(holes)
+    frame = pd.DataFrame(holes, columns=list("abcdef"))  # the names it was fitted with
+    expected = load(tmp_path / "fit" / "model.npz").impute(frame).to_numpy()
     missing = np.isnan(holes)
     np.testing.assert_allclose(filled, expected, rtol=1e-12)
     np.testing.assert_array_equal(filled[~missing], holes[~missing])

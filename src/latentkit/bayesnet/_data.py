@@ -5,13 +5,16 @@ array (NaN, -1 or None = missing), an object array of state names, or a pandas D
 whose columns are matched by name (categorical, string or numeric columns). Everything
 becomes one float array of codes with NaN for missing, which is what the EM engine streams.
 Evidence for a query is a dict {variable: state code or name} (one case) or a dict of
-equal-length arrays / a data matrix (a batch of cases).
+equal-length arrays / a data matrix (a batch of cases). Names and codes meet in the shared
+`latentkit._states`; `learn_network_states` names the states of variables that have no
+given names from text data at fit.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .._states import column_holds_names, decode, encode_column, holds_names, learn_states
 from ..exceptions import InvalidInputError
 from ..mixture.categorical import check_codes
 from ._graph import Structure
@@ -24,32 +27,62 @@ def _is_frame(X) -> bool:
 
 
 def _column_codes(values, v: int, structure: Structure, where: str) -> np.ndarray:
-    """One column (any dtype) -> float codes with NaN for missing."""
-    if getattr(values, "dtype", None) is not None and str(values.dtype) == "category":
-        categories = np.asarray(values.cat.categories, dtype=object)
-        mapped = _column_codes(categories, v, structure, where)
-        codes = np.asarray(values.cat.codes)
-        return np.where(codes >= 0, mapped[np.maximum(codes, 0)] if len(mapped) else np.nan,
-                        np.nan)
-    values = np.asarray(values)
-    if values.dtype.kind in "biuf":
-        out = values.astype(np.float64)
-        out[out == -1] = np.nan
-        return out
-    lookup = {name: float(i) for i, name in enumerate(structure.states[v])}
-    out = np.empty(len(values), dtype=np.float64)
-    for i, item in enumerate(values.tolist()):  # object input: names need a lookup
-        if item is None or (isinstance(item, float) and np.isnan(item)):
-            out[i] = np.nan
-        elif isinstance(item, str):
-            if item not in lookup:
-                raise InvalidInputError(
-                    f"{where}[{i}] = {item!r} is not a state of {structure.names[v]!r}; its "
-                    f"states are {list(structure.states[v])} (or None/NaN for missing).")
-            out[i] = lookup[item]
-        else:
-            out[i] = np.nan if item == -1 else float(item)
+    """One column (any dtype) -> float codes with NaN for missing (-1 too)."""
+    out = encode_column(values, structure.states[v], where, repr(structure.names[v]))
+    out[out == -1] = np.nan
     return out
+
+
+def _observed_columns(X, structure: Structure) -> list:
+    """[(variable index, its raw column, where)] of the data, matched as `as_codes` does."""
+    observed = structure.observed
+    if _is_frame(X):
+        columns = {str(c): c for c in X.columns}
+        return [(v, X[columns[structure.names[v]]], f"X[{structure.names[v]!r}]")
+                for v in observed if structure.names[v] in columns]
+    array = np.asarray(X)
+    if array.ndim != 2 or array.shape[1] != len(observed):
+        return []  # as_codes gives the error
+    return [(v, array[:, j], f"X[:, {j}]") for j, v in enumerate(observed)]
+
+
+def learn_network_states(X, structure: Structure, given) -> dict:
+    """{variable: state names} learned from text columns of the data for the observed
+    variables without given state names (sorted, or a Categorical's categories). A
+    column whose names are all default names ("0", "1", ...) learns nothing. The number
+    of names must equal the variable's cardinality."""
+    learned = {}
+    for v, column, where in _observed_columns(X, structure):
+        name, k = structure.names[v], structure.cards[v]
+        if name in (given or {}) or not column_holds_names(column):
+            continue
+        if _names_in(column) <= set(structure.states[v]):
+            continue  # the default names "0".."k-1" already decode these
+        states = [str(s) for s in learn_states(column, where)]
+        if len(states) != k:
+            raise InvalidInputError(
+                f"{where} holds {len(states)} state names {states}, but {name!r} has "
+                f"cardinality {k}: give state_names={{{name!r}: [{k} names]}} (or a pandas "
+                "Categorical with every state) to name them all.")
+        learned[name] = tuple(states)
+    return learned
+
+
+def _names_in(column) -> set:
+    """The strings of a column (a Categorical's categories)."""
+    if str(getattr(column, "dtype", "")) == "category":
+        return {str(c) for c in column.cat.categories}
+    return {item for item in np.asarray(column, dtype=object).tolist() if isinstance(item, str)}
+
+
+def evidence_holds_names(evidence) -> bool:
+    """Whether query evidence (None, a dict or a data table) gives any state by name."""
+    if evidence is None:
+        return False
+    if isinstance(evidence, dict):
+        return any(column_holds_names(np.atleast_1d(np.asarray(value, dtype=object)))
+                   for value in evidence.values())
+    return holds_names(evidence)
 
 
 def as_codes(X, structure: Structure) -> np.ndarray:
@@ -99,6 +132,15 @@ def as_codes(X, structure: Structure) -> np.ndarray:
     check_codes_finite(codes)
     check_codes(codes, [structure.cards[v] for v in observed], 0, MODEL)
     return codes.astype(dtype, copy=False)
+
+
+def decode_data(codes: np.ndarray, structure: Structure) -> np.ndarray:
+    """codes : (n, n_observed) -> the observed variables' state names : (n, n_observed)
+    object array (None where missing)."""
+    out = np.empty(codes.shape, dtype=object)
+    for j, v in enumerate(structure.observed):
+        out[:, j] = decode(codes[:, j], structure.states[v])
+    return out
 
 
 def check_codes_finite(codes: np.ndarray) -> None:

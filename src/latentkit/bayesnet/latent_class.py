@@ -24,7 +24,9 @@ from .network import DiscreteBayesNet
 
 @register_model
 class LatentClassModel(CategoricalMixture):
-    """Latent class model over integer-coded categorical columns (NaN = missing).
+    """Latent class model over categorical columns: integer codes (NaN = missing) or state
+    names (a DataFrame or object array of strings; see CategoricalMixture, which learns
+    `categories_` and maps names in and out).
 
     Parameters
     ----------
@@ -35,10 +37,12 @@ class LatentClassModel(CategoricalMixture):
     Attributes
     ----------
     weights_ (K,) class proportions π, probs_ (K, M) the concatenated p(x_j = l | class),
-    `category_probs(j)` : (K, L_j), n_categories_, and the engine's converged_, n_iter_,
-    history_, lower_bound_. `predict` gives the most probable class of each row.
+    `category_probs(j)` : (K, L_j) (`as_frame=True`: rows = classes, columns = state names),
+    n_categories_, categories_ (None after a fit on codes), and the engine's converged_,
+    n_iter_, history_, lower_bound_. `predict` gives the most probable class of each row.
     """
 
+    _latent_name = "class"
     _parameter_constraints: ClassVar[dict] = {"n_classes": [Interval(int, 1, None)]}
 
     def __init__(self, n_classes=2, *, n_categories=None, alpha=0.01, weight_alpha=1.0,
@@ -59,10 +63,13 @@ class LatentClassModel(CategoricalMixture):
 
     def to_bayesnet(self, class_name: str = "class", column_names=None) -> DiscreteBayesNet:
         """The fitted model as a DiscreteBayesNet: edges class -> x_j, the class hidden,
-        CPTs π and θ_j. column_names : J names (default x0, x1, ...)."""
+        CPTs π and θ_j. column_names : J names (default: the fit DataFrame's columns, else
+        x0, x1, ...). Columns with state names (`categories_`) keep them as the network's
+        state_names."""
         check_is_fitted(self)
         J = len(self.n_categories_)
-        names = [f"x{j}" for j in range(J)] if column_names is None else list(column_names)
+        default = getattr(self, "feature_names_in_", [f"x{j}" for j in range(J)])
+        names = [str(c) for c in (default if column_names is None else column_names)]
         if len(names) != J or len(set(names)) != J or class_name in names:
             raise InvalidParameterError(f"column_names must be {J} distinct names other than "
                              f"class_name={class_name!r}; got {names!r}.")
@@ -71,6 +78,9 @@ class LatentClassModel(CategoricalMixture):
         cpts = {class_name: np.asarray(self.weights_, dtype=np.float64)}
         cpts.update({name: np.asarray(self.category_probs(j), dtype=np.float64)
                      for j, name in enumerate(names)})
+        states = {name: [str(s) for s in names_j]
+                  for name, names_j in zip(names, self.categories_ or [None] * J)
+                  if names_j is not None}
         return DiscreteBayesNet(edges=[(class_name, name) for name in names],
                                 cardinalities=cardinalities, cpts=cpts, hidden=[class_name],
-                                alpha=self.alpha)
+                                state_names=states or None, alpha=self.alpha)

@@ -7,11 +7,15 @@ values and hidden variables.
 with CPT_v shaped (cards of the parents in the order their edges are listed..., card of v).
 State 1 of a binary variable means "true". Learning is MAP-EM on the shared engine
 (`latentkit.em`), see `_learning`; inference is in `_inference`.
+
+State names (`latentkit._states`): given (`state_names`, a BIF file), else learned at fit
+from text data, else "0", "1", .... Names in, names out (impute, predict, map_assignment;
+sample after a fit on names; `as_names` forces either); predict_proba(as_frame=True) and
+posterior_marginal(as_series=True) label probabilities with the state names.
 """
 
 from __future__ import annotations
 
-import copy
 from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
@@ -19,13 +23,22 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .. import em
+from .._states import check_as_names, decode, holds_names, label_probs
 from .._validation import InstanceOf, Interval, Options, as_generator, check_n_samples
 from ..base import EMModel
 from ..distributions import Categorical
 from ..exceptions import InvalidParameterError
 from ..io import register_model
 from . import _inference as inference
-from ._data import as_codes, evidence_states
+from ._cpts import check_cpts
+from ._data import (
+    as_codes,
+    decode_data,
+    evidence_holds_names,
+    evidence_states,
+    learn_network_states,
+)
+from ._files import NetworkFiles
 from ._graph import HEURISTICS, build_structure, clique_tree
 from ._learning import (
     BNConfig,
@@ -49,55 +62,8 @@ class MAPResult(NamedTuple):
     log_prob: float | np.ndarray
 
 
-def check_cpts(structure, cpts, *, atol: float = 1e-6) -> dict:
-    """The user's CPTs validated -> {variable index: float64 array}, rows that sum to 1
-    within `atol` renormalized. Names the variable, the expected shape (with the parents'
-    order) and the offending row on any problem."""
-    if cpts is None:
-        return {}
-    if not isinstance(cpts, dict):
-        raise InvalidParameterError(
-            f"cpts must be a dict {{variable: array}}; got {type(cpts).__name__}.")
-    index, out = structure.index, {}
-    for name, value in cpts.items():
-        if name not in index:
-            raise InvalidParameterError(
-                f"cpts names {name!r}, which is not a variable of the network "
-                f"({list(structure.names)}).")
-        v = index[name]
-        shape = structure.cpt_shape(v)
-        try:
-            table = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidParameterError(f"the CPT of {name!r} must be a numeric array; got "
-                                        f"{type(value).__name__}.") from None
-        axes = [structure.names[p] for p in structure.parents[v]] + [name]
-        if table.shape != shape:
-            raise InvalidParameterError(
-                f"the CPT of {name!r} must have shape {shape}, axes "
-                f"({', '.join(axes)}): the parents in the order their edges are "
-                f"listed, then {name!r}; got shape {table.shape}.")
-        if not np.all(np.isfinite(table)) or np.any(table < 0):
-            bad = np.argwhere(~np.isfinite(table) | (table < 0))[0]
-            raise InvalidParameterError(
-                f"the CPT of {name!r} has the entry {table[tuple(bad)]!r} at "
-                f"{tuple(int(i) for i in bad)}; probabilities must be finite "
-                "and >= 0.")
-        sums = table.sum(axis=-1)
-        wrong = np.abs(sums - 1) > atol
-        if np.any(wrong):
-            row = tuple(int(i) for i in np.argwhere(wrong)[0])
-            where = ", ".join(f"{a}={s}" for a, s in zip(axes[:-1], row)) or "no parents"
-            raise InvalidParameterError(f"the CPT of {name!r} must sum to 1 over its last axis "
-                                        f"({name!r}); the row ({where}) sums to {sums[row]:.6g}.")
-        # rows off by more than round-off are renormalized; exact ones stay bit for bit
-        off = np.abs(sums - 1) > 1e-12
-        out[v] = np.where(off[..., None], table / sums[..., None], table)
-    return out
-
-
 @register_model
-class DiscreteBayesNet(EMModel):
+class DiscreteBayesNet(NetworkFiles, EMModel):
     """A discrete Bayesian network: exact inference and EM learning of its CPTs.
 
     Parameters
@@ -109,6 +75,9 @@ class DiscreteBayesNet(EMModel):
         rows summing to 1. They make the network usable for inference without fitting, and
         are the starting point of EM (variables without one start from `init_params`).
     state_names : optional {name: [state names]}; data and evidence may use these names.
+        An observed variable without given names whose fit data is text learns them
+        (sorted distinct strings, or a pandas Categorical's categories), stored in
+        `learned_state_names_` and saved with the model.
     hidden : names of variables never observed (latent), or one name; they have no data
         column.
     alpha : float >= 0, Dirichlet pseudo-count added to every expected count in the M-step
@@ -124,7 +93,9 @@ class DiscreteBayesNet(EMModel):
     ----------
     cpt_values_ : all fitted CPTs flattened (safe to save); `cpts_` gives them as
     {name: array}. converged_, n_iter_, history_ (mean log p(X) + log p(θ) per row and
-    iteration), lower_bound_, n_features_in_.
+    iteration), lower_bound_, n_features_in_. learned_state_names_ : {name: tuple of state
+    names} learned at fit (empty when none); fitted_on_names_ : whether the fit data held
+    names (then `sample` returns names). `variable_states` gives every variable's names.
     """
 
     em_family: ClassVar[em.EMFamily] = em.EMFamily(
@@ -153,7 +124,11 @@ class DiscreteBayesNet(EMModel):
 
     def _compiled(self):
         """(Structure, CliqueTree) for the current hyper-parameters (cached)."""
-        key = repr((self.edges, self.cardinalities, self.state_names, self.hidden,
+        state_names = self.state_names
+        learned = self.__dict__.get("learned_state_names_")
+        if learned and isinstance(state_names, dict | type(None)):
+            state_names = {**learned, **(state_names or {})}  # given names win
+        key = repr((self.edges, self.cardinalities, state_names, self.hidden,
                     self.elimination))
         cached = self.__dict__.get("_compiled_cache")
         if cached is None or cached[0] != key:
@@ -161,7 +136,7 @@ class DiscreteBayesNet(EMModel):
                 raise InvalidParameterError(
                     f"{type(self).__name__} needs cardinalities={{name: number "
                     "of states}} (and edges) to define the network.")
-            structure = build_structure(self.edges, self.cardinalities, self.state_names,
+            structure = build_structure(self.edges, self.cardinalities, state_names,
                                         self.hidden)
             cached = (key, structure, clique_tree(structure, self.elimination))
             self.__dict__["_compiled_cache"] = cached
@@ -171,6 +146,12 @@ class DiscreteBayesNet(EMModel):
     def variables(self) -> tuple[str, ...]:
         """Variable names in order (the order of `cardinalities`)."""
         return self._compiled()[0].names
+
+    @property
+    def variable_states(self) -> dict:
+        """{variable: tuple of its state names} (given, learned at fit, or "0", "1", ...)."""
+        structure = self._compiled()[0]
+        return dict(zip(structure.names, structure.states))
 
     @property
     def observed_variables(self) -> tuple[str, ...]:
@@ -200,7 +181,18 @@ class DiscreteBayesNet(EMModel):
 
     # -- EM wiring ------------------------------------------------------------------------
 
+    def _learn_state_names(self, X) -> None:
+        """At fit: name the states of the observed variables without given names from text
+        data (None: a stream of codes, nothing to learn)."""
+        self.learned_state_names_ = {}
+        self.fitted_on_names_ = X is not None and holds_names(X)
+        if self.fitted_on_names_:
+            self.learned_state_names_ = learn_network_states(X, self._compiled()[0],
+                                                             self.state_names)
+
     def _validate_X(self, X, *, reset: bool) -> np.ndarray:
+        if reset:
+            self._learn_state_names(X)
         codes = as_codes(X, self._compiled()[0])
         if reset:
             self.n_features_in_ = codes.shape[1]
@@ -220,6 +212,8 @@ class DiscreteBayesNet(EMModel):
         return int(np.prod([structure.cards[v] for v in structure.hidden]))
 
     def _source(self, X, *, reset: bool) -> em.ChunkSource:
+        if reset and em.is_streaming(X):
+            self._learn_state_names(None)
         source = super()._source(X, reset=reset)
         if em.is_streaming(X):  # check every chunk's codes once, before EM
             structure = self._compiled()[0]
@@ -302,15 +296,25 @@ class DiscreteBayesNet(EMModel):
             return structure.hidden[0]
         return self._indices([variable])[0]
 
-    def predict_proba(self, X, variable=None) -> np.ndarray:
-        """p(variable | x_obs) : (n, k) for each row (default: the single hidden variable)."""
+    def predict_proba(self, X, variable=None, *, as_frame: bool = False):
+        """p(variable | x_obs) : (n, k) for each row (default: the single hidden variable).
+        as_frame=True: a DataFrame whose columns are the variable's state names (and whose
+        index is X's when X is a DataFrame)."""
         v = self._query_variable(variable)
-        return self._marginals(X)[1][v]
+        probs = self._marginals(X)[1][v]
+        structure, _ = self._compiled()
+        return (label_probs(probs, structure.states[v], structure.names[v], like=X)
+                if as_frame else probs)
 
-    def predict(self, X, variable=None) -> np.ndarray:
-        """The most probable state of `variable` given each row : (n,) int (default: the
-        single hidden variable)."""
-        return np.argmax(self.predict_proba(X, variable), axis=1)
+    def predict(self, X, variable=None, *, as_names=None) -> np.ndarray:
+        """The most probable state of `variable` given each row : (n,) int codes (default:
+        the single hidden variable), or its state names (object array) when as_names is
+        True, or None and X holds names."""
+        v = self._query_variable(variable)
+        codes = np.argmax(self._marginals(X)[1][v], axis=1)
+        if not check_as_names(as_names, holds_names(X)):
+            return codes
+        return decode(codes, self._compiled()[0].states[v])
 
     def posterior(self, X, variables=None) -> Categorical:
         """p(variables | x_obs) per row as a Categorical over their joint states (row-major
@@ -335,14 +339,16 @@ class DiscreteBayesNet(EMModel):
 
     def impute(self, X) -> np.ndarray:
         """The data codes with each missing entry replaced by its most probable state under
-        p(x_v | x_obs) (codes are nominal: the mode, not a mean). Returns (n, n_observed)."""
+        p(x_v | x_obs) (codes are nominal: the mode, not a mean). Returns (n, n_observed);
+        names in, names out: an X holding state names gives an object array of names (a
+        DataFrame for a DataFrame)."""
         codes, marginals = self._marginals(X)
         structure, _ = self._compiled()
         out = codes.copy()
         for j, v in enumerate(structure.observed):
             missing = np.isnan(out[:, j])
             out[missing, j] = np.argmax(marginals[v][missing], axis=1)
-        return out
+        return decode_data(out, structure) if holds_names(X) else out
 
     # -- queries with evidence (variable elimination) -------------------------------------
 
@@ -383,9 +389,14 @@ class DiscreteBayesNet(EMModel):
         probs[np.broadcast_to(np.isneginf(log_evidence), (n,))] = np.nan
         return probs if batched else probs[0]
 
-    def posterior_marginal(self, variable, evidence=None) -> np.ndarray:
-        """p(variable | evidence) : (k,) or (n, k) for batched evidence."""
-        return self.posterior_joint([variable], evidence)
+    def posterior_marginal(self, variable, evidence=None, *, as_series: bool = False):
+        """p(variable | evidence) : (k,) or (n, k) for batched evidence. as_series=True
+        labels it with the state names: a pandas Series named `variable` (one case), or a
+        DataFrame with one column per state (batched; the evidence's index when it is a
+        DataFrame)."""
+        probs = self.posterior_joint([variable], evidence)
+        return (label_probs(probs, self.variable_states[variable], variable, like=evidence)
+                if as_series else probs)
 
     def log_evidence(self, evidence=None):
         """log p(evidence): a float, or (n,) for batched evidence (-inf if impossible)."""
@@ -395,13 +406,16 @@ class DiscreteBayesNet(EMModel):
         value = np.broadcast_to(inference.collect(tree, potentials, lam)[2], (n,))
         return value.copy() if batched else float(value[0])
 
-    def map_assignment(self, evidence=None, variables=None) -> MAPResult:
+    def map_assignment(self, evidence=None, variables=None, *, as_names=None) -> MAPResult:
         """The most probable joint state of `variables` given the evidence.
 
         variables None: MPE, argmax over every variable of p(x, evidence) (observed ones
         keep their evidence). A subset: marginal MAP, argmax_q Σ_others p(q, others, e).
-        Returns MAPResult(assignment {name: state}, log p(assignment, evidence)).
+        Returns MAPResult(assignment {name: state}, log p(assignment, evidence)); the
+        states are codes, or state names when as_names is True, or None and the evidence
+        gives a state by name.
         """
+        named = check_as_names(as_names, evidence_holds_names(evidence))
         structure, _ = self._compiled()
         names = structure.names if variables is None else list(variables)
         query = self._indices(names)
@@ -410,19 +424,23 @@ class DiscreteBayesNet(EMModel):
                                                     self.elimination)
         states = np.broadcast_to(states, (n, len(query)))
         log_prob = np.broadcast_to(log_prob, (n,))
+        labels = [structure.states[v] for v in query]
         if batched:
-            return MAPResult({name: states[:, i].copy() for i, name in enumerate(names)},
+            return MAPResult({name: decode(states[:, i], labels[i]) if named
+                              else states[:, i].copy() for i, name in enumerate(names)},
                              log_prob.copy())
-        return MAPResult({name: int(states[0, i]) for i, name in enumerate(names)},
-                         float(log_prob[0]))
+        return MAPResult({name: labels[i][states[0, i]] if named else int(states[0, i])
+                          for i, name in enumerate(names)}, float(log_prob[0]))
 
-    # -- generation, persistence, BIF -----------------------------------------------------
+    # -- generation (persistence and BIF: `_files.NetworkFiles`) --------------------------
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, *, as_names=None):
         """Ancestral sampling: each variable in topological order from its CPT row given
         the parents' drawn states. Returns (X (n, n_observed) float codes, Z (n, n_hidden)
-        int states of the hidden variables)."""
+        int states of the hidden variables). as_names : None (names when the network was
+        fitted on names), True or False: X as an object array of state names."""
         check_n_samples(n_samples)
+        named = check_as_names(as_names, bool(getattr(self, "fitted_on_names_", False)))
         structure, _ = self._compiled()
         cpts = self._cpts()
         rng = as_generator(random_state)
@@ -433,41 +451,4 @@ class DiscreteBayesNet(EMModel):
             u = rng.random((n_samples, 1)) * cumulative[..., -1:]
             states[:, v] = np.minimum((u >= cumulative).sum(axis=-1), structure.cards[v] - 1)
         X = states[:, list(structure.observed)].astype(np.float64)
-        return X, states[:, list(structure.hidden)]
-
-    def save(self, path) -> None:
-        """Write the network (structure as JSON hyper-parameters, CPTs as one array) to
-        one file, without pickle. A network given by its CPTs can be saved unfitted."""
-        from ..io import save
-
-        structure, _ = self._compiled()
-        model = copy.copy(self)
-        if not hasattr(self, "cpt_values_"):
-            model.cpt_values_ = flatten(self._cpts())
-            model.n_features_in_ = len(structure.observed)
-        if self.cpts is not None:  # nested lists are JSON: no array hyper-parameter
-            model.cpts = {name: np.asarray(t, dtype=np.float64).tolist()
-                          for name, t in self.cpts.items()}
-        save(model, path)
-
-    @classmethod
-    def from_bif(cls, path, **kwargs) -> DiscreteBayesNet:
-        """A network read from a BIF file (structure, state names and CPTs); kwargs are
-        further constructor arguments (hidden, alpha, max_iter, ...)."""
-        from .bif import read_bif
-
-        with open(path, encoding="utf-8") as fh:
-            spec = read_bif(fh.read(), source=str(path))
-        return cls(**spec, **kwargs)
-
-    def to_bif(self, path=None, name: str = "latentkit") -> str:
-        """The network in BIF text (written to `path` when given)."""
-        from .bif import write_bif
-
-        structure, _ = self._compiled()
-        text = write_bif(structure, self._cpts(), name=name)
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        return text
-
+        return (decode_data(X, structure) if named else X), states[:, list(structure.hidden)]

@@ -12,6 +12,12 @@ Layout of the parameters: the columns' level probabilities are concatenated, so 
 encoding of a chunk is the matching (n, M) matrix, and log p(x | k) is one GEMM with log θ.
 Fitted attributes are plain arrays (safe persistence): `probs_` (K, M) and
 `n_categories_` (J,); `category_probs(j)` returns column j's (K, L_j) block.
+
+State names (`latentkit._states`): fit on a DataFrame or an object array whose columns hold
+strings (or pandas Categoricals) learns each such column's names, `categories_[j]`, and
+codes them l = position of the name in that sorted list (a Categorical keeps its order);
+every later X may hold the same names, and outputs in data space (impute, sample) are
+names again: names in, names out.
 """
 
 from __future__ import annotations
@@ -21,6 +27,17 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from .. import em
+from .._states import (
+    SavesStateNames,
+    check_as_names,
+    decode_table,
+    encode_table,
+    holds_names,
+    is_frame,
+    label_probs,
+    learn_table,
+)
 from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from ._discrete import (
@@ -98,7 +115,7 @@ def check_codes(X: np.ndarray, n_categories, offset: int, model: str) -> np.ndar
 
 
 @register_model
-class CategoricalMixture(DiscreteMixture):
+class CategoricalMixture(SavesStateNames, DiscreteMixture):
     """Mixture of categoricals: clustering, density estimation and imputation of
     integer-coded categorical data.
 
@@ -125,16 +142,26 @@ class CategoricalMixture(DiscreteMixture):
 
     X holds integer codes stored as floats, NaN for missing; a non-integer, negative or
     out-of-range code is a ValueError naming its row, column and the allowed range (at fit
-    and at predict time).
+    and at predict time). Or X holds state names: a DataFrame with string / object /
+    pandas Categorical columns (numeric columns stay codes), or a 2-D object array of
+    strings; None, NaN and pd.NA are missing. Fit learns `categories_`, and every method
+    taking X (predict, predict_proba, score, score_samples, transform, posterior, impute,
+    bic, aic, partial_fit) then maps the names; a name not seen at fit is an
+    InvalidInputError naming the column, row, value and known states. n_categories, when
+    given, must equal the number of names of a named column.
 
     Attributes
     ----------
     weights_ (K,), probs_ (K, M) concatenated θ, n_categories_ (J,) int64, converged_,
     n_iter_, lower_bound_ and history_ (mean per row of log p(X | θ) + log p(θ)),
-    n_features_in_. float32 input gives float32 attributes and outputs.
+    n_features_in_ (and feature_names_in_ after a DataFrame). float32 input gives float32
+    attributes and outputs. categories_ : None after a fit on integer codes; after a fit on
+    names, a list of J entries: column j's state names (L_j,) object array (sorted, or a
+    Categorical's categories in order), None for a column of codes.
     """
 
     _probs_attribute = "probs_"
+    _state_name_attributes = ("categories_",)  # saved as flat arrays
     _kernels = CATEGORICAL_KERNELS
     em_family = discrete_family(
         CATEGORICAL_KERNELS, remedy="increase alpha (the Dirichlet smoothing), use fewer "
@@ -153,7 +180,7 @@ class CategoricalMixture(DiscreteMixture):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.categorical = True  # integer codes
+        tags.input_tags.categorical = True  # integer codes, or state names (categories_)
         return tags
 
     # -- layout, encoding and validation --------------------------------------------------
@@ -167,7 +194,8 @@ class CategoricalMixture(DiscreteMixture):
         return np.repeat(np.arange(len(L)), L), L
 
     def _given_n_categories(self, n_features: int):
-        """The n_categories parameter checked against the data : (J,) int64, or None."""
+        """The n_categories parameter checked against the data and the learned state names
+        : (J,) int64, or None."""
         if self.n_categories is None:
             return None
         given = np.asarray(self.n_categories)
@@ -176,7 +204,39 @@ class CategoricalMixture(DiscreteMixture):
             raise InvalidParameterError(
                 f"{type(self).__name__}: parameter 'n_categories' must be None or one integer "
                 f">= 1 per column ({n_features} columns); got {self.n_categories!r}.")
+        for j, states in enumerate(getattr(self, "categories_", None) or ()):
+            if states is not None and given[j] != len(states):
+                raise InvalidParameterError(
+                    f"{type(self).__name__}: n_categories[{j}] = {given[j]}, but column {j} "
+                    f"has {len(states)} state names {list(states)}; drop n_categories (or "
+                    "give a pandas Categorical with every state).")
         return given.astype(np.int64)
+
+    def _named_levels(self, levels: np.ndarray) -> np.ndarray:
+        """levels (J,) with each named column's L_j = its number of state names (a
+        Categorical's unobserved categories count)."""
+        levels = levels.copy()
+        for j, states in enumerate(getattr(self, "categories_", None) or ()):
+            if states is not None:
+                levels[j] = len(states)
+        return levels
+
+    def _validate_X(self, X, *, reset: bool) -> np.ndarray:
+        """Names -> codes (learning `categories_` at fit), then the codes' checks."""
+        if reset:
+            self.categories_ = learn_table(X)
+        else:
+            check_is_fitted(self)
+            fit_columns = getattr(self, "feature_names_in_", None)
+            if is_frame(X) and fit_columns is not None and list(X.columns) != list(fit_columns):
+                return super()._validate_X(X, reset=reset)  # scikit-learn's column error
+        X = encode_table(X, getattr(self, "categories_", None), type(self).__name__)
+        return super()._validate_X(X, reset=reset)
+
+    def _source(self, X, *, reset: bool) -> em.ChunkSource:
+        if reset and em.is_streaming(X):
+            self.categories_ = None  # a stream holds codes
+        return super()._source(X, reset=reset)
 
     def _check_chunks(self, chunks, *, reset):
         """Check the codes of every chunk; at fit (reset) also settle `n_categories_`: the
@@ -189,7 +249,8 @@ class CategoricalMixture(DiscreteMixture):
             top = check_codes(X, limits, offset, type(self).__name__)
             largest = top if largest is None else np.maximum(largest, top)
         if reset:
-            self.n_categories_ = limits if limits is not None else np.maximum(largest + 1, 1)
+            levels = limits if limits is not None else np.maximum(largest + 1, 1)
+            self.n_categories_ = self._named_levels(levels)
 
     def _chunk_floats_per_row(self, n_features):
         levels = getattr(self, "n_categories_", None)
@@ -210,40 +271,68 @@ class CategoricalMixture(DiscreteMixture):
         K = self.n_components
         return K * int(np.sum(self.n_categories_ - 1)) + K - 1
 
-    def category_probs(self, j: int) -> np.ndarray:
-        """θ of column j : (K, L_j), p(x_j = l | z = k)."""
+    #: the name of the latent variable's axis in labelled outputs
+    _latent_name: ClassVar[str] = "component"
+
+    def category_probs(self, j, *, as_frame: bool = False):
+        """θ of column j : (K, L_j), p(x_j = l | z = k). j : a column index, or a column
+        name of the fit DataFrame. as_frame=True gives a DataFrame: one row per component,
+        one column per state name (per code 0..L_j-1 for a column of codes)."""
         check_is_fitted(self)
         J = len(self.n_categories_)
+        names = list(getattr(self, "feature_names_in_", ()))
+        if isinstance(j, str) and j in names:
+            j = names.index(j)
         if isinstance(j, bool) or not isinstance(j, int | np.integer) or not -J <= j < J:
             raise InvalidParameterError(
-                f"column index j must be an integer in [0, {J}); got {j!r}.")
+                f"column index j must be an integer in [0, {J})"
+                + (f" or a column name {names}" if names else "") + f"; got {j!r}.")
         start = self._offsets()[j]
-        return self.probs_[:, start:start + self.n_categories_[j]]
+        probs = self.probs_[:, start:start + self.n_categories_[j]]
+        if not as_frame:
+            return probs
+        states = (self.categories_ or [None] * J)[j]
+        return label_probs(probs, range(probs.shape[1]) if states is None else states,
+                           names[j] if names else j, index_name=self._latent_name)
 
     # -- uses -----------------------------------------------------------------------------
 
     def impute(self, X):
         """X with each NaN replaced by the most probable code under the posterior predictive
         p(x_j = l | x_obs) = Σ_k p(k | x_obs) θ_kjl (the mode, not a mean: codes are
-        nominal, so an average of codes would be meaningless). X : (n, J)."""
+        nominal, so an average of codes would be meaningless). X : (n, J).
+
+        Names in, names out: an X holding state names gives an object array (a DataFrame
+        for a DataFrame) of names in the named columns, codes in the others."""
+        named = holds_names(X)
         X, observed, predictive = self._predictive(X)
         out = X.copy()
         for j, (start, L) in enumerate(zip(self._offsets(), self.n_categories_)):
             missing = ~observed[:, j]
             if missing.any():
                 out[missing, j] = np.argmax(predictive[missing, start:start + L], axis=1)
-        return out
+        return decode_table(out, self.categories_) if named else out
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, *, as_names=None):
         """Draw (X, z): z ~ Categorical(π), x_j | z ~ Categorical(θ_zj) by inverse CDF.
 
         X : (n_samples, J) integer codes in the dtype of probs_; z : (n_samples,) int.
-        random_state : None (fresh entropy), an int seed or a Generator.
+        random_state : None (fresh entropy), an int seed or a Generator. as_names : None
+        (names when the model was fitted on names), True or False: X as an object array of
+        state names in the named columns (a DataFrame after a fit on a DataFrame).
         """
+        categories = getattr(self, "categories_", None)
+        named = check_as_names(as_names, categories is not None)
+        if named and categories is None:
+            raise InvalidParameterError(
+                f"as_names=True, but this {type(self).__name__} was fitted on integer codes "
+                "and has no state names.")
         rng, params, z = self._sample_setup(n_samples, random_state)
         X = np.empty((n_samples, len(self.n_categories_)), dtype=self.probs_.dtype)
         for j, (start, L) in enumerate(zip(self._offsets(), self.n_categories_)):
             cumulative = np.cumsum(params.probs[z, start:start + L], axis=1)
             u = rng.random((n_samples, 1)) * cumulative[:, -1:]
             X[:, j] = np.minimum((u >= cumulative).sum(axis=1), L - 1)
+        if named:
+            X = decode_table(X, categories)
         return X, z
