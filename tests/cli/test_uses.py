@@ -60,13 +60,20 @@ def test_cli_fit_keeps_names_and_matches_python(gmm_run, frame, capsys):
 
 def test_shuffled_columns_are_matched_by_name(gmm_run, frame, tmp_path, capsys):
     model_file, csv = gmm_run
-    frame[["beta", "alpha"]].to_csv(tmp_path / "shuffled.csv")
-    run_cli(["impute", model_file, csv, "-o", tmp_path / "a.csv"], capsys)
+    shuffled = frame[["beta", "alpha"]].copy()
+    shuffled.iloc[3, 0] = np.nan
+    shuffled.to_csv(tmp_path / "shuffled.csv")
+    run_cli(["impute", model_file, tmp_path / "shuffled.csv", "-o", tmp_path / "i.csv"],
+            capsys)
+    filled = pd.read_csv(tmp_path / "i.csv", index_col=0)
+    assert list(filled.columns) == ["beta", "alpha"]  # written back in the file's order
+    expected = load(model_file).impute(shuffled[["alpha", "beta"]])
+    np.testing.assert_allclose(filled[["alpha", "beta"]], expected, rtol=0, atol=1e-12)
     code, _, err = run_cli(["predict", model_file, tmp_path / "shuffled.csv", "-o",
                             tmp_path / "p.csv"], capsys)
     assert code == 0 and "model's order" in err
     predicted = read_table(tmp_path / "p.csv")
-    expected = load(model_file).predict_proba(frame)
+    expected = load(model_file).predict_proba(shuffled[["alpha", "beta"]])
     np.testing.assert_allclose(predicted.X[:, 1:], expected, rtol=0, atol=1e-12)
     assert list(predicted.index) == list(frame.index)
 

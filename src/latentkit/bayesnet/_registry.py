@@ -10,9 +10,12 @@ import os
 import numpy as np
 
 from ..exceptions import InvalidParameterError
+from ..mixture._registry import cmm_example, discretize
+from ..mixture.figures import cmm_figures, cmm_tables
 from ..registry import ModelSpec, register
 from .demo import SEED_CARDS, SEED_EDGES, seed_bayesnet, seed_network
 from .figures import cpt_tables, network_figures
+from .latent_class import LatentClassModel
 from .network import DiscreteBayesNet
 
 
@@ -42,6 +45,25 @@ def observed_names(model) -> list[str]:
     return list(model.observed_variables)
 
 
+def map_states(model, X):
+    """What `latentkit predict` writes for a network: each row's most probable joint state
+    of every variable given the row's observed entries (MPE: observed entries keep their
+    states, missing and hidden ones are filled jointly), in state names, and the log
+    probability log p(states, x_obs) of that assignment."""
+    import pandas as pd
+
+    result = model.map_assignment(evidence=X, as_names=True)
+    table = pd.DataFrame(result.assignment, index=getattr(X, "index", None))
+    table["log_prob"] = result.log_prob
+    return table.reset_index(drop=True)
+
+
+def lca_example(rng: np.random.Generator):
+    """The categorical mixture's example problem, in latent classes."""
+    kwargs, X = cmm_example(rng)
+    return {"n_classes": kwargs.pop("n_components"), **kwargs}, X
+
+
 def bayesnet_example(rng: np.random.Generator):
     """200 rows of the A -> C <- B, C -> D network (binary) with C hidden (the columns are
     A, B, D) and 20% of the observed entries missing, to be fitted by EM."""
@@ -55,10 +77,20 @@ def bayesnet_example(rng: np.random.Generator):
 register(ModelSpec(
     "bayesnet", DiscreteBayesNet,
     "discrete Bayesian network: the structure and starting CPTs from --structure NET.bif, "
-    "CPTs learned by EM; DATA has one integer-coded column per variable (a header naming "
-    "them, or in the BIF's order); missing values; --hidden NAME for a latent variable (no "
+    "CPTs learned by EM; DATA has one column per observed variable (integer codes or the "
+    "BIF's state names; matched by the header's names, else in the BIF's order); missing "
+    "values; --hidden NAME for a latent variable (no "
     "column)", "wine", "none: give DATA and --structure NET.bif", figures=network_figures,
     tables=cpt_tables, summary_params=("alpha",), size_param=None,
     hidden_params=("callbacks", "edges", "cardinalities", "cpts", "state_names"),
     demo=seed_bayesnet, cli_options=add_options, cli_kwargs=structure_kwargs,
-    example=bayesnet_example, categorical=True, feature_names=observed_names))
+    example=bayesnet_example, categorical=True, feature_names=observed_names,
+    predict_table=map_states))
+
+
+register(ModelSpec(
+    "lca", LatentClassModel, "latent class analysis: K latent classes over categorical "
+    "columns (integer codes or text states); missing values", "wine",
+    "wine, each of 13 columns cut into tertiles: levels 0/1/2 (178 x 13)",
+    prepare=discretize, figures=cmm_figures, tables=cmm_tables, size_param="n_classes",
+    size_label="K (classes)", example=lca_example, categorical=True))

@@ -190,7 +190,7 @@ def run_fit(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    model, spec, data, X, _ = load_with_data(args)
+    model, spec, data, X = load_with_data(args)[:4]
     rows = (options.describe(spec, model) + [("data", "data", data.describe())]
             + options.metrics(model, data, X))
     print(text_table([(label, value) for _, label, value in rows]))
@@ -198,7 +198,7 @@ def run_evaluate(args) -> int:
 
 
 def run_report(args) -> int:
-    model, spec, data, X, _ = load_with_data(args)
+    model, spec, data, X = load_with_data(args)[:4]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = options.describe(spec, model) + options.metrics(model, data, X)

@@ -47,7 +47,8 @@ class Loaded(NamedTuple):
     """A saved model and DATA matched to it.
 
     X : what the model is given (a DataFrame when it knows feature names, else data.X);
-    header : whether DATA had column names (outputs are written with a header then).
+    header : whether DATA had column names (outputs are written with a header then);
+    file_columns : DATA's column names in the file's order (data's are in the model's).
     """
 
     model: Any
@@ -55,6 +56,7 @@ class Loaded(NamedTuple):
     data: Data
     X: Any
     header: bool
+    file_columns: list[str] | None
 
 
 def match(model, spec: ModelSpec, data: Data) -> tuple[Data, Any]:
@@ -73,9 +75,9 @@ def load_with_data(args) -> Loaded:
     """The saved model of args.model_file and args.data read and matched to it."""
     model, spec = load_model(args.model_file)
     data = read_data(spec, args.data, args)
-    header = data.columns is not None
+    file_columns = data.columns
     data, X = match(model, spec, data)
-    return Loaded(model, spec, data, X, header)
+    return Loaded(model, spec, data, X, file_columns is not None, file_columns)
 
 
 @contextmanager

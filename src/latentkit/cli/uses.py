@@ -63,8 +63,12 @@ def run_impute(args) -> int:
     data = loaded.data
     missing = np.isnan(data.X)
     completed, columns, categories = as_table(loaded.model.impute(loaded.X))
-    path = _write(args.out, completed, columns or data.column_names, index=data.index,
-                  header=loaded.header, categories={**(data.categories or {}), **categories})
+    columns = columns or data.column_names
+    if loaded.file_columns is not None and loaded.file_columns != columns:
+        order = [columns.index(name) for name in loaded.file_columns]  # the file's order
+        completed, columns = completed[:, order], list(loaded.file_columns)
+    path = _write(args.out, completed, columns, index=data.index, header=loaded.header,
+                  categories={**(data.categories or {}), **categories})
     print(f"imputed {int(missing.sum())} missing values in {int(missing.any(axis=1).sum())} "
           f"of {len(data.X)} rows; wrote {path}")
     return 0
