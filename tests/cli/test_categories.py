@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from tests.helpers import run_cli
 
 from latentkit import CategoricalMixture, DiscreteBayesNet, LatentClassModel, load
-from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")
