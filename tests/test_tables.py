@@ -59,12 +59,16 @@ def test_one_column_keeps_empty_lines_as_missing(tmp_path):
     assert_same_values(read_table(path).X, series.to_numpy())
 
 
-def test_wide_files_skip_lines_with_no_characters(tmp_path):
+def test_an_empty_line_in_a_wide_file_is_a_row_of_missing_values(tmp_path):
     path = tmp_path / "gaps.csv"
-    path.write_text("\n\nx,y\n1,2\n\n3,4\n\n")
+    path.write_text("\n\nx,y\n1,2\n\n3,4\r\n\r\n5,6\n\n \n")  # blank lines at the end: none
     data = read_table(path)
     assert data.columns == ["x", "y"]
-    np.testing.assert_array_equal(data.X, [[1, 2], [3, 4]])
+    nan = np.nan
+    assert_same_values(data.X, np.array([[1, 2], [nan, nan], [3, 4], [nan, nan], [5, 6]]))
+    path.write_text("x,y\n1,2\n   \n3,4\n")
+    with pytest.raises(InvalidInputError, match=r"line 3 holds only spaces"):
+        read_table(path)
 
 
 def test_unnamed_index_column_is_taken_out_with_a_note(tmp_path, frame):

@@ -158,8 +158,9 @@ def test_csv_header_detection_and_missing_cells(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("x,y,z\n1,2,3\n4,,NA\n\n7,8,9\n")
     data = read_csv(path)
-    assert data.columns == ["x", "y", "z"] and data.X.shape == (3, 3)
-    assert np.isnan(data.X[1, 1]) and np.isnan(data.X[1, 2]) and data.X[2, 0] == 7
+    assert data.columns == ["x", "y", "z"] and data.X.shape == (4, 3)  # the empty line too
+    assert np.isnan(data.X[1, 1]) and np.isnan(data.X[1, 2]) and data.X[3, 0] == 7
+    assert np.isnan(data.X[2]).all()
     path.write_text("1,2\n3,4\n")
     assert read_csv(path).columns is None and read_csv(path).X.shape == (2, 2)
     path.write_text("a,b\n1,2\n3,oops\n")

@@ -7,9 +7,10 @@
 
 Rows. Every row is kept, in file order: blank cells and the tokens NA, NaN, N/A, null,
 None and ? (any case, spaces around ignored) are missing values (NaN), and a row whose cells
-are all blank (`,,,`) is a row of NaN, never a deleted row. A line with no characters at all
-is a row of NaN in a one-column file (pandas writes a missing value so) and is skipped in a
-wider file, where no writer produces one for a row (a line of blanks, `,,,`, is a row).
+are all blank (`,,,`) is a row of NaN, never a deleted row; so is a line with no characters
+at all between the rows (pandas writes a missing value so in a one-column file). Blank lines
+before the first row or after the last row of a wider file are no rows, and a line holding
+only spaces in the middle of one is an error naming it (it is neither a row nor nothing).
 
 Columns. They are kept in file order under their names (a blank name in column j becomes
 `Unnamed: j`, as pandas reads it); `columns=` keeps some, in a given order, `drop=` leaves

@@ -102,40 +102,54 @@ def _text_columns(rows: list[list[str]], width: int) -> set[int]:
     return {j for row in rows for j, cell in enumerate(row[:width]) if not _is_number(cell)}
 
 
-def _skip_blank(row) -> str:
-    return "skip" if not row.text.strip() else "error"
+def _content_end(buffer: pa.Buffer) -> int:
+    """The size of `buffer` without its trailing blank lines (spaces, tabs, line breaks)."""
+    end = buffer.size
+    while end > 0:
+        start = max(0, end - 4096)
+        tail = buffer.slice(start, end - start).to_pybytes()
+        kept = len(tail.rstrip(b" \t\r\n"))
+        if kept:
+            return start + kept
+        end = start
+    return 0
 
 
 def _read_body(buffer: pa.Buffer, offset: int, width: int, delimiter: str,
                text_columns: set[int] | None) -> pa.Table:
-    """Rows from byte `offset`: float64 columns, text for `text_columns` (all when None)."""
+    """Rows from byte `offset`: float64 columns, text for `text_columns` (all when None).
+
+    A line with no characters is a row of missing values (pyarrow reads it so when empty
+    lines are not ignored): pandas writes NaN so in a one-column file, and in a wider file
+    the row keeps its place. Blank lines at the end of a wider file are no rows."""
     names = [f"c{j}" for j in range(width)]
     types = {name: pa.string() if text_columns is None or j in text_columns else pa.float64()
              for j, name in enumerate(names)}
+    end = _content_end(buffer) if width > 1 else buffer.size
     return pa_csv.read_csv(
-        pa.BufferReader(buffer.slice(offset)),
+        pa.BufferReader(buffer.slice(offset, max(end - offset, 0))),
         read_options=pa_csv.ReadOptions(column_names=names),
-        # a line with no characters is a missing value in a one-column file (pandas writes
-        # NaN so); in a wider file no writer makes one for a row, and it is skipped
-        parse_options=pa_csv.ParseOptions(delimiter=delimiter, ignore_empty_lines=width > 1,
-                                           invalid_row_handler=_skip_blank if width > 1
-                                           else None),
+        parse_options=pa_csv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False),
         convert_options=pa_csv.ConvertOptions(column_types=types, null_values=NULL_VALUES,
                                               strings_can_be_null=True,
                                               quoted_strings_can_be_null=True))
 
 
-def _body_lines(buffer: pa.Buffer, offset: int, width: int):
-    """(line number relative to offset, text) of each line that pyarrow reads as a row."""
+def _body_lines(buffer: pa.Buffer, offset: int):
+    """(line number relative to offset, text) of each line from `offset`: each is a row
+    (an empty one of missing values), for the line numbers of error messages."""
     text = buffer.slice(offset).to_pybytes().decode("utf-8", "replace")
-    for number, line in enumerate(text.split("\n")):
-        line = line.rstrip("\r")
-        if line.strip() or (width == 1 and line == ""):
-            yield number, line
+    return enumerate(line.rstrip("\r") for line in text.split("\n"))
 
 
 def _ragged(path: Path, buffer, offset: int, first: int, width: int, delimiter: str):
-    for number, line in _body_lines(buffer, offset, width):
+    for number, line in _body_lines(buffer, offset):
+        if line == "":
+            continue  # a row of missing values
+        if not line.strip():
+            return InvalidInputError(
+                f"{path}, line {first + number} holds only spaces: delete it, or write a row "
+                f"of missing values as {delimiter * (width - 1)!r} (a row is never dropped).")
         fields = len(next(csv.reader([line], delimiter=delimiter), [""]))
         if fields != width:
             return InvalidInputError(f"{path}, line {first + number}: {fields} fields where "
@@ -223,18 +237,10 @@ def read_csv(path: str | Path, options: TableOptions | None = None, *,
     if table.num_rows == 0:
         raise InvalidInputError(f"{path} has a header row but no rows of data.")
     names = _names(cells, path, notes) if kind else None
-    offset, body = (end, line + 1) if kind else (start, line)
+    body = line + 1 if kind else line
 
-    def where(row: int) -> str:
-        return f"{path}, line {_line_of(buffer, offset, body, width, row)}"
+    def where(row: int) -> str:  # every line is a row (an empty one of missing values)
+        return f"{path}, line {body + row}"
 
     return table_to_data(table, names, options, name=path.name, source=str(path),
                          where=where, notes=tuple(notes))
-
-
-def _line_of(buffer: pa.Buffer, offset: int, first: int, width: int, row: int) -> int:
-    """The line number of table row `row` (0-based) read from `offset` (line `first`)."""
-    for count, (number, _) in enumerate(_body_lines(buffer, offset, width)):
-        if count == row:
-            return first + number
-    return first + row
