@@ -5,6 +5,7 @@ model selection over a range, and an interrupted fit that saves what it kept."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -51,10 +52,13 @@ def test_cli_fit_keeps_names_and_matches_python(gmm_run, frame, capsys):
     # the reverse: fitted in Python on the DataFrame, scored by the CLI on the CSV
     python = GaussianMixture(3, random_state=0).fit(frame)
     np.testing.assert_allclose(python.means_, model.means_, rtol=0, atol=1e-12)
-    code, out, _ = run_cli(["evaluate", model_file, csv], capsys)
+    python.save(csv.parent / "python.npz")
+    code, out, _ = run_cli(["evaluate", csv.parent / "python.npz", csv, "--json"], capsys)
     assert code == 0
-    line = next(x for x in out.splitlines() if x.startswith("mean log-likelihood"))
-    assert float(line.split()[-1]) == pytest.approx(python.score(frame), rel=1e-4)
+    figures = json.loads(out)
+    assert figures["rows"] == len(frame)
+    assert figures["mean_log_likelihood"] == pytest.approx(python.score(frame), abs=1e-12)
+    assert figures["bic"] == pytest.approx(python.bic(frame), abs=1e-9)
     np.testing.assert_allclose(model.score(frame), python.score(frame), rtol=0, atol=1e-12)
 
 

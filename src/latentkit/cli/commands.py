@@ -193,7 +193,10 @@ def run_evaluate(args) -> int:
     model, spec, data, X = load_with_data(args)[:4]
     rows = (options.describe(spec, model) + [("data", "data", data.describe())]
             + options.metrics(model, data, X))
-    print(text_table([(label, value) for _, label, value in rows]))
+    if args.json:
+        print(json.dumps(_jsonable({key: value for key, _, value in rows})))
+    else:
+        print(text_table([(label, value) for _, label, value in rows]))
     return 0
 
 

@@ -207,6 +207,8 @@ def _add_model_file_commands(sub, formatter) -> None:
     for command in (evaluate, impute, report, predict, transform, forecast):
         command.add_argument("data", metavar="DATA")
         _add_data_options(command)
+    evaluate.add_argument("--json", action="store_true",
+                          help="print the figures as one JSON object, at full precision")
     sample.add_argument("-n", "--n-samples", type=_positive_int, required=True, metavar="N")
     sample.add_argument("--random-state", type=int, metavar="SEED", help="seed for the draws")
     sample.add_argument("--with-components", action="store_true",
