@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from tests.helpers import run_cli
 
 from latentkit.registry import registered_specs
 from latentkit.tables import read_table
-from tests.helpers import run_cli
 
 SPECS = [spec for spec in registered_specs().values() if spec.example is not None]
 VERBS = {"sample": None, "impute": "impute", "predict": "predict", "transform": "transform",

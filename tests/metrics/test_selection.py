@@ -202,19 +202,24 @@ def test_the_size_parameter_is_the_registry_spec_s(scratch_registry):
     from latentkit.datasets import make_categorical_mixture
     from latentkit.registry import ModelSpec, register
 
+    class Classes(LatentClassModel):  # a class the registry does not know yet
+        pass
+
     X = make_categorical_mixture(300, n_components=2, n_categories=(3, 3, 4, 2),
                                  random_state=0).X
     with pytest.raises(ValueError, match="an 'n_components' parameter"):
-        select_n_components(LatentClassModel(random_state=0), X, [1, 2])  # not registered
-    register(ModelSpec("lca", LatentClassModel, "latent classes", "wine", "wine",
+        select_n_components(Classes(random_state=0), X, [1, 2])  # not registered
+    register(ModelSpec("classes", Classes, "latent classes", "wine", "wine",
                        size_param="n_classes", size_label="classes"))
-    selection = select_n_components(LatentClassModel(random_state=0), X, [1, 2, 3])
+    selection = select_n_components(Classes(random_state=0), X, [1, 2, 3])
     assert selection.param == "n_classes"
     assert selection.table.columns[:2] == ("n_classes", "bic")
     np.testing.assert_array_equal(selection.table.column("n_classes"), [1, 2, 3])
     assert selection.best_model.n_classes == selection.best_n_components
     by_hand = select_n_components(LatentClassModel(random_state=0), X, [1, 2, 3],
                                   param="n_classes")
+    shipped = select_n_components(LatentClassModel(random_state=0), X, [1, 2, 3])  # lca
+    np.testing.assert_array_equal(shipped.table.column("bic"), by_hand.table.column("bic"))
     np.testing.assert_array_equal(by_hand.table.column("bic"), selection.table.column("bic"))
 
 

@@ -16,13 +16,9 @@ def check_cpts(structure, cpts, *, atol: float = 1e-6) -> dict:
     if not isinstance(cpts, dict):
         raise InvalidParameterError(
             f"cpts must be a dict {{variable: array}}; got {type(cpts).__name__}.")
-    index, out = structure.index, {}
+    out = {}
     for name, value in cpts.items():
-        if name not in index:
-            raise InvalidParameterError(
-                f"cpts names {name!r}, which is not a variable of the network "
-                f"({list(structure.names)}).")
-        v = index[name]
+        v = structure.position(name, f"cpts names {name!r}")
         shape = structure.cpt_shape(v)
         try:
             table = np.asarray(value, dtype=np.float64)

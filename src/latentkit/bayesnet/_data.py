@@ -166,16 +166,11 @@ def evidence_states(evidence, structure: Structure):
         states = np.full((len(codes), V), -1, dtype=np.int64)
         states[:, list(structure.observed)] = np.nan_to_num(codes, nan=-1).astype(np.int64)
         return states, True
-    index = structure.index
     batched = any(np.ndim(value) > 0 for value in evidence.values())
     n = max([np.size(value) for value in evidence.values()] + [1])
     states = np.full((n, V), -1, dtype=np.int64)
     for name, value in evidence.items():
-        if name not in index:
-            raise InvalidInputError(
-                f"evidence names {name!r}, which is not a variable of the network "
-                f"({list(structure.names)}).")
-        v = index[name]
+        v = structure.position(name, f"evidence names {name!r}", InvalidInputError)
         values = np.atleast_1d(np.asarray(value, dtype=object))
         if values.ndim != 1 or len(values) not in (1, n):
             raise InvalidInputError(

@@ -55,6 +55,15 @@ class Structure:
         hidden = set(self.hidden)
         return tuple(v for v in range(len(self.names)) if v not in hidden)
 
+    def position(self, name, what: str, error: type[Exception] = InvalidParameterError) -> int:
+        """The index of variable `name`; `error` saying that `what` names no variable of
+        the network (e.g. what = "evidence names 'X'", "cpts names 'X'")."""
+        index = self.index
+        if name not in index:
+            raise error(f"{what}, which is not a variable of the network "
+                        f"({list(self.names)}).")
+        return index[name]
+
     def cpt_shape(self, v: int) -> tuple[int, ...]:
         return tuple(self.cards[p] for p in self.parents[v]) + (self.cards[v],)
 

@@ -354,13 +354,7 @@ class DiscreteBayesNet(NetworkFiles, EMModel):
 
     def _indices(self, variables) -> list[int]:
         structure, _ = self._compiled()
-        index = structure.index
-        out = []
-        for name in variables:
-            if name not in index:
-                raise InvalidParameterError(f"{name!r} is not a variable of the network "
-                                            f"({list(structure.names)}).")
-            out.append(index[name])
+        out = [structure.position(name, repr(name)) for name in variables]
         if len(set(out)) != len(out):
             raise InvalidParameterError(f"query variables must be distinct; got {list(variables)}.")
         return out
