@@ -7,7 +7,8 @@ Loaded before the test modules are imported, it puts latentkit's GaussianMixture
 FactorAnalysis, FastICA and fastica where those modules import them from
 (`from sklearn.mixture import GaussianMixture`), so each case tests latentkit with the
 peer's own expectations; nothing of theirs is copied here. The cases listed in
-`known_differences.toml` (a deliberate difference, or a test of the peer's private helpers,
+`known_differences.toml` (keyed by `module::test[params]`, fnmatch patterns allowed; a
+deliberate difference, or a test of the peer's private helpers,
 each with its reason) are expected to fail: strict, so a listed case that starts passing is
 reported and must leave the list.
 """
@@ -51,9 +52,13 @@ def _reason(nodeid: str) -> str | None:
     return None
 
 
+def case_id(item) -> str:
+    """`module::test[params]`, e.g. sklearn.decomposition.tests.test_pca::test_pca[2]."""
+    return f"{item.module.__name__}::{item.name}"
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        nodeid = item.nodeid.split("site-packages/")[-1]
-        reason = _reason(nodeid)
+        reason = _reason(case_id(item))
         if reason is not None:
             item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
