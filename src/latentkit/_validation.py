@@ -31,8 +31,10 @@ def check_X(
     X : (n_samples, n_features), array-like. float32 and float64 are kept; other numeric
     dtypes become float64. `reset=True` (fit) records `n_features_in_`; `reset=False`
     (predict time) checks the number of features against it. inf is always an error; NaN
-    means "missing" and is accepted only when `allow_nan` (the model marginalizes it).
+    means "missing" and is accepted only when `allow_nan` (the model marginalizes it), and
+    so is a masked entry of a numpy masked array (see `unmask`).
     """
+    X = unmask(X, allow_nan=allow_nan, name=name, model=type(estimator).__name__)
     try:
         X = validate_data(
             estimator, X, reset=reset, dtype=dtype, ensure_all_finite=False,
@@ -43,6 +45,33 @@ def check_X(
         raise InvalidInputError(str(exc)) from exc
     check_finite(X, allow_nan=allow_nan, name=name, model=type(estimator).__name__)
     return X
+
+
+def unmask(X, *, allow_nan: bool, name: str = "X", model: str = "model"):
+    """A numpy masked array as a plain float array whose masked entries are NaN (missing),
+    as pykalman and numpy users mark missing data; anything else is returned as it is.
+
+    `np.asarray` would drop the mask and read the masked entries' placeholder values as
+    data, silently. float32 stays float32; other dtypes become float64. A model that
+    cannot marginalize missing values (`allow_nan` False) refuses masked entries.
+    """
+    if not isinstance(X, np.ma.MaskedArray):
+        return X
+    mask = np.ma.getmaskarray(X)
+    dtype = np.float32 if X.dtype == np.float32 else np.float64
+    try:
+        data = np.array(np.ma.getdata(X), dtype=dtype)
+    except (TypeError, ValueError):  # text states: the masked entries become None
+        data = np.array(np.ma.getdata(X), dtype=object)
+        data[mask] = None
+        return data
+    if mask.any() and not allow_nan:
+        raise InvalidInputError(
+            f"{name} is a masked array with {int(mask.sum())} masked entries, and {model} "
+            "cannot marginalize missing values. Impute them first (for example with "
+            "GaussianMixture.impute) or drop the incomplete rows.")
+    data[mask] = np.nan
+    return data
 
 
 def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str = "model",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._states import column_holds_names, decode, encode_column, holds_names, learn_states
+from .._validation import unmask
 from ..exceptions import InvalidInputError
 from ..mixture.categorical import check_codes
 from ._graph import Structure
@@ -92,6 +93,7 @@ def as_codes(X, structure: Structure) -> np.ndarray:
     """
     observed = structure.observed
     names = [structure.names[v] for v in observed]
+    X = unmask(X, allow_nan=True, model=MODEL)  # a masked entry is missing
     if _is_frame(X):
         columns = [str(c) for c in X.columns]
         absent = [name for name in names if name not in columns]

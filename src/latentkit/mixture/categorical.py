@@ -38,6 +38,7 @@ from .._states import (
     label_probs,
     learn_table,
 )
+from .._validation import unmask
 from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from ._discrete import (
@@ -223,6 +224,7 @@ class CategoricalMixture(SavesStateNames, DiscreteMixture):
 
     def _validate_X(self, X, *, reset: bool) -> np.ndarray:
         """Names -> codes (learning `categories_` at fit), then the codes' checks."""
+        X = unmask(X, allow_nan=True, model=type(self).__name__)
         if reset:
             self.categories_ = learn_table(X)
         else:
