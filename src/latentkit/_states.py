@@ -21,6 +21,28 @@ states returns names where its input held names); labelled tables (`as_frame=Tru
 
 `PackedStates` stores a list (or dict) of state-name arrays of different lengths as three
 flat arrays, which `latentkit.io` saves without pickle.
+
+Limits. Every size read from data values (the largest code of a column, its number of
+distinct state names, `n_categories`, a Bayesian network's cardinalities) is checked against
+these constants before anything of that size is allocated, so that one stray value (a code
+of 1e9, an identifier column) is a clear InvalidInputError / InvalidParameterError naming
+the column, the value and the fix, never a MemoryError or a killed process:
+
+    MAX_CATEGORIES    = 10_000   levels of one column / states of one variable (codes
+                                 0..9_999);
+    MAX_TOTAL_LEVELS  = 100_000  Σ_j L_j, the width of a categorical mixture's one-hot
+                                 encoding: an E-step chunk (>= 256 rows) stays under
+                                 256 * 100_000 * 8 B = 205 MB;
+    MAX_TABLE_ENTRIES = 10**7    entries of one parameter table: a mixture's θ (K * Σ_j L_j)
+                                 or a network's CPT or clique table (80 MB in float64; EM
+                                 keeps a few such arrays);
+    MAX_ONE_HOT_ENTRIES = 2**25  entries of the one-hot encoding a categorical mixture's
+                                 initialization (k-means) works on (268 MB in float64): it
+                                 uses a random subset of max(K, 2**25 // Σ_j L_j) rows of
+                                 the init sample when the sample is larger.
+
+Far above what a categorical model of real data needs (a column with thousands of levels is
+an identifier or free text, not a category), far below what would exhaust memory.
 """
 
 from __future__ import annotations
@@ -32,6 +54,27 @@ import numpy as np
 
 from .exceptions import InvalidInputError, InvalidParameterError
 from .io import register_record
+
+MAX_CATEGORIES = 10_000
+MAX_TOTAL_LEVELS = 100_000
+MAX_TABLE_ENTRIES = 10**7
+MAX_ONE_HOT_ENTRIES = 2**25
+
+RECODE = ("recode the column to 0..L-1 (e.g. with pandas.factorize) or pass its states as "
+          "text")
+IDENTIFIER = ("a column with that many states is an identifier or free text; drop it, or "
+              "group its rare states together")
+
+
+def check_level_count(count, where: str, what: str, error=InvalidInputError,
+                      fix: str = IDENTIFIER) -> int:
+    """`count` levels of one column / variable (e.g. what = "holds 12000 distinct state
+    names") as an int, or `error` naming it, MAX_CATEGORIES and `fix` when above the
+    limit."""
+    if count > MAX_CATEGORIES:
+        raise error(f"{where} {what}; a categorical column or variable takes at most "
+                    f"{MAX_CATEGORIES} levels (MAX_CATEGORIES = {MAX_CATEGORIES}): {fix}.")
+    return int(count)
 
 
 def _pandas():
@@ -105,7 +148,10 @@ def learn_states(column, where: str = "X") -> np.ndarray | None:
     ones included). A column mixing strings with numbers is an InvalidInputError.
     """
     if _is_categorical(column):
-        return np.asarray(column.cat.categories, dtype=object)
+        categories = column.cat.categories
+        check_level_count(len(categories), where,
+                          f"is a pandas Categorical with {len(categories)} categories")
+        return np.asarray(categories, dtype=object)
     if not column_holds_names(column):
         return None
     values = np.asarray(column, dtype=object)
@@ -117,7 +163,9 @@ def learn_states(column, where: str = "X") -> np.ndarray | None:
             f"{where} mixes state names and numbers: row {row} holds {values[row]!r}. Give "
             "every entry of a column as a name (None/NaN for missing), or every one as an "
             "integer code.")
-    return np.asarray(sorted({str(item) for item in present}), dtype=object)
+    names = {str(item) for item in present}
+    check_level_count(len(names), where, f"holds {len(names)} distinct state names")
+    return np.asarray(sorted(names), dtype=object)
 
 
 def learn_table(X, name: str = "X") -> list | None:
@@ -131,6 +179,24 @@ def _unknown_state(values, row: int, states, where: str, what: str):
     return InvalidInputError(
         f"{where}[{row}] = {values[row]!r} is not a state of {what}; its states are "
         f"{list(states)} (or None/NaN for missing).")
+
+
+def _complex_error(where: str, what: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{where} holds {what}; categorical data are integer codes "
+        "(or state names), never complex: pass the real part (X.real) if the imaginary "
+        "parts are all zero.")
+
+
+def reject_complex(values: np.ndarray, where: str) -> None:
+    """InvalidInputError (a ValueError, as scikit-learn's "Complex data not supported")
+    when a 1-D array of any dtype holds a complex number; it names the first one."""
+    if values.dtype.kind == "c":
+        raise _complex_error(where, f"complex numbers (dtype {values.dtype})")
+    if values.dtype.kind == "O":
+        for item in values.tolist():
+            if isinstance(item, complex | np.complexfloating):
+                raise _complex_error(where, f"the complex number {item!r}")
 
 
 def encode_column(column, states, where: str = "X", what: str = "the column") -> np.ndarray:
@@ -149,6 +215,7 @@ def encode_column(column, states, where: str = "X", what: str = "the column") ->
     values = np.asarray(column)
     if values.dtype.kind in "biuf":
         return values.astype(np.float64)
+    reject_complex(values, where)
     values = values.astype(object)
     out = np.full(len(values), np.nan)
     strings = np.fromiter((_is_str(item) for item in values), dtype=bool, count=len(values))

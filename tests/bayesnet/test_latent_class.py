@@ -100,3 +100,23 @@ def test_saved_model_warm_starts_and_continues_online_em_exactly(tmp_path):
     assert_resumes_after_save(model(), X, tmp_path)
     assert_online_resumes_after_save(model(), [X[i:i + 100] for i in range(0, 400, 100)],
                                      tmp_path)
+
+
+def test_messages_speak_of_classes():
+    """A LatentClassModel user sees n_classes and classes, never n_components: the K <= n
+    check, and the re-seeding warning (an empty third class, as in BernoulliMixture's
+    test, on binary columns coded 0/1)."""
+    with pytest.raises(ValueError, match="n_classes=500 must be <= n_samples=3") as info:
+        LatentClassModel(n_classes=500).fit([[0, 1], [1, 0], [1, 1]])
+    assert "component" not in str(info.value)
+    rng = np.random.default_rng(8)
+    X = np.vstack([(rng.random((100, 10)) < 0.05), (rng.random((100, 10)) < 0.95),
+                   np.tile([1, 0], (6, 5))]).astype(float)
+    mu = np.array([[0.05] * 10, [0.95] * 10, [0.05] * 5 + [0.95] * 5])
+    probs = np.stack([1 - mu, mu], axis=-1).reshape(3, 20)  # (K, Σ L_j), [p(0), p(1)]
+    model = LatentClassModel(3, weights_init=[0.495, 0.495, 0.01], probs_init=probs,
+                             tol=1e-8, max_iter=200)
+    with pytest.warns(latentkit.em.ReseedWarning,
+                      match=r"LatentClassModel: class\(es\) \[2\] had fewer than 1") as record:
+        model.fit(X)
+    assert not any("component" in str(w.message) for w in record)

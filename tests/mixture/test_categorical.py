@@ -17,8 +17,14 @@ from helpers import (
 )
 from latentkit import load
 from latentkit.em import ConvergenceWarning
+from latentkit.mixture._discrete import DiscreteConfig, init
 from latentkit.mixture.bernoulli import BernoulliMixture
-from latentkit.mixture.categorical import CategoricalMixture
+from latentkit.mixture.categorical import (
+    CATEGORICAL_KERNELS,
+    CategoricalMixture,
+    categorical_encode,
+    inverse_cdf,
+)
 
 LEVELS = [3, 4, 2, 5]
 TRUE_WEIGHTS = np.array([0.35, 0.4, 0.25])
@@ -289,6 +295,37 @@ def test_saved_model_warm_starts_and_continues_online_em_exactly(tmp_path):
     assert_resumes_after_save(model(), X, tmp_path)
     assert_online_resumes_after_save(model(), [X[i:i + 100] for i in range(0, 400, 100)],
                                      tmp_path)
+
+
+def test_inverse_cdf_equals_the_dense_count():
+    """Per-component searchsorted (memory O(n + K L)) draws exactly the codes of the dense
+    rule: the number of cumulative sums <= u Σ, capped at L - 1."""
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(6), size=4)
+    z, u = rng.integers(0, 4, 500), rng.random(500)
+    cumulative = np.cumsum(probs[z], axis=1)
+    dense = np.minimum((u[:, None] * cumulative[:, -1:] >= cumulative).sum(axis=1), 5)
+    np.testing.assert_array_equal(inverse_cdf(probs, z, u), dense)
+
+
+def test_init_encodes_at_most_init_rows():
+    """The initialization's one-hot encoding is bounded: a random subset of init_rows rows
+    of the init sample (never all 5000 here), and every row when it has fewer."""
+    seen = []
+
+    def encode(X, n_levels):
+        seen.append(len(X))
+        return categorical_encode(X, n_levels)
+
+    kernels = CATEGORICAL_KERNELS._replace(encode=encode)
+    X = planted(5000)[0]
+    level_column = np.repeat(np.arange(len(LEVELS)), LEVELS)
+    config = DiscreteConfig(3, 0.01, 1.0, "random", level_column, np.array(LEVELS), None,
+                            None, "CategoricalMixture", init_rows=700)
+    params, _ = init(X, np.random.default_rng(0), config, 0, kernels=kernels)
+    assert seen == [700] and params.probs.shape == (3, sum(LEVELS))
+    init(X[:500], np.random.default_rng(0), config, 0, kernels=kernels)
+    assert seen == [700, 500]
 
 
 # scikit-learn's checks draw floats; the `categorical` input tag makes them round the data to

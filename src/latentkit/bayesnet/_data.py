@@ -132,7 +132,8 @@ def as_codes(X, structure: Structure) -> np.ndarray:
     if len(codes) == 0:
         raise InvalidInputError("the data has no rows.")
     check_codes_finite(codes)
-    check_codes(codes, [structure.cards[v] for v in observed], 0, MODEL)
+    check_codes(codes, [structure.cards[v] for v in observed], 0, MODEL,
+                [f"the cardinality of {structure.names[v]!r}" for v in observed])
     return codes.astype(dtype, copy=False)
 
 
@@ -180,8 +181,8 @@ def evidence_states(evidence, structure: Structure):
                 f"{np.shape(value)}.")
         codes = _column_codes(values, v, structure, f"evidence[{name!r}]")
         k = structure.cards[v]
-        known = ~np.isnan(codes)
-        if np.any((codes[known] < 0) | (codes[known] >= k) | (codes[known] % 1 != 0)):
+        known = codes[~np.isnan(codes)]
+        if np.any((known < 0) | (known >= k) | (known != np.floor(known))):
             raise InvalidInputError(
                 f"evidence[{name!r}] = {value!r} is not a state of {name!r}: it "
                 f"takes codes 0..{k - 1} or names {list(structure.states[v])}.")

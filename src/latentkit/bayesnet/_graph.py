@@ -19,10 +19,12 @@ is a reshape (no transposes).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._states import MAX_TABLE_ENTRIES, check_level_count
 from ..exceptions import InvalidParameterError
 
 HEURISTICS = ("min_fill", "min_weight")
@@ -79,7 +81,9 @@ class Structure:
 def build_structure(edges, cardinalities, state_names=None, hidden=()) -> Structure:
     """Validate the user's description of a network and return its Structure.
 
-    edges : iterable of (parent, child) name pairs; cardinalities : {name: int >= 1};
+    edges : iterable of (parent, child) name pairs; cardinalities : {name: int in [1,
+    MAX_CATEGORIES = 10_000]}, each CPT at most MAX_TABLE_ENTRIES = 10**7 entries (limits
+    in `latentkit._states`, checked before anything is allocated);
     state_names : None or {name: sequence of k distinct names}; hidden : names never
     observed in data. Every problem is an InvalidParameterError (a ValueError) that names
     it and the fix.
@@ -96,7 +100,10 @@ def build_structure(edges, cardinalities, state_names=None, hidden=()) -> Struct
             raise InvalidParameterError(
                 f"the cardinality of {name!r} must be an integer >= 1; got {k!r}.")
         names.append(name)
-        cards.append(int(k))
+        cards.append(check_level_count(
+            k, f"the cardinality of {name!r}", f"is {k}", InvalidParameterError,
+            fix="give each variable at most that many states (a variable with more is an "
+            "identifier or free text; drop it, or group its rare states together)"))
     index = {name: i for i, name in enumerate(names)}
     parents = [[] for _ in names]
     for edge in edges or ():
@@ -115,6 +122,8 @@ def build_structure(edges, cardinalities, state_names=None, hidden=()) -> Struct
         if index[parent] in parents[index[child]]:
             raise InvalidParameterError(f"edge {tuple(edge)!r} is listed twice.")
         parents[index[child]].append(index[parent])
+    for v, ps in enumerate(parents):
+        _check_table(names[v], [*ps, v], names, cards, "CPT")
     topological = topological_order(names, parents)
     states = _state_names(names, cards, state_names)
     hidden_idx = []
@@ -128,6 +137,18 @@ def build_structure(edges, cardinalities, state_names=None, hidden=()) -> Struct
         raise InvalidParameterError(f"hidden lists a variable twice: {list(hidden)!r}.")
     return Structure(tuple(names), tuple(cards), tuple(tuple(p) for p in parents),
                      topological, states, tuple(sorted(hidden_idx)))
+
+
+def _check_table(name: str, scope, names, cards, what: str) -> None:
+    """Bound a table over the variables `scope` (a CPT, a clique) before it is allocated:
+    Π cards <= MAX_TABLE_ENTRIES, or an InvalidParameterError naming it and the fix."""
+    entries = math.prod(cards[u] for u in scope)
+    if entries > MAX_TABLE_ENTRIES:
+        listed = ", ".join(f"{names[u]!r}: {cards[u]}" for u in scope)
+        raise InvalidParameterError(
+            f"the {what} of {name!r} would have {entries} entries ({{{listed}}}), more than "
+            f"{MAX_TABLE_ENTRIES} (MAX_TABLE_ENTRIES): give its variables fewer states, or "
+            "the network fewer edges into it.")
 
 
 def _state_names(names, cards, given) -> tuple[tuple[str, ...], ...]:
@@ -269,7 +290,8 @@ class CliqueTree:
 
 
 def clique_tree(structure: Structure, heuristic: str) -> CliqueTree:
-    """Compile `structure` into a clique tree with a greedy elimination order."""
+    """Compile `structure` into a clique tree with a greedy elimination order; a clique
+    table of more than MAX_TABLE_ENTRIES entries is an InvalidParameterError."""
     V = len(structure.names)
     adjacency = moral_graph(structure)
     order = greedy_order([set(a) for a in adjacency], structure.cards, range(V), heuristic)
@@ -281,6 +303,8 @@ def clique_tree(structure: Structure, heuristic: str) -> CliqueTree:
         nbrs = eliminate_vertex(adjacency, v)
         separator = sorted(nbrs, key=position.__getitem__)
         scopes.append((v, *separator))
+        _check_table(structure.names[v], scopes[-1], structure.names, structure.cards,
+                     "clique (eliminating it) in the inference")
         parent.append(position[separator[0]] if separator else -1)
     children = [[] for _ in range(V)]
     for c, p in enumerate(parent):

@@ -18,7 +18,8 @@ from sklearn.utils.validation import check_is_fitted
 from .._validation import Interval, check_params
 from ..exceptions import InvalidParameterError
 from ..io import register_model
-from ..mixture.categorical import CategoricalMixture
+from ..mixture._discrete import discrete_family
+from ..mixture.categorical import CATEGORICAL_KERNELS, CategoricalMixture
 from .network import DiscreteBayesNet
 
 
@@ -43,6 +44,11 @@ class LatentClassModel(CategoricalMixture):
     """
 
     _latent_name = "class"
+    # every message a user of this model sees speaks of n_classes and classes
+    _size_param, _latent_plural, _latent_words = "n_classes", "classes", "class(es)"
+    em_family = discrete_family(
+        CATEGORICAL_KERNELS, remedy="increase alpha (the Dirichlet smoothing), use fewer "
+        "classes, or fit in float64")
     _parameter_constraints: ClassVar[dict] = {"n_classes": [Interval(int, 1, None)]}
 
     def __init__(self, n_classes=2, *, n_categories=None, alpha=0.01, weight_alpha=1.0,

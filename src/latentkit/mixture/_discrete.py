@@ -42,10 +42,9 @@ from .._validation import (
     Interval,
     Options,
     as_generator,
-    check_n_components,
     check_n_samples,
 )
-from ..exceptions import InvalidParameterError
+from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_record
 from ._base import MixtureModel
 from ._init import INIT_METHODS, initial_responsibilities
@@ -69,7 +68,10 @@ class DiscreteConfig(NamedTuple):
     n_components : K; alpha, weight_alpha : the pseudo-counts α, β; init_params : the
     starting responsibilities' method; level_column : (M,) the column of each level;
     n_levels : (J,) L_j; weights_init : (K,) or None and probs_init : (K, M) or None, the
-    user's validated starting values; model : the class name, for messages.
+    user's validated starting values; model : the class name, for messages; latent_words :
+    the model's word for its latent states in messages ("component(s)", "class(es)");
+    init_rows : the most rows of the init sample the initialization encodes (a random
+    subset of them when there are more; None: all).
     """
 
     n_components: int
@@ -81,6 +83,8 @@ class DiscreteConfig(NamedTuple):
     weights_init: np.ndarray | None
     probs_init: np.ndarray | None
     model: str
+    latent_words: str = "component(s)"
+    init_rows: int | None = None
 
 
 class DiscreteKernels(NamedTuple):
@@ -181,7 +185,8 @@ def _reseed_threshold(stats: DiscreteStats, n_levels, alpha: float, weight_alpha
 
 
 def reseed_empty(stats: DiscreteStats, encode_row, n_levels: np.ndarray, alpha: float,
-                 weight_alpha: float, model: str) -> tuple[DiscreteStats, em.StepInfo]:
+                 weight_alpha: float, model: str,
+                 latent_words: str = "component(s)") -> tuple[DiscreteStats, em.StepInfo]:
     """Give each empty component (n_k < 1) the statistics of its own badly explained row.
 
     A component fitted to a row x alone has θ = (onehot(x) + α) / (1 + L_j α), so
@@ -216,7 +221,7 @@ def reseed_empty(stats: DiscreteStats, encode_row, n_levels: np.ndarray, alpha: 
     for k, x in zip(reseeded, seeds):
         nk[k], counts[k], observed[k] = 1.0, encode_row(x), 1.0
     message = (
-        f"{model}: component(s) {reseeded.tolist()} had fewer than {RESEED_THRESHOLD:g} "
+        f"{model}: {latent_words} {reseeded.tolist()} had fewer than {RESEED_THRESHOLD:g} "
         f"expected members ({np.round(stats.nk[reseeded], 3).tolist()}); re-seeded at the "
         f"worst-explained complete rows (log-likelihood {np.round(seed_ll, 3).tolist()}).")
     return (replace(stats, nk=nk, counts=counts, observed=observed),
@@ -252,9 +257,12 @@ def check_probability_array(name: str, value, shape: tuple, blocks=()) -> np.nda
 
 def init(X, rng, config: DiscreteConfig, restart: int, *, kernels: DiscreteKernels):
     """(θ, None) from one M-step on the responsibilities of `init_params` (no re-seeding),
-    then the user's weights_init / probs_init where set. X : (n, J) the init sample."""
+    then the user's weights_init / probs_init where set. X : (n, J) the init sample, of
+    which at most config.init_rows random rows are used."""
     if config.weights_init is not None and config.probs_init is not None:
         return DiscreteParams(config.weights_init, config.probs_init), None
+    if config.init_rows is not None and len(X) > config.init_rows:  # bounded encoding
+        X = X[np.sort(rng.choice(len(X), size=config.init_rows, replace=False))]
     counts_matrix, observed = kernels.encode(X, config.n_levels)
     # the counts matrix with NaN where its column is missing: what k-means sees
     features = (counts_matrix if observed is None else
@@ -286,7 +294,7 @@ def m_step(stats: DiscreteStats, params: DiscreteParams, state, config: Discrete
         return kernels.encode(x[None], config.n_levels)[0][0]
 
     stats, info = reseed_empty(stats, encode_row, config.n_levels, config.alpha,
-                               config.weight_alpha, config.model)
+                               config.weight_alpha, config.model, config.latent_words)
     new = map_estimate(stats, config.level_column, config.n_levels, config.alpha,
                        config.weight_alpha)
     return new, state, info
@@ -324,6 +332,10 @@ class DiscreteMixture(MixtureModel):
 
     _probs_attribute: ClassVar[str]
     _kernels: ClassVar[DiscreteKernels]
+    #: the model's words for K and its latent states, in messages
+    _size_param: ClassVar[str] = "n_components"
+    _latent_plural: ClassVar[str] = "components"
+    _latent_words: ClassVar[str] = "component(s)"
 
     _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(int, 1, None)],
@@ -363,13 +375,21 @@ class DiscreteMixture(MixtureModel):
         return source
 
     def _em_config(self, n_samples, n_features) -> DiscreteConfig:
-        if n_samples is not None:
-            check_n_components(self.n_components, n_samples)
+        K = self.n_components
+        if n_samples is not None and K > n_samples:
+            raise InvalidInputError(
+                f"{self._size_param}={K} must be <= n_samples={n_samples}: there are not "
+                f"enough samples to fit {K} {self._latent_plural}. Use fewer "
+                f"{self._latent_plural} or more data.")
         weights_init, probs_init = self._user_weights(), self._user_probs()
         level_column, n_levels = self._layout()
-        return DiscreteConfig(self.n_components, self.alpha, self.weight_alpha,
-                              self.init_params, level_column, n_levels, weights_init,
-                              probs_init, type(self).__name__)
+        return DiscreteConfig(K, self.alpha, self.weight_alpha, self.init_params,
+                              level_column, n_levels, weights_init, probs_init,
+                              type(self).__name__, self._latent_words, self._init_rows())
+
+    def _init_rows(self) -> int | None:
+        """The most rows of the init sample to encode (None: all of them)."""
+        return None
 
     # -- inference ------------------------------------------------------------------------
 

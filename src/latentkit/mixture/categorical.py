@@ -28,9 +28,16 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .. import em
+from .._linalg import log_normalize
 from .._states import (
+    MAX_CATEGORIES,
+    MAX_ONE_HOT_ENTRIES,
+    MAX_TABLE_ENTRIES,
+    MAX_TOTAL_LEVELS,
+    RECODE,
     SavesStateNames,
     check_as_names,
+    check_level_count,
     decode_table,
     encode_table,
     holds_names,
@@ -87,32 +94,82 @@ CATEGORICAL_KERNELS = DiscreteKernels(categorical_encode, categorical_log_likeli
                                       categorical_log_prior_probs)
 
 
-def check_codes(X: np.ndarray, n_categories, offset: int, model: str) -> np.ndarray:
+def check_codes(X: np.ndarray, n_categories, offset: int, model: str,
+                limit_names=None) -> np.ndarray:
     """Raise InvalidInputError at the first entry of X : (n, J) that is not NaN or an
-    integer code in [0, n_categories[j]) (n_categories None: any integer >= 0); name its row
-    and column.
+    integer code in [0, n_categories[j]) (n_categories None: in [0, MAX_CATEGORIES)); name
+    its row and column. Negative entries are reported first (so negative data is always
+    reported as such), then non-finite or fractional ones, then codes out of range (a code
+    beyond MAX_CATEGORIES, even beyond int64, is an error, never an allocation).
+    limit_names : (J,) how messages name each column's limit (default "n_categories[j]").
 
     Returns the largest observed code per column : (J,), -1 where none is observed.
     """
     observed = ~np.isnan(X)
     values = np.where(observed, X, 0)
-    bad = (values < 0) | (values != np.floor(values))
-    if n_categories is not None:
-        bad |= values >= np.asarray(n_categories)
-    if bad.any():
-        # the first negative entry if any, so negative data is always reported as such
-        negative = values < 0
-        first = negative if negative.any() else bad
-        row, col = np.unravel_index(np.argmax(first), first.shape)
-        allowed = ("integer codes >= 0" if n_categories is None else
-                   f"integer codes 0..{n_categories[col] - 1} (n_categories[{col}] = "
-                   f"{n_categories[col]})")
-        what = "Negative values in data: " if negative.any() else ""
-        value = float(X[row, col])
-        raise InvalidInputError(
-            f"{what}X[{offset + row}, {col}] = {value!r} is not a valid category code for "
-            f"{model}: column {col} takes {allowed}, or NaN for missing.")
+    limits = MAX_CATEGORIES if n_categories is None else np.asarray(n_categories)
+    with np.errstate(invalid="ignore"):
+        checks = (("negative", values < 0),
+                  ("malformed", ~np.isfinite(values) | (values != np.floor(values))),
+                  ("large", values >= limits))
+    for kind, bad in checks:
+        if bad.any():
+            row, col = np.unravel_index(np.argmax(bad), bad.shape)
+            name = (f"n_categories[{col}]" if limit_names is None else limit_names[col])
+            raise _code_error(kind, float(X[row, col]), offset + int(row), int(col),
+                              n_categories, model, name)
     return np.where(observed, X, -1).max(axis=0, initial=-1).astype(np.int64)
+
+
+def _code_error(kind: str, value: float, row: int, col: int, n_categories, model: str,
+                limit_name: str) -> InvalidInputError:
+    """The message of `check_codes` for the bad entry X[row, col] = value."""
+    if kind == "large" and n_categories is None:
+        return InvalidInputError(
+            f"X[:, {col}] holds the code {value:g} (row {row}); categorical codes must be "
+            f"integers 0..L-1 with L <= {MAX_CATEGORIES} (MAX_CATEGORIES), so {model} cannot "
+            f"model column {col} as it is: {RECODE}.")
+    allowed = (f"integer codes 0..{MAX_CATEGORIES - 1}" if n_categories is None else
+               f"integer codes 0..{n_categories[col] - 1} ({limit_name} = "
+               f"{n_categories[col]})")
+    what = "Negative values in data: " if kind == "negative" else ""
+    return InvalidInputError(
+        f"{what}X[{row}, {col}] = {value!r} is not a valid category code for {model}: "
+        f"column {col} takes {allowed}, or NaN for missing.")
+
+
+def check_layout(n_levels: np.ndarray, n_components: int, size_param: str, latent: str,
+                 model: str) -> None:
+    """Bound the parameters' size before any is allocated: Σ_j L_j <= MAX_TOTAL_LEVELS (the
+    one-hot width) and K Σ_j L_j <= MAX_TABLE_ENTRIES (θ). n_levels : (J,), each already
+    <= MAX_CATEGORIES; size_param, latent : the model's words for K ("n_classes",
+    "classes")."""
+    total = int(np.sum(n_levels, dtype=np.int64))
+    if total > MAX_TOTAL_LEVELS:
+        widest = int(np.argmax(n_levels))
+        raise InvalidInputError(
+            f"{model}: the columns have {total} levels in all (column {widest} alone has "
+            f"{int(n_levels[widest])}); the one-hot encoding takes at most "
+            f"{MAX_TOTAL_LEVELS} (MAX_TOTAL_LEVELS): drop or recode the columns with the "
+            "most levels.")
+    if n_components * total > MAX_TABLE_ENTRIES:
+        raise InvalidParameterError(
+            f"{model}: {size_param}={n_components} {latent} times {total} levels is "
+            f"{n_components * total} level probabilities, more than {MAX_TABLE_ENTRIES} "
+            f"(MAX_TABLE_ENTRIES): use fewer {latent}, or recode the columns with the most "
+            "levels.")
+
+
+def inverse_cdf(probs: np.ndarray, z: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Codes : (n,) drawn from p(x = l | z) = probs[z, l] by inverse CDF: the number of
+    cumulative sums <= u Σ_l probs[z, l], capped at L - 1. probs : (K, L); z : (n,) ints;
+    u : (n,) uniform on [0, 1). Memory O(n + K L): one searchsorted per component."""
+    cumulative = np.cumsum(probs, axis=1)
+    out = np.empty(len(z), dtype=np.intp)
+    for k in np.unique(z):
+        rows = z == k
+        out[rows] = np.searchsorted(cumulative[k], u[rows] * cumulative[k, -1], side="right")
+    return np.minimum(out, probs.shape[1] - 1)
 
 
 @register_model
@@ -123,10 +180,11 @@ class CategoricalMixture(SavesStateNames, DiscreteMixture):
     Parameters
     ----------
     n_components : int, number of mixture components K (K <= n_samples).
-    n_categories : None or a sequence of J ints >= 1, the number of levels L_j of each
-        column. None infers L_j = (largest code of column j in the fit data) + 1 (1 for a
-        column with no observed value); give it explicitly when the fit data may miss the
-        top levels, and for `partial_fit` (later batches must stay within it).
+    n_categories : None or a sequence of J ints in [1, MAX_CATEGORIES = 10_000], the number
+        of levels L_j of each column. None infers L_j = (largest code of column j in the
+        fit data) + 1 (1 for a column with no observed value); give it explicitly when the
+        fit data may miss the top levels, and for `partial_fit` (later batches must stay
+        within it).
     alpha : float > 0, Dirichlet pseudo-count on each level (prior Dirichlet(1 + α)):
         θ_kjl = (c_kjl + α) / (o_kj + L_j α), so no probability is exactly 0 or 1.
         Default 0.01.
@@ -143,13 +201,19 @@ class CategoricalMixture(SavesStateNames, DiscreteMixture):
 
     X holds integer codes stored as floats, NaN for missing; a non-integer, negative or
     out-of-range code is a ValueError naming its row, column and the allowed range (at fit
-    and at predict time). Or X holds state names: a DataFrame with string / object /
-    pandas Categorical columns (numeric columns stay codes), or a 2-D object array of
-    strings; None, NaN and pd.NA are missing. Fit learns `categories_`, and every method
-    taking X (predict, predict_proba, score, score_samples, transform, posterior, impute,
-    bic, aic, partial_fit) then maps the names; a name not seen at fit is an
-    InvalidInputError naming the column, row, value and known states. n_categories, when
-    given, must equal the number of names of a named column.
+    and at predict time). Sizes are bounded before anything is allocated (limits in
+    `latentkit._states`): codes below MAX_CATEGORIES = 10_000 (a larger code, e.g. an
+    identifier, is an InvalidInputError telling to recode the column), Σ_j L_j <=
+    MAX_TOTAL_LEVELS = 100_000, K Σ_j L_j <= MAX_TABLE_ENTRIES = 10**7; the initialization
+    encodes at most max(K, MAX_ONE_HOT_ENTRIES // Σ_j L_j) random rows of its sample.
+
+    Or X holds state names: a DataFrame with string / object / pandas Categorical columns
+    (numeric columns stay codes), or a 2-D object array of strings (at most MAX_CATEGORIES
+    distinct names per column); None, NaN and pd.NA are missing. Fit learns
+    `categories_`, and every method taking X (predict, predict_proba, score, score_samples,
+    transform, posterior, impute, bic, aic, partial_fit) then maps the names; a name not
+    seen at fit is an InvalidInputError naming the column, row, value and known states.
+    n_categories, when given, must equal the number of names of a named column.
 
     Attributes
     ----------
@@ -205,6 +269,10 @@ class CategoricalMixture(SavesStateNames, DiscreteMixture):
             raise InvalidParameterError(
                 f"{type(self).__name__}: parameter 'n_categories' must be None or one integer "
                 f">= 1 per column ({n_features} columns); got {self.n_categories!r}.")
+        for j, L in enumerate(given.tolist()):
+            check_level_count(L, f"{type(self).__name__}: n_categories[{j}] = {L}",
+                              f"is too many levels for column {j}", InvalidParameterError,
+                              fix=f"give the column's true number of levels: {RECODE}")
         for j, states in enumerate(getattr(self, "categories_", None) or ()):
             if states is not None and given[j] != len(states):
                 raise InvalidParameterError(
@@ -252,7 +320,15 @@ class CategoricalMixture(SavesStateNames, DiscreteMixture):
             largest = top if largest is None else np.maximum(largest, top)
         if reset:
             levels = limits if limits is not None else np.maximum(largest + 1, 1)
-            self.n_categories_ = self._named_levels(levels)
+            levels = self._named_levels(levels)
+            check_layout(levels, self.n_components, self._size_param, self._latent_plural,
+                         type(self).__name__)
+            self.n_categories_ = levels
+
+    def _init_rows(self):
+        """At most MAX_ONE_HOT_ENTRIES / Σ_j L_j rows of one-hot encoding at initialization
+        (and never fewer than K)."""
+        return max(self.n_components, MAX_ONE_HOT_ENTRIES // int(np.sum(self.n_categories_)))
 
     def _chunk_floats_per_row(self, n_features):
         levels = getattr(self, "n_categories_", None)
@@ -302,17 +378,22 @@ class CategoricalMixture(SavesStateNames, DiscreteMixture):
     def impute(self, X):
         """X with each NaN replaced by the most probable code under the posterior predictive
         p(x_j = l | x_obs) = Σ_k p(k | x_obs) θ_kjl (the mode, not a mean: codes are
-        nominal, so an average of codes would be meaningless). X : (n, J).
+        nominal, so an average of codes would be meaningless). X : (n, J). The predictive
+        is formed a column and a block of rows at a time (memory O(n K + 2**20)).
 
         Names in, names out: an X holding state names gives an object array (a DataFrame
         for a DataFrame) of names in the named columns, codes in the others."""
         named = holds_names(X)
-        X, observed, predictive = self._predictive(X)
+        X, log_joint = self._log_joint(X)
+        resp = np.exp(log_normalize(log_joint)[0])
+        probs = self._current_params().probs
         out = X.copy()
         for j, (start, L) in enumerate(zip(self._offsets(), self.n_categories_)):
-            missing = ~observed[:, j]
-            if missing.any():
-                out[missing, j] = np.argmax(predictive[missing, start:start + L], axis=1)
+            missing = np.flatnonzero(np.isnan(X[:, j]))
+            rows = max(1, 2**20 // int(L))
+            for first in range(0, len(missing), rows):
+                block = missing[first:first + rows]
+                out[block, j] = np.argmax(resp[block] @ probs[:, start:start + L], axis=1)
         return decode_table(out, self.categories_) if named else out
 
     def sample(self, n_samples=1, random_state=None, *, as_names=None):
@@ -332,9 +413,8 @@ class CategoricalMixture(SavesStateNames, DiscreteMixture):
         rng, params, z = self._sample_setup(n_samples, random_state)
         X = np.empty((n_samples, len(self.n_categories_)), dtype=self.probs_.dtype)
         for j, (start, L) in enumerate(zip(self._offsets(), self.n_categories_)):
-            cumulative = np.cumsum(params.probs[z, start:start + L], axis=1)
-            u = rng.random((n_samples, 1)) * cumulative[:, -1:]
-            X[:, j] = np.minimum((u >= cumulative).sum(axis=1), L - 1)
+            X[:, j] = inverse_cdf(params.probs[:, start:start + L], z,
+                                  rng.random((n_samples, 1))[:, 0])
         if named:
             X = decode_table(X, categories)
         return X, z
