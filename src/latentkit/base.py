@@ -233,6 +233,10 @@ class EMModel(LatentModel):
     hyper-parameters every subclass accepts (and lists in its own __init__): tol, max_iter,
     n_init, random_state, warm_start, verbose, max_time, callbacks, chunk_size,
     learning_decay, learning_offset.
+
+    warm_start=True continues from the fitted parameters and from the stored lower bound:
+    the first iteration's change is measured from `lower_bound_`, so repeated fits with a
+    small max_iter set `converged_` once the change is below tol (as in scikit-learn).
     """
 
     _parameter_constraints: ClassVar[dict] = ENGINE_CONSTRAINTS
@@ -293,6 +297,14 @@ class EMModel(LatentModel):
         self.lower_bound_ = float(self.history_[-1]) if len(self.history_) else -math.inf
         self.stop_reason_ = stop_reason
 
+    def _warm_bound(self) -> float:
+        """The mean objective a warm start continues from: the stored `lower_bound_` of the
+        last fit (a fitted attribute, saved with the model), or -inf after `partial_fit`,
+        whose objective is a batch's and not comparable."""
+        if getattr(self, "stop_reason_", None) == "online":
+            return -math.inf
+        return float(getattr(self, "lower_bound_", -math.inf))
+
     def _engine_options(self) -> dict:
         return dict(tol=self.tol, max_iter=self.max_iter, max_time=self.max_time,
                     callbacks=self.callbacks or (), progress=self._progress_delay(), model=self)
@@ -311,6 +323,7 @@ class EMModel(LatentModel):
         init = (self._current_params(), self.em_state_) if warm else None
         result = em.fit_em(self.em_family, config, source, n_init=self.n_init,
                            rng=as_generator(self.random_state), init=init,
+                           bound=self._warm_bound() if warm else -math.inf,
                            **self._engine_options())
         self._store_fit(result.params, result.state, source.dtype, converged=result.converged,
                         n_iter=result.n_iter, history=result.history,

@@ -8,12 +8,15 @@ import pytest
 from scipy import integrate
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from helpers import assert_monotone, assert_recovers
 from latentkit import GaussianMixture, ModelFileError, load
 from latentkit.datasets import make_mixture
 from latentkit.em import ConvergenceWarning, ReseedWarning
+from latentkit.mixture import _gaussian_em as gem
+from latentkit.mixture import _gaussian_kernels as gk
 from latentkit.mixture._gaussian_kernels import full_covariances
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
@@ -387,3 +390,111 @@ def test_no_reseeding_when_the_data_cannot_support_every_component():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = GaussianMixture(3, random_state=0).fit(X)
     assert np.all(np.isfinite(model.covariances_))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_degenerate_data_without_reg_covar_raises_for_every_covariance_type(covariance_type):
+    """Two clusters of identical rows: without reg_covar every covariance type raises one
+    clear error (diag and spherical returned variances of ~1e-16 and a score of ~50)."""
+    X = np.vstack([np.ones((5, 3)), np.zeros((5, 3))])
+    with pytest.raises(ValueError, match="ill-defined empirical covariance .* increase "
+                                         f"reg_covar.* covariance_type='{covariance_type}'"):
+        GaussianMixture(2, covariance_type=covariance_type, reg_covar=0.0).fit(X)
+
+
+def test_a_resolved_small_variance_is_not_called_degenerate():
+    """The round-off test is relative: a tight, real cluster far from the centre (std 1e-3 at
+    distance 1e3) fits without reg_covar, its variances right to the 1e-3 round-off leaves."""
+    rng = np.random.default_rng(0)
+    tight = rng.normal(1e3, 1e-3, (100, 2))
+    X = np.concatenate([rng.normal(0, 1, (200, 2)), tight])
+    for kind, expected in (("diag", tight.var(0)), ("spherical", tight.var(0).mean())):
+        model = GaussianMixture(2, covariance_type=kind, reg_covar=0.0, random_state=0).fit(X)
+        k = np.argmax(model.means_[:, 0])
+        np.testing.assert_allclose(model.covariances_[k], expected, rtol=1e-3)
+
+
+def test_warm_start_converges_once_the_bound_changes_less_than_tol(tmp_path, three_blobs):
+    """A warm fit measures its first change from the stored lower_bound_ (saved with the
+    model): with max_iter=1 the 2nd call converges when one EM step changes it by < tol."""
+    cold = GaussianMixture(3, random_state=0, max_iter=2, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        step = np.diff(cold.fit(three_blobs).history_)[0]
+        for tol, converges in ((2 * step, True), (step / 2, False)):
+            model = GaussianMixture(3, random_state=0, max_iter=1, tol=tol, warm_start=True)
+            assert not model.fit(three_blobs).converged_
+            model.save(tmp_path / "warm.npz")
+            model = load(tmp_path / "warm.npz").fit(three_blobs)
+            assert model.converged_ is converges and model.n_iter_ == 1
+            np.testing.assert_allclose(model.lower_bounds_, cold.history_[1:], rtol=1e-12)
+
+
+def test_a_large_reg_covar_is_not_called_a_numerical_failure():
+    """reg_covar may lower the likelihood by at most the penalty saved (StepInfo.slack): here
+    it dips, without a warning (was: numerical failure), and every step obeys the bound."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(3, 0.3, (60, 2)),
+                        rng.normal([0, 4], 0.1, (40, 2))])
+    for covariance_type in ("full", "tied"):
+        model = GaussianMixture(3, covariance_type=covariance_type, reg_covar=1.0,
+                                random_state=0, tol=1e-8, max_iter=300)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            assert np.diff(model.fit(X).history_).min() < -1e-3  # it did dip
+        config = model._em_config(*X.shape)
+        params, state = gem.init(X, np.random.default_rng(0), config)
+        stats, before = gem.e_step(params, state, config, X)
+        for _ in range(20):
+            params, state, info = gem.m_step(stats, params, state, config)
+            stats, after = gem.e_step(params, state, config, X)
+            assert after - before >= -info.slack - 1e-9 * abs(before)
+            before = after
+
+
+def _initial(X, covariance_type, **init):
+    """A fit of no iterations: the parameters the initialization produces."""
+    return GaussianMixture(3, covariance_type=covariance_type, random_state=0, max_iter=0,
+                           **init).fit(X)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_precisions_init_is_used_as_given(three_blobs, covariance_type):
+    """precisions_init Λ becomes scikit-learn's factor of Λ^{-1} (its issue 26415), and the
+    initialization's own precisions, given back, change nothing (its issue 16944)."""
+    reference = SklearnGaussianMixture(3, covariance_type=covariance_type,
+                                       random_state=1).fit(three_blobs)
+    model = _initial(three_blobs, covariance_type, precisions_init=reference.precisions_)
+    expected = _compute_precision_cholesky(reference.covariances_, covariance_type)
+    np.testing.assert_allclose(model.precisions_cholesky_, expected, rtol=1e-9)
+    given = _initial(three_blobs, covariance_type).precisions_
+    fits = [GaussianMixture(3, covariance_type=covariance_type, random_state=0,
+                            precisions_init=init).fit(three_blobs) for init in (None, given)]
+    assert fits[0].n_iter_ == fits[1].n_iter_
+    np.testing.assert_allclose(fits[1].precisions_cholesky_, fits[0].precisions_cholesky_,
+                               rtol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_full_user_initialization_estimates_nothing(monkeypatch, three_blobs):
+    """weights, means and precisions all given: the M-step runs once per EM iteration and
+    never for the initialization (scikit-learn's issue 26015)."""
+    start = _initial(three_blobs, "full")
+    calls, estimate = [], gk.estimate
+    monkeypatch.setattr(gk, "estimate", lambda *a: calls.append(1) or estimate(*a))
+    model = GaussianMixture(3, weights_init=start.weights_, means_init=start.means_,
+                            precisions_init=start.precisions_, random_state=0).fit(three_blobs)
+    assert len(calls) == model.n_iter_ > 0
+
+
+def test_scikit_learns_spellings(three_blobs):
+    """init_params="k-means++" ("kmeans++" too), lower_bounds_; the range of weights_init
+    reported with min and max in their places (scikit-learn's message swaps them)."""
+    a, b = (GaussianMixture(3, init_params=init, random_state=0).fit(three_blobs)
+            for init in ("k-means++", "kmeans++"))
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert a.lower_bounds_ is a.history_ and not hasattr(GaussianMixture(), "lower_bounds_")
+    with pytest.raises(ValueError, match=r"range \[0, 1\], but got min value -0.50000, max "
+                                         "value 1.50000"):
+        GaussianMixture(2, weights_init=[1.5, -0.5]).fit(three_blobs)

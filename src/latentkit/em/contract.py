@@ -17,6 +17,17 @@ iteration maximizes a lower bound that touches log p(X | θ) at the current θ, 
 objective never decreases) or only a bound (variational EM: the bound never decreases under
 exact coordinate updates), and names its own remedy for a numerical failure; the engine's
 guards word their messages from these.
+
+An M-step that is not an exact maximizer of EM's surrogate Q(θ) (the expected complete-data
+log-likelihood) keeps no such promise. When it exactly maximizes a penalized surrogate
+Q(θ) - pen(θ) whose penalty cannot be written as a log prior on θ alone (the Gaussian
+mixture's reg_covar: pen = (r/2) Σ_k N_k tr Σ_k^{-1}, weighted by this E-step's counts N_k),
+EM's inequality still bounds the loss: objective(θ_new) - objective(θ_old) >=
+-(pen(θ_old) - pen(θ_new)). The M-step reports that bound as `StepInfo.slack`, and the
+monotonicity guard allows a decrease of up to the slack (plus round-off) across that step:
+a regularized step is not called a numerical failure, a broken one still is. A penalty that
+is a log prior on θ belongs in `log_prior` instead: the objective then includes it and
+never decreases.
 """
 
 from __future__ import annotations
@@ -66,10 +77,15 @@ class StepInfo:
         next objective may drop, so the engine neither checks monotonicity nor declares
         convergence across that step.
     message : the family's own words for it, shown to the user as a ReseedWarning.
+    slack : how far this M-step may lower the objective summed over the rows (>= 0): 0 for
+        an exact M-step; for one that maximizes a penalized surrogate, the penalty it saved,
+        pen(θ_old) - pen(θ_new) (see the module's docstring). The guard allows a decrease of
+        slack / n_rows in the mean objective across the step.
     """
 
     reseeded: tuple[int, ...] = ()
     message: str = ""
+    slack: float = 0.0
 
 
 #: an M-step that did nothing worth reporting
@@ -83,7 +99,8 @@ class EMFamily:
     init : (X_sample, rng, config, restart) -> (params, state). `restart` counts the
         initializations of one fit from 0 (n_init > 1 may perturb later ones).
     e_step : (params, state, config, X_chunk) -> (stats, objective summed over the chunk).
-    m_step : (stats, params, state, config) -> (params, state, StepInfo).
+    m_step : (stats, params, state, config) -> (params, state, StepInfo); `params` are those
+        the E-step of `stats` ran at (what a StepInfo.slack is measured from).
     log_prior : (params, config) -> log p(θ) up to a constant, for MAP-EM; None for ML.
     objective : EXACT or BOUND.
     remedy : what the user can change when the objective turns non-finite or decreases

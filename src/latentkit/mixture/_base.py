@@ -10,6 +10,7 @@ whole); everything below follows from it by log-sum-exp.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from .._linalg import log_normalize
 from ..base import EMModel
@@ -21,6 +22,13 @@ class MixtureModel(EMModel):
 
     def _log_prob(self, params, X):
         raise NotImplementedError
+
+    @property
+    def lower_bounds_(self) -> np.ndarray:
+        """The mean log-likelihood per iteration of the last fit: `history_`, under
+        scikit-learn's name (its last entry is `lower_bound_`)."""
+        check_is_fitted(self)
+        return self.history_
 
     @property
     def _n_features_out(self) -> int:

@@ -47,7 +47,7 @@ def upper_precision_factor(precisions: np.ndarray) -> np.ndarray:
     and J M J is upper triangular with a positive diagonal: the convention's unique P.
     """
     flipped = precisions[..., ::-1, ::-1]
-    return cholesky(np.ascontiguousarray(flipped), what="precisions_init")[..., ::-1, ::-1].copy()
+    return cholesky(np.ascontiguousarray(flipped))[..., ::-1, ::-1].copy()
 
 
 @dataclass(frozen=True)
@@ -123,10 +123,10 @@ class CovarianceType:
         and return its factor P in the module's convention."""
         precisions = np.asarray(precisions, dtype=np.float64)
         shape = self.parameter_shape(K, D)
-        if precisions.shape != shape:
+        if precisions.shape != shape:  # scikit-learn's wording, then ours
             raise InvalidParameterError(
-                f"precisions_init must have shape {shape} for covariance_type={self.name!r}; "
-                f"got {precisions.shape}.")
+                f"precisions_init is invalid. The parameter '{self.name} precision' should "
+                f"have the shape of {shape}, but got {precisions.shape} (K={K}, D={D}).")
         return self._factor_of_precisions(precisions)
 
     def _factor_of_precisions(self, precisions: np.ndarray) -> np.ndarray:
@@ -156,6 +156,11 @@ class CovarianceType:
 
     def dense(self, covariances: np.ndarray, K: int, D: int) -> np.ndarray:
         """Σ_k as dense matrices (K, D, D) from Σ shaped per type."""
+        raise NotImplementedError
+
+    def diagonal(self, S: np.ndarray, K: int, D: int) -> np.ndarray:
+        """The diagonals of S_k : (K, D) from S shaped like Σ (Σ, Λ, or the M-step's raw
+        second moments), without forming dense matrices."""
         raise NotImplementedError
 
     # -- re-seeding ----------------------------------------------------------------------
@@ -205,9 +210,13 @@ class _MatrixCovariance(CovarianceType):
         return P @ np.swapaxes(P, -1, -2)
 
     def _factor_of_precisions(self, precisions):
-        if not np.allclose(precisions, np.swapaxes(precisions, -1, -2)):
-            raise InvalidParameterError("precisions_init must be symmetric.")
-        return upper_precision_factor(precisions)
+        try:
+            if np.allclose(precisions, np.swapaxes(precisions, -1, -2)):
+                return upper_precision_factor(precisions)
+        except SingularCovarianceError:
+            pass
+        raise InvalidParameterError(f"precisions_init is invalid: '{self.name} precision' "
+                                    "should be symmetric, positive-definite.")
 
     def scaled_means(self, mu, P):
         K, D = mu.shape
@@ -285,6 +294,9 @@ class Full(_MatrixCovariance):
     def dense(self, covariances, K, D):
         return covariances
 
+    def diagonal(self, S, K, D):
+        return np.diagonal(S, axis1=1, axis2=2)
+
     def _component(self, covariances, j):
         return covariances[j]
 
@@ -327,6 +339,9 @@ class Tied(_MatrixCovariance):
     def dense(self, covariances, K, D):
         return np.broadcast_to(covariances, (K, D, D)).copy()
 
+    def diagonal(self, S, K, D):
+        return np.broadcast_to(np.diag(S), (K, D))
+
     def _component(self, covariances, j):
         return covariances
 
@@ -351,7 +366,9 @@ class _VarianceCovariance(CovarianceType):
 
     def _factor_of_precisions(self, precisions):
         if np.any(precisions <= 0):
-            raise InvalidParameterError("precisions_init must be positive.")
+            raise InvalidParameterError(
+                f"precisions_init is invalid: '{self.name} precision' should be positive; got "
+                f"a smallest value of {precisions.min():.6g}.")
         return np.sqrt(precisions)
 
     def min_support(self, D):
@@ -402,6 +419,9 @@ class Diag(_VarianceCovariance):
 
     def dense(self, covariances, K, D):
         return covariances[:, :, None] * np.eye(D)
+
+    def diagonal(self, S, K, D):
+        return S
 
     def principal_axis(self, covariances, j, D):
         d = np.argmax(covariances[j])
@@ -454,6 +474,9 @@ class Spherical(_VarianceCovariance):
 
     def dense(self, covariances, K, D):
         return covariances[:, None, None] * np.eye(D)
+
+    def diagonal(self, S, K, D):
+        return np.broadcast_to(S[:, None], (K, D))
 
     def principal_axis(self, covariances, j, D):
         return np.sqrt(covariances[j]) * np.eye(D)[0]

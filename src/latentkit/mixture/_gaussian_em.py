@@ -6,7 +6,10 @@ state record (the centring shift) and the parameter record.
     m_step(stats, params, state, config)    -> (params, state, StepInfo)
 
 The objective is the exact log-likelihood (missing entries marginalized). An M-step that
-re-seeds empty or collapsed components says so in its StepInfo; the engine warns.
+re-seeds empty or collapsed components says so in its StepInfo; the engine warns. With
+reg_covar > 0 the M-step maximizes a penalized Q (see `regularization_slack`), so it may
+lower the log-likelihood by a bounded amount: its StepInfo's slack, which the engine's
+monotonicity guard allows.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._linalg import responsibilities_
-from ..em import EXACT, NOTHING, EMFamily, StepInfo
+from ..em import EXACT, EMFamily, StepInfo
 from . import _gaussian_kernels as gk
 from ._gaussian_missing import log_prob_missing, missing_stats
 from ._init import fill_missing_with_means, initial_responsibilities
@@ -77,10 +80,12 @@ def e_step(params: gk.GaussianParams, state: gk.GaussianMixtureState,
 
 def m_step(stats: gk.GaussianMixtureStats, params: gk.GaussianParams,
            state: gk.GaussianMixtureState, config: gk.GaussianConfig):
-    """(new params, the unchanged state, StepInfo naming any re-seeded components)."""
+    """(new params, the unchanged state, StepInfo naming any re-seeded components and the
+    slack of the regularized M-step: how far reg_covar may lower the log-likelihood)."""
     new, reseeded, message = gk.estimate(stats, state.shift, config.covariance,
                                          config.reg_covar)
-    return new, state, (StepInfo(reseeded, message) if reseeded else NOTHING)
+    slack = gk.regularization_slack(stats.nk, params, new, config.reg_covar)
+    return new, state, StepInfo(reseeded, message, slack)
 
 
 def log_prob(params: gk.GaussianParams, X) -> np.ndarray:

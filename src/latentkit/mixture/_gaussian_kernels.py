@@ -21,11 +21,23 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._linalg import LOG_2PI
+from .._linalg import LOG_2PI, SingularCovarianceError
 from ..em import SufficientStats
 from ..io import register_record
 from . import _gaussian_expfam as ef
 from ._covariance import CovarianceType
+
+#: A variance (reg_covar included) at most ROUND_OFF times the raw second moment it is
+#: computed from (Σ_n r_nk x_d² / N_k around the statistics' centre) is round-off, not a
+#: property of the data: Σ_k = Σ r x x^T / N_k - μ_k μ_k^T cancels to ~n·ε of that moment
+#: on identical rows (summation error), while a variance it resolves is far above it.
+ROUND_OFF = 1024 * np.finfo(np.float64).eps
+
+#: scikit-learn's words for a degenerate fit (users search for them); ours follow
+ILL_DEFINED = ("Fitting the mixture model failed because some components have ill-defined "
+               "empirical covariance (for instance caused by singleton or collapsed samples). "
+               "Try to decrease the number of components, increase reg_covar, or scale the "
+               "input data.")
 
 
 class GaussianConfig(NamedTuple):
@@ -186,15 +198,66 @@ def estimate(stats: GaussianMixtureStats, shift, covariance: CovarianceType,
     if stats.n < K * support:
         support = 1.0
     starved = np.flatnonzero(stats.nk < support)
+    if not 0 < starved.size < K:
+        starved = starved[:0]
+    unresolved = unresolved_components(covariance, nk, means, stats.sxx, cov)
+    unresolved[starved] = False  # replaced by a split of a resolved component below
+    if unresolved.any():
+        raise ill_defined(covariance, reg_covar, "components "
+                          f"{np.flatnonzero(unresolved).tolist()} have a variance that is zero "
+                          "up to round-off")
     message = ""
-    if starved.size and starved.size < K:
+    if starved.size:
         weights, means, cov, message = _reseed(starved, stats.nk, weights, means, cov,
                                                covariance, support)
-    else:
-        starved = starved[:0]
     weights = weights / weights.sum()
-    params = make_params(weights, means + shift, cov, covariance, shift)
+    try:
+        params = make_params(weights, means + shift, cov, covariance, shift)
+    except SingularCovarianceError:
+        raise ill_defined(covariance, reg_covar, "a covariance matrix is singular or not "
+                          "positive definite") from None
     return params, tuple(int(k) for k in starved), message
+
+
+def unresolved_components(covariance: CovarianceType, nk, means, sxx, cov) -> np.ndarray:
+    """(K,) bool: components with a variance (a diagonal entry of Σ_k, reg_covar included)
+    at most ROUND_OFF times the raw second moment it was computed from. nk : (K,); means :
+    (K, D) shifted; sxx and cov shaped per covariance type."""
+    K, D = means.shape
+    raw = covariance.estimate(nk, np.zeros_like(means), sxx, 0.0)  # Σ r x x^T / N_k per type
+    variances, scale = covariance.diagonal(cov, K, D), covariance.diagonal(raw, K, D)
+    return np.any(variances <= ROUND_OFF * scale, axis=1)
+
+
+def ill_defined(covariance: CovarianceType, reg_covar: float, what: str):
+    """The error for a fit whose covariances are singular: scikit-learn's words, then which
+    components, and the usual causes."""
+    return SingularCovarianceError(
+        f"{ILL_DEFINED} With covariance_type={covariance.name!r} and reg_covar={reg_covar:g}, "
+        f"{what}: constant or duplicated columns, a cluster of identical rows, or float32 "
+        "data cause this.")
+
+
+def regularization_slack(nk, old: GaussianParams, new: GaussianParams,
+                         reg_covar: float) -> float:
+    """How far the M-step from `old` to `new` may lower Σ_n log p(x_n): a bound >= 0.
+
+    With reg_covar = r the M-step does not maximize EM's Q(θ) but, exactly, the penalized
+    Q(θ) - (r/2) Σ_k N_k tr Λ_k (N_k : (K,) of the E-step at `old`): Σ_k = S_k + r I is its
+    stationary point, since d tr(Σ^{-1}) / dΣ = -Σ^{-2} (tied: pooled, N tr Λ). EM's bound
+    log p(X | θ) - log p(X | old) >= Q(θ) - Q(old) then gives
+    log p(X | new) - log p(X | old) >= -(r/2) Σ_k N_k (tr Λ_k^old - tr Λ_k^new).
+    """
+    if reg_covar == 0:
+        return 0.0
+    covariance = new.covariance
+    K, D = new.means.shape
+
+    def traces(params):  # tr Λ_k : (K,)
+        precisions = covariance.precisions(params.precisions_cholesky)
+        return covariance.diagonal(precisions, K, D).sum(axis=1)
+
+    return max(0.0, 0.5 * reg_covar * float(nk @ (traces(old) - traces(new))))
 
 
 def _reseed(starved, nk, weights, means, cov, covariance: CovarianceType, support):

@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-INIT_METHODS = ("kmeans", "kmeans++", "random", "random_from_data")
+#: "k-means++" is scikit-learn's spelling; "kmeans++" is the same method
+INIT_METHODS = ("kmeans", "k-means++", "kmeans++", "random", "random_from_data")
 
 
 def fill_missing_with_means(X: np.ndarray) -> np.ndarray:
@@ -26,7 +27,8 @@ def initial_responsibilities(X: np.ndarray, n_components: int, method: str,
     """Starting responsibilities (n, K) for EM from rows X : (n, D) (NaN allowed).
 
     kmeans           : hard labels of one k-means run (scikit-learn KMeans, n_init=1)
-    kmeans++         : hard assignment to the nearest of K k-means++ seeds
+    k-means++        : hard assignment to the nearest of K k-means++ seeds (also spelled
+                       kmeans++)
     random           : uniform random soft responsibilities
     random_from_data : hard assignment to the nearest of K distinct random rows
     """
@@ -39,7 +41,7 @@ def initial_responsibilities(X: np.ndarray, n_components: int, method: str,
     if method == "kmeans":
         labels = KMeans(n_clusters=K, n_init=1, random_state=seed).fit(X).labels_
     else:
-        if method == "kmeans++":
+        if method in ("k-means++", "kmeans++"):
             centers, _ = kmeans_plusplus(X, K, random_state=seed)
         else:
             centers = X[rng.choice(n, size=K, replace=False)]

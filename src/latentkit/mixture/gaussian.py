@@ -42,15 +42,23 @@ class GaussianMixture(MixtureModel):
     n_components : int, number of mixture components K (K <= n_samples).
     covariance_type : {"full", "tied", "diag", "spherical"}.
     tol : float, convergence threshold on the change of the mean log-likelihood.
-    reg_covar : float >= 0, added to every covariance diagonal (the one regularizer).
+    reg_covar : float >= 0, added to every covariance diagonal (the one regularizer). The
+        M-step then maximizes a penalized EM objective, so the log-likelihood may dip by a
+        bounded amount; the engine's guard allows exactly that bound. A fit whose
+        covariances are singular (a variance zero up to round-off: a constant column, a
+        cluster of identical rows, with reg_covar too small) raises a ValueError, for every
+        covariance type.
     max_iter : int, EM iterations per initialization.
     n_init : int, initializations; the best final log-likelihood is kept.
-    init_params : {"kmeans", "kmeans++", "random", "random_from_data"}.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"} ("kmeans++" is
+        accepted as another spelling of "k-means++").
     weights_init, means_init, precisions_init : optional user-given initial parameters
         (K,), (K, D), and precisions shaped as the covariance type.
     random_state, warm_start, verbose, max_time, callbacks, chunk_size, learning_decay,
     learning_offset : the EM engine's options (see `latentkit.em`). `verbose=None` shows a
-        progress bar when stderr is a terminal.
+        progress bar when stderr is a terminal. With warm_start=True each fit continues from
+        the fitted parameters and the stored lower_bound_, so that repeated fits with a
+        small max_iter set converged_ once the bound changes by less than tol.
 
     Missing values: NaN entries are marginalized exactly; EM uses the conditional moments
     of the missing coordinates. `impute(X)` fills them with E[x_m | x_o].
@@ -65,8 +73,9 @@ class GaussianMixture(MixtureModel):
     weights_ (K,), means_ (K, D), covariances_, precisions_, precisions_cholesky_ (shapes
     per covariance type; precisions_cholesky_ is scikit-learn's upper-triangular P with
     precisions_ = P P^T), converged_, n_iter_, lower_bound_ (mean log-likelihood at the last
-    E-step), history_ (mean log-likelihood per iteration), em_state_ (the centre EM
-    accumulates its statistics around), n_features_in_.
+    E-step), history_ (mean log-likelihood per iteration; also named lower_bounds_, as in
+    scikit-learn), em_state_ (the centre EM accumulates its statistics around),
+    n_features_in_.
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -128,19 +137,15 @@ class GaussianMixture(MixtureModel):
             check_n_components(self.n_components, n_samples)
         K, D = self.n_components, n_features
         covariance = covariance_type(self.covariance_type)
-        for name, shape in (("weights_init", (K,)), ("means_init", (K, D))):
-            value = getattr(self, name)
-            if value is not None and np.shape(value) != shape:
-                raise InvalidParameterError(
-                    f"{name} must have shape {shape}; got {np.shape(value)}.")
         weights = means = P = None
         if self.weights_init is not None:
-            weights = np.asarray(self.weights_init, dtype=np.float64)
-            if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
-                raise InvalidParameterError(
-                    f"weights_init must be non-negative and sum to 1; got {weights}.")
+            weights = _initial_weights(self.weights_init, K)
         if self.means_init is not None:
             means = np.asarray(self.means_init, dtype=np.float64)
+            if means.shape != (K, D):
+                raise InvalidParameterError(
+                    "means_init is invalid. The parameter 'means' should have the shape of "
+                    f"{(K, D)}, but got {means.shape} (n_components, n_features).")
         if self.precisions_init is not None:
             P = covariance.check_precisions(self.precisions_init, K, D)
         return gk.GaussianConfig(K, covariance, float(self.reg_covar), self.init_params,
@@ -186,7 +191,10 @@ class GaussianMixture(MixtureModel):
     def sample(self, n_samples=1, random_state=None):
         """Draw (X, z): z ~ Categorical(π), x | z ~ N(μ_z, Σ_z). X : (n, D), z : (n,)."""
         check_is_fitted(self)
-        check_n_samples(n_samples)
+        try:
+            check_n_samples(n_samples)
+        except InvalidParameterError as error:  # scikit-learn's words first
+            raise InvalidParameterError(f"Invalid value for 'n_samples': {error}") from None
         rng = as_generator(random_state)
         params = self._current_params(for_inference=True)
         # float32-stored weights can miss numpy's sum-to-1 tolerance: renormalize
@@ -197,7 +205,26 @@ class GaussianMixture(MixtureModel):
         return X.astype(self.means_.dtype), z
 
 
-# -- parameters given by the user (from_parameters) ----------------------------------------
+# -- parameters given by the user (weights_init, from_parameters) --------------------------
+
+
+def _initial_weights(value, K: int) -> np.ndarray:
+    """weights_init as float64 (K,), checked as scikit-learn checks it (in its words): the
+    shape, the range [0, 1], the sum."""
+    weights = np.asarray(value, dtype=np.float64)
+    if weights.shape != (K,):
+        raise InvalidParameterError(
+            "weights_init is invalid. The parameter 'weights' should have the shape of "
+            f"{(K,)}, but got {weights.shape} (one weight per component).")
+    if np.any(weights < 0) or np.any(weights > 1):
+        raise InvalidParameterError(
+            "weights_init is invalid. The parameter 'weights' should be in the range [0, 1], "
+            f"but got min value {weights.min():.5f}, max value {weights.max():.5f}.")
+    if not np.isclose(weights.sum(), 1.0):
+        raise InvalidParameterError(
+            "weights_init is invalid. The parameter 'weights' should be normalized, but got "
+            f"sum(weights) = {weights.sum():.5f}.")
+    return weights
 
 
 def _covariance_record(name) -> CovarianceType:
