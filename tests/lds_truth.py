@@ -94,3 +94,44 @@ def pykalman_reference(params, X):
         filtered = reference.filter(masked)
         smoothed = reference.smooth(masked)
         return (*filtered, *smoothed, reference.loglikelihood(masked))
+
+
+# -- pykalman's robot data (time-varying transition offsets, a masked first step) ---------
+
+#: pykalman's attribute names, in LDSParams' order
+PYKALMAN_NAMES = ("transition_matrices", "transition_offsets", "observation_matrices",
+                  "observation_offsets", "transition_covariance", "observation_covariance",
+                  "initial_state_mean", "initial_state_covariance")
+
+
+def robot():
+    """(data, kwargs): pykalman's robot data set (501 steps, 5 states, 2 observations,
+    time-varying transition offsets (500, 5), first step masked) and the constructor
+    arguments of pykalman's own EM test (the starting covariances Q_0 = 10 I, R_0 = 10 I)."""
+    from pykalman.datasets import load_robot
+
+    data = load_robot()
+    kwargs = dict(transition_matrices=data.transition_matrix,
+                  observation_matrices=data.observation_matrix,
+                  transition_covariance=data.initial_transition_covariance,
+                  observation_covariance=data.initial_observation_covariance,
+                  transition_offsets=data.transition_offsets,
+                  observation_offsets=data.observation_offset,
+                  initial_state_mean=data.initial_state_mean,
+                  initial_state_covariance=data.initial_state_covariance)
+    return data, kwargs
+
+
+def random_time_varying(n, p, T, seed):
+    """A model with time-varying A_t (T-1, n, n), b_t, C_t (T, p, n), d_t (as LDSParams)."""
+    base = random_params(n, p, seed)
+    rng = np.random.default_rng(seed + 1000)
+    A = base.A + 0.1 * rng.normal(size=(T - 1, n, n))
+    C = base.C + 0.3 * rng.normal(size=(T, p, n))
+    return base._replace(A=A, b=rng.normal(size=(T - 1, n)), C=C, d=rng.normal(size=(T, p)))
+
+
+def max_abs_diff(ours, theirs) -> float:
+    """The largest absolute difference over paired arrays."""
+    return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+               for a, b in zip(ours, theirs))

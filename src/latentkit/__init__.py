@@ -8,7 +8,7 @@ inference of p(z | x), with one contract for every family (see `latentkit.base`)
 
 __version__ = "0.1.0"
 
-from . import datasets, metrics  # noqa: E402
+from . import compat, datasets, metrics  # noqa: E402, F401 -- latentkit.compat: peer adapters
 from .bayesnet import DiscreteBayesNet, LatentClassModel  # noqa: E402
 from .distributions import Categorical, Gaussian  # noqa: E402
 from .dynamics import LinearDynamicalSystem  # noqa: E402

@@ -106,7 +106,9 @@ def test_em_follows_pykalmans_trajectory():
 
 def brute_force_stats(params, X):
     """Σ_t E[x_t], E[x_t x_t^T], E[x_t z_t^T], E[z_t z_t^T], E[z_t z_{t-1}^T] given the
-    observed entries, from the dense joint Gaussian of (z_1..z_T, x_1..x_T)."""
+    observed entries, from the dense joint Gaussian of (z_1..z_T, x_1..x_T). The x sums
+    (and zz_obs) run over the steps with an observed coordinate: an all-missing step's
+    x_t integrates out of the likelihood and stays out of the E-step."""
     T, p = X.shape
     n = params.A.shape[0]
     z_mean, z_cov, x_mean, x_cov, xz = dense_joint(params, T)
@@ -119,10 +121,12 @@ def brute_force_stats(params, X):
     second = cov + np.outer(mean, mean)
     zi = [np.arange(t * n, (t + 1) * n) for t in range(T)]
     xi = [T * n + np.arange(t * p, (t + 1) * p) for t in range(T)]
+    seen = [t for t in range(T) if not np.isnan(X[t]).all()]
     return {
-        "x": sum(mean[i] for i in xi),
-        "xx": sum(second[np.ix_(i, i)] for i in xi),
-        "xz": sum(second[np.ix_(i, j)] for i, j in zip(xi, zi)),
+        "x": sum(mean[xi[t]] for t in seen),
+        "xx": sum(second[np.ix_(xi[t], xi[t])] for t in seen),
+        "xz": sum(second[np.ix_(xi[t], zi[t])] for t in seen),
+        "zz_obs": sum(second[np.ix_(zi[t], zi[t])] for t in seen),
         "zz_all": sum(second[np.ix_(j, j)] for j in zi),
         "zz_cross": sum(second[np.ix_(zi[t], zi[t - 1])] for t in range(1, T)),
         "z1z1": second[np.ix_(zi[0], zi[0])],
@@ -161,10 +165,10 @@ def test_m_step_maximizes_the_expected_complete_log_likelihood():
                            + np.trace(np.linalg.solve(cov, S)))
         trans = _em._residual_scatter(s.zz_next, s.zz_cross, s.zz_prev, s.z_next, s.z_prev,
                                       s.n_trans, A, b)
-        obs = _em._residual_scatter(s.xx, s.xz, s.zz_all, s.x, s.z_all, s.n_steps, C, d)
+        obs = _em._residual_scatter(s.xx, s.xz, s.zz_obs, s.x, s.z_obs, s.n_obs, C, d)
         init = _em._residual_scatter(s.z1z1, np.zeros((2, 0)), np.zeros((0, 0)), s.z1,
                                      np.zeros(0), s.n_seq, np.zeros((2, 0)), mu0)
-        return term(trans, s.n_trans, Q) + term(obs, s.n_steps, R) + term(init, s.n_seq, V0)
+        return term(trans, s.n_trans, Q) + term(obs, s.n_obs, R) + term(init, s.n_seq, V0)
 
     best = expected_loglik(new)
     rng = np.random.default_rng(0)

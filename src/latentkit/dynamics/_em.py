@@ -2,17 +2,13 @@
 observations): sufficient statistics from the smoother, closed-form M-step.
 
 E-step: the RTS smoother gives E[z_t], E[z_t z_t^T] = P_t + m_t m_t^T and
-E[z_t z_{t-1}^T] = P_{t,t-1} + m_t m_{t-1}^T. A missing coordinate x_{t,m} is latent too:
-given z_t and the observed x_{t,o},
-
-    x_{t,m} = C_m z_t + d_m + W (x_{t,o} - C_o z_t - d_o) + η,   W = R_mo R_oo^{-1},
-    η ~ N(0, R_mm - W R_om)
-
-so x_t = G z_t + g_t + η_t is affine in z_t (G = 0, g = x_o on the observed rows) and
-E[x x^T], E[x z^T], E[x] follow exactly from the smoothed moments. With these completed
-statistics the M-step is two least-squares regressions, z_t on [z_{t-1}; 1] and x_t on
-[z_t; 1], whose residual scatters give Q and R (the exact maximizers; held parameters stay
-at their values and the others are maximized given them); μ0, V0 from the first states.
+E[z_t z_{t-1}^T] = P_{t,t-1} + m_t m_{t-1}^T; `_em_stats` sums them (completing missing
+coordinates exactly, and handling held time-varying A_t, b_t, C_t, d_t). The M-step is two
+least-squares regressions, z_t on [z_{t-1}; 1] and x_t on [z_t; 1], whose residual
+scatters give Q and R (the exact maximizers; held parameters stay at their values and the
+others are maximized given them); μ0, V0 from the first states. `order="pykalman"`
+updates as pykalman's `em` does instead: a matrix given the old offset, the covariance
+given both, then the offset given the new matrix (the same when either is held).
 
 `em_init`, `em_e_step` and `em_m_step` are these kernels in the engine's contract
 (`latentkit.em.EMFamily`), over an `LDSConfig`; LDS EM keeps no state between iterations.
@@ -28,11 +24,14 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from .._missing import missingness_patterns
 from ..em import NOTHING, ChunkSource, SufficientStats
 from ..io import register_record
 from . import kalman
+from ._em_stats import completed_means, observation_stats, transition_stats
 from ._params import PUBLIC_NAMES, LDSParams
+
+__all__ = ["LDSConfig", "LDSStats", "e_step", "m_step", "completed_means", "initial_params",
+           "em_init", "em_e_step", "em_m_step"]
 
 
 class LDSConfig(NamedTuple):
@@ -41,7 +40,8 @@ class LDSConfig(NamedTuple):
     state_dim : n; covariance_type : "full" or "diag" (the form of Q and R EM learns);
     reg_covar : added to the diagonal of each estimated covariance; method : the inference
     kernels (`kalman.METHODS`); fixed : public names of the parameters EM holds; given :
-    {public name: float64 array} of the user's values (the held ones, and starting values).
+    {public name: float64 array} of the user's values (the held ones, and starting values);
+    order : "joint" (each matrix and offset maximized together) or "pykalman" (`m_step`).
     """
 
     state_dim: int
@@ -50,6 +50,7 @@ class LDSConfig(NamedTuple):
     method: str
     fixed: frozenset
     given: Mapping[str, np.ndarray]
+    order: str = "joint"
 
 
 @register_record
@@ -58,17 +59,22 @@ class LDSStats(SufficientStats):
     """Expected complete-data sufficient statistics, summed over sequences and steps.
 
     n = state_dim, p = observation dim; "prev" sums over t = 2..T of z_{t-1}, "next" of
-    z_t, "all" over t = 1..T. `params` (not additive) is the θ the E-step ran at: the
-    M-step keeps its held (fixed) parameters.
+    the transition target u_t (z_t, less K_t z_{t-1} for a held time-varying A), "all" of
+    z_t over t = 1..T, "obs" over the steps with an observed coordinate; x, xx, xz are of
+    the observation target (x_t, less C_t z_t for a held time-varying C). The k_* sums are
+    the cross sums of a time-varying offset (`_em_stats`). `params` (not additive) is the θ
+    the E-step ran at: the M-step keeps its held (fixed) parameters.
     """
 
     additive: ClassVar[tuple[str, ...]] = (
-        "n_seq", "n_steps", "n_trans", "z1", "z1z1", "z_prev", "z_next", "z_all",
-        "zz_prev", "zz_next", "zz_cross", "zz_all", "x", "xx", "xz")
+        "n_seq", "n_steps", "n_trans", "n_obs", "z1", "z1z1", "z_prev", "z_next", "z_all",
+        "z_obs", "zz_prev", "zz_next", "zz_cross", "zz_all", "zz_obs", "x", "xx", "xz",
+        "k_trans", "kk_trans", "ku_trans", "kz_trans", "k_obs", "kk_obs", "ku_obs", "kz_obs")
 
     n_seq: float = 0.0
     n_steps: float = 0.0
     n_trans: float = 0.0
+    n_obs: float = 0.0  # steps with at least one observed coordinate
     z1: np.ndarray = 0.0  # (n,) Σ E[z_1]
     z1z1: np.ndarray = 0.0  # (n, n) Σ E[z_1 z_1^T]
     z_prev: np.ndarray = 0.0  # (n,)
@@ -78,9 +84,19 @@ class LDSStats(SufficientStats):
     zz_next: np.ndarray = 0.0  # (n, n) Σ_{t>=2} E[z_t z_t^T]
     zz_cross: np.ndarray = 0.0  # (n, n) Σ_{t>=2} E[z_t z_{t-1}^T]
     zz_all: np.ndarray = 0.0  # (n, n)
+    z_obs: np.ndarray = 0.0  # (n,) Σ_{observed steps} E[z_t]
+    zz_obs: np.ndarray = 0.0  # (n, n)
     x: np.ndarray = 0.0  # (p,) Σ E[x_t]
     xx: np.ndarray = 0.0  # (p, p) Σ E[x_t x_t^T]
     xz: np.ndarray = 0.0  # (p, n) Σ E[x_t z_t^T]
+    k_trans: np.ndarray = 0.0  # (n,) Σ b_t of a time-varying b
+    kk_trans: np.ndarray = 0.0  # (n, n) Σ b_t b_t^T
+    ku_trans: np.ndarray = 0.0  # (n, n) Σ b_t E[u_t]^T
+    kz_trans: np.ndarray = 0.0  # (n, n) Σ b_t E[z_{t-1}]^T
+    k_obs: np.ndarray = 0.0  # (p,) Σ d_t of a time-varying d (observed steps)
+    kk_obs: np.ndarray = 0.0  # (p, p)
+    ku_obs: np.ndarray = 0.0  # (p, p)
+    kz_obs: np.ndarray = 0.0  # (p, n)
     params: LDSParams | None = field(default=None, compare=False)
 
 
@@ -120,81 +136,23 @@ class SequenceSource(ChunkSource):
 # -- E-step -------------------------------------------------------------------------------
 
 
-def e_step(params: LDSParams, X: np.ndarray, method: str = "auto"):
-    """(LDSStats, total log-likelihood) of a group X : (B, T, p) (NaN = missing)."""
+def e_step(params: LDSParams, X: np.ndarray, method: str = "auto", fixed=frozenset()):
+    """(LDSStats, total log-likelihood) of a group X : (B, T, p) (NaN = missing); `fixed`
+    names the held parameters (a held time-varying matrix is summed into the target)."""
     B, T, p = X.shape
     mp, Pp, mf, Pf, ll = kalman.filter_group(X, params, method)
     ms, Ps, Pc = kalman.smooth_group(params, mp, Pp, mf, Pf, method)
     Ezz = Ps + ms[..., :, None] * ms[..., None, :]
     zz_all = Ezz.sum(axis=(0, 1))
     z_all = ms.sum(axis=(0, 1))
-    zz_cross = (Pc[:, 1:].sum(axis=(0, 1))
-                + np.einsum("bti,btj->ij", ms[:, 1:], ms[:, :-1]))
-    x, xx, xz = _observation_stats(params, X.reshape(B * T, p), ms.reshape(B * T, -1),
-                                   Ezz.reshape(B * T, *Ezz.shape[2:]))
     stats = LDSStats(
         n_seq=float(B), n_steps=float(B * T), n_trans=float(B * (T - 1)),
         z1=ms[:, 0].sum(axis=0), z1z1=Ezz[:, 0].sum(axis=0),
-        z_prev=z_all - ms[:, -1].sum(axis=0), z_next=z_all - ms[:, 0].sum(axis=0),
-        z_all=z_all, zz_prev=zz_all - Ezz[:, -1].sum(axis=0),
-        zz_next=zz_all - Ezz[:, 0].sum(axis=0), zz_cross=zz_cross, zz_all=zz_all,
-        x=x, xx=xx, xz=xz, params=params)
+        z_prev=z_all - ms[:, -1].sum(axis=0), z_all=z_all,
+        zz_prev=zz_all - Ezz[:, -1].sum(axis=0), zz_all=zz_all,
+        **transition_stats(params, fixed, ms, Ps, Pc),
+        **observation_stats(params, fixed, X, ms, Ps, Ezz), params=params)
     return stats, float(ll.sum())
-
-
-def _observation_stats(params: LDSParams, X, m, Ezz):
-    """Σ E[x_t], Σ E[x_t x_t^T], Σ E[x_t z_t^T] with missing coordinates completed.
-
-    X : (N, p) with NaN; m : (N, n) smoothed means; Ezz : (N, n, n) second moments.
-    """
-    observed = ~np.isnan(X)
-    complete = observed.all(axis=1)
-    Xc, mc = X[complete], m[complete]
-    x, xx, xz = Xc.sum(axis=0), Xc.T @ Xc, Xc.T @ mc
-    if complete.all():
-        return x, xx, xz
-    rows_missing = np.flatnonzero(~complete)
-    for rows, obs in missingness_patterns(observed[rows_missing]):
-        rows = rows_missing[rows]
-        G, g, Omega = _completion(params, X[rows], obs)
-        Sz, Szz, gm = m[rows].sum(axis=0), Ezz[rows].sum(axis=0), g.T @ m[rows]
-        x = x + G @ Sz + g.sum(axis=0)
-        xz = xz + G @ Szz + gm
-        xx = xx + G @ Szz @ G.T + G @ gm.T + gm @ G.T + g.T @ g + len(rows) * Omega
-    return x, xx, xz
-
-
-def _completion(params: LDSParams, X, obs):
-    """x_t = G z_t + g_t + η_t, η_t ~ N(0, Ω), for rows X : (k, p) sharing the observed set
-    `obs` : (p,) bool. Observed rows: G = 0, g = x_o, Ω = 0; missing rows:
-    G_m = C_m - W C_o, g_m = d_m + W (x_o - d_o), Ω_mm = R_mm - W R_om, W = R_mo R_oo^{-1}
-    (by a Cholesky solve of R_oo W^T = R_om)."""
-    C, d, R = params.C, params.d, params.R
-    mis = ~obs
-    G = np.zeros_like(C)
-    g = np.where(obs, X, 0.0)
-    Omega = np.zeros_like(R)
-    if obs.any():
-        W = cho_solve(cho_factor(R[np.ix_(obs, obs)]), R[np.ix_(obs, mis)]).T
-        G[mis] = C[mis] - W @ C[obs]
-        g[:, mis] = d[mis] + (X[:, obs] - d[obs]) @ W.T
-        Omega[np.ix_(mis, mis)] = R[np.ix_(mis, mis)] - W @ R[np.ix_(obs, mis)]
-    else:
-        G, g[:], Omega = C.copy(), d, R.copy()
-    return G, g, Omega
-
-
-def completed_means(params: LDSParams, X, m):
-    """E[x_t | x_{1:T}] = G m_t + g_t for every row of X : (N, p) (NaN = missing), given
-    the smoothed means m : (N, n); observed entries are returned as they are."""
-    out = np.array(X, dtype=np.float64)
-    observed = ~np.isnan(X)
-    for rows, obs in missingness_patterns(observed):
-        if obs.all():
-            continue
-        G, g, _ = _completion(params, X[rows], obs)
-        out[rows] = m[rows] @ G.T + g
-    return out
 
 
 # -- M-step -------------------------------------------------------------------------------
@@ -239,30 +197,60 @@ def _regression_pair(yx, y_sum, xx, x_sum, n, M_old, c_old, free_M, free_c):
     return M_old, c_old
 
 
+def _shift(uu, uz, u, z, n, c, cross):
+    """Sums of y = u - c_t for a held offset: c constant (k,), or time-varying (T', k) with
+    the E-step's cross sums cross = (Σ c, Σ c c^T, Σ c E[u]^T, Σ c E[z]^T). Returns
+    (Σ E[y y^T], Σ E[y z^T], Σ E[y])."""
+    if np.ndim(c) == 1:
+        cs, cc, cu, cz = n * c, n * np.outer(c, c), np.outer(c, u), np.outer(c, z)
+    else:
+        cs, cc, cu, cz = cross
+    return uu - cu - cu.T + cc, uz - cz, u - cs
+
+
+def _fit_side(sums, cross, old, free, order, covariance_type, reg_covar):
+    """(M, c, S) of one regression u = M z + c + noise(S) (transition or observation).
+
+    sums = (Σ E[u u^T], Σ E[u z^T], Σ E[u], Σ E[z z^T], Σ E[z], count); old = (M, c, S);
+    free = (M, c, S) flags. A held M or c is inside the target u already (`_em_stats`), so
+    it acts as 0 here; in pykalman's order the old offset shifts the target (`_shift`).
+    """
+    uu, uz, u, zz, z, n = sums
+    (M_old, c_old, S_old), (free_M, free_c, free_S) = old, free
+    zero_M, zero_c = np.zeros(np.shape(M_old)[-2:]), np.zeros(len(u))
+    if free_c and (order == "joint" or not free_M):
+        M, c = _regression_pair(uz, u, zz, z, n, zero_M, None, free_M, True)
+        scatter = _residual_scatter(uu, uz, zz, u, z, n, M, c)
+    else:  # the offset is held, or (pykalman's order) updated after M and S
+        yy, yz, y = _shift(uu, uz, u, z, n, c_old, cross) if free_c else (uu, uz, u)
+        M, _ = _regression_pair(yz, y, zz, z, n, zero_M, zero_c, free_M, False)
+        scatter = _residual_scatter(yy, yz, zz, y, z, n, M, zero_c)
+        c = (u - M @ z) / n if free_c else c_old
+    S = _covariance(scatter, n, covariance_type, reg_covar) if free_S else S_old
+    return (M if free_M else M_old), c, S
+
+
 def m_step(stats: LDSStats, fixed: frozenset, covariance_type: str = "full",
-           reg_covar: float = 0.0) -> LDSParams:
+           reg_covar: float = 0.0, order: str = "joint") -> LDSParams:
     """θ maximizing the expected complete-data log-likelihood; parameters named in `fixed`
-    (public names) keep the values in stats.params."""
-    old = stats.params
-    A, b, C, d, Q, R, mu0, V0 = old
-    free = {name: name not in fixed for name in (
-        "transition_matrix", "transition_offset", "observation_matrix", "observation_offset",
-        "transition_covariance", "observation_covariance", "initial_state_mean",
-        "initial_state_covariance")}
+    (public names) keep the values in stats.params. order "joint": each (matrix, offset)
+    pair maximized together; "pykalman": the matrix given the old offset, the covariance
+    given both, then the offset given the new matrix (pykalman's `em`)."""
+    A, b, C, d, Q, R, mu0, V0 = stats.params
+    free = {name: name not in fixed for name in PUBLIC_NAMES}
     if stats.n_trans > 0:
-        A, b = _regression_pair(stats.zz_cross, stats.z_next, stats.zz_prev, stats.z_prev,
-                                stats.n_trans, A, b, free["transition_matrix"],
-                                free["transition_offset"])
-        if free["transition_covariance"]:
-            scatter = _residual_scatter(stats.zz_next, stats.zz_cross, stats.zz_prev,
-                                        stats.z_next, stats.z_prev, stats.n_trans, A, b)
-            Q = _covariance(scatter, stats.n_trans, covariance_type, reg_covar)
-    C, d = _regression_pair(stats.xz, stats.x, stats.zz_all, stats.z_all, stats.n_steps,
-                            C, d, free["observation_matrix"], free["observation_offset"])
-    if free["observation_covariance"]:
-        scatter = _residual_scatter(stats.xx, stats.xz, stats.zz_all, stats.x, stats.z_all,
-                                    stats.n_steps, C, d)
-        R = _covariance(scatter, stats.n_steps, covariance_type, reg_covar)
+        A, b, Q = _fit_side(
+            (stats.zz_next, stats.zz_cross, stats.z_next, stats.zz_prev, stats.z_prev,
+             stats.n_trans),
+            (stats.k_trans, stats.kk_trans, stats.ku_trans, stats.kz_trans), (A, b, Q),
+            (free["transition_matrix"], free["transition_offset"],
+             free["transition_covariance"]), order, covariance_type, reg_covar)
+    if stats.n_obs > 0:
+        C, d, R = _fit_side(
+            (stats.xx, stats.xz, stats.x, stats.zz_obs, stats.z_obs, stats.n_obs),
+            (stats.k_obs, stats.kk_obs, stats.ku_obs, stats.kz_obs), (C, d, R),
+            (free["observation_matrix"], free["observation_offset"],
+             free["observation_covariance"]), order, covariance_type, reg_covar)
     if free["initial_state_mean"]:
         mu0 = stats.z1 / stats.n_seq
     if free["initial_state_covariance"]:
@@ -393,11 +381,12 @@ def em_e_step(params: LDSParams, state, config: LDSConfig, chunk):
     sequence (T, p) (a partial_fit batch)."""
     X = chunk.X if isinstance(chunk, SequenceBatch) else np.asarray(
         chunk, dtype=np.float64)[None]
-    return e_step(params, np.ascontiguousarray(X, dtype=np.float64), config.method)
+    return e_step(params, np.ascontiguousarray(X, dtype=np.float64), config.method,
+                  config.fixed)
 
 
 def em_m_step(stats: LDSStats, params: LDSParams, state, config: LDSConfig):
     """(θ', state, NOTHING): the closed-form M-step, held parameters kept at `params`."""
     new = m_step(replace(stats, params=params), config.fixed, config.covariance_type,
-                 config.reg_covar)
+                 config.reg_covar, config.order)
     return new, state, NOTHING

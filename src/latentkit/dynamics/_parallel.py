@@ -21,6 +21,9 @@ their block of R replaced by the identity, so S is block-diagonal and they recei
     A = A_j M^{-1} A_i,   b = A_j M^{-1} (b_i + C_i η_j) + b_j,   C = A_j M^{-1} C_i A_j^T + C_j
     η = A_i^T M^{-T} (η_j - J_j b_i) + η_i,   J = A_i^T M^{-T} J_j A_i + J_i
 
+A time-varying θ (A_t, b_t, C_t, d_t with a leading time axis, `_params`) enters the same
+elements step by step: element t uses the transition A_{t-1}, b_{t-1} into it and C_t, d_t.
+
 Smoothing element (backwards): E_t = Pf_t A^T Pp_{t+1}^{-1}, g_t = mf_t - E_t mp_{t+1},
 L_t = Pf_t - E_t A Pf_t (E = 0, g = mf, L = Pf at the last step), combined as
 (E_i E_j, E_i g_j + g_i, E_i L_j E_i^T + L_i).
@@ -117,12 +120,35 @@ def _gain(H, R, P):
     return S, K, IKH, cov
 
 
+def _trimmed(params: LDSParams, T: int) -> LDSParams:
+    """θ for T steps: time-varying A, b cut to their first T - 1 steps, C, d to T."""
+    return params._replace(A=params.A[:T - 1] if params.A.ndim == 3 else params.A,
+                           b=params.b[:T - 1] if params.b.ndim == 2 else params.b,
+                           C=params.C[:T] if params.C.ndim == 3 else params.C,
+                           d=params.d[:T] if params.d.ndim == 2 else params.d)
+
+
+def _into_step(v, ndim):
+    """The per-element layout of a transition parameter: element t uses v_{t-1} (element
+    0 never uses it: it starts from the prior), so a time-varying v gets a dummy first step."""
+    return v if v.ndim == ndim else np.concatenate([v[:1], v])
+
+
+def _propagate(A, b, Q, mf, Pf):
+    """Predicted moments of steps 1..T-1 from the filtered ones of 0..T-2:
+    mp = A mf + b, Pp = A Pf A^T + Q (A : (n, n) or (T-1, n, n))."""
+    if A.ndim == 2:
+        return mf @ A.T + b, _sym(A @ Pf @ A.T + Q)
+    return (A @ mf[..., None])[..., 0] + b, _sym(A @ Pf @ _mT(A) + Q)
+
+
 def filter_parallel(X: np.ndarray, params: LDSParams):
     """Filter by associative scan. X : (B, T, p). Returns (mp, Pp, mf, Pf, ll) as
     `_serial.filter_batch`: predicted and filtered moments and per-step log-likelihoods."""
     B, T, p = X.shape
     n = params.state_dim
-    A, b, Q = params.A, params.b, params.Q
+    params = _trimmed(params, T)
+    A, b, Q = _into_step(params.A, 2), _into_step(params.b, 1), params.Q
     H, y, R, observed = _masked_observation(X, params)
     P_prior = np.broadcast_to(Q, (B, T, n, n)).copy()
     m_prior = np.broadcast_to(b, (B, T, n)).copy()
@@ -141,8 +167,7 @@ def filter_parallel(X: np.ndarray, params: LDSParams):
     mp = np.empty_like(mf)
     Pp = np.empty_like(Pf)
     mp[:, 0], Pp[:, 0] = params.mu0, params.V0
-    mp[:, 1:] = mf[:, :-1] @ A.T + b
-    Pp[:, 1:] = _sym(A @ Pf[:, :-1] @ A.T + Q)
+    mp[:, 1:], Pp[:, 1:] = _propagate(params.A, params.b, Q, mf[:, :-1], Pf[:, :-1])
     ll = _step_log_likelihood(H, y, R, observed, mp, Pp)
     return mp, Pp, mf, Pf, ll
 
@@ -168,7 +193,7 @@ def _smooth_op(first, second):
 def smooth_parallel(params: LDSParams, mp, Pp, mf, Pf):
     """RTS smoother by a reverse associative scan; returns (ms, Ps, Pc) as
     `_serial.smooth_batch` (Pc[:, t] = Cov(z_t, z_{t-1} | all), Pc[:, 0] = 0)."""
-    A = params.A
+    A = _trimmed(params, mf.shape[1]).A  # (n, n) or (T-1, n, n)
     E = np.zeros_like(Pf)
     # E_t = Pf_t A^T Pp_{t+1}^{-1} = (Pp_{t+1}^{-1} A Pf_t)^T, Pp symmetric
     APf = A @ Pf[:, :-1]

@@ -9,9 +9,11 @@ LAPACK call is paid per step. Model (one sequence, t = 0 .. T-1):
     x_t = C z_t + d + v_t,  v ~ N(0, R)
 
 Shapes: X (B, T, p) with NaN = missing; A (n, n), b (n,), C (p, n), d (p,), Q (n, n),
-R (p, p), μ0 (n,), V0 (n, n). Kernels write into preallocated float64 outputs and return
-a status: 0 on success, else 1 + the flat index b * T + t of the step whose covariance was
-not positive definite even after jitter (the caller raises a clear error).
+R (p, p), μ0 (n,), V0 (n, n); a time-varying θ (`filter_batch_tv`, and the smoother and
+sampler always) takes A (T_A, n, n) etc. with a leading step axis. Kernels write into
+preallocated float64 outputs and return a status: 0 on success, else 1 + the flat index
+b * T + t of the step whose covariance was not positive definite even after jitter (the
+caller raises a clear error).
 """
 
 from __future__ import annotations
@@ -121,13 +123,114 @@ def _predict(A, b, Q, m_prev, P_prev, m, P, tmp, n):
 
 
 @njit(cache=True, nogil=True)
+def _workspace(n, p):
+    """Scratch arrays of one filter step: idx, Co, CP, S, L, e, K, IKC, tmp, KR."""
+    return (np.empty(p, np.int64), np.empty((p, n)), np.empty((p, n)), np.empty((p, p)),
+            np.empty((p, p)), np.empty((p, 1)), np.empty((n, p)), np.empty((n, n)),
+            np.empty((n, n)), np.empty((n, p)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _correct(X, bb, t, C, d, R, m, P, mf, Pf, idx, Co, CP, S, L, e, K, IKC, tmp, KR):
+    """`filter_batch`'s update of the prediction (m, P) by x = X[bb, t], into mf[bb, t],
+    Pf[bb, t]: returns log p(x_o | x_{<t}), or NaN when C_o P C_o^T + R_oo is not positive
+    definite even after jitter. Whole arrays and indices are passed: a per-step view costs
+    reference counting."""
+    n, p = m.shape[0], X.shape[2]
+    k = 0
+    for j in range(p):
+        if not math.isnan(X[bb, t, j]):
+            idx[k] = j
+            k += 1
+    if k == 0:
+        for i in range(n):
+            mf[bb, t, i] = m[i]
+            for j in range(n):
+                Pf[bb, t, i, j] = P[i, j]
+        return 0.0
+    for r in range(k):  # observed rows: C_o, e = x_o - C_o m - d_o
+        jr = idx[r]
+        s = X[bb, t, jr] - d[jr]
+        for c in range(n):
+            Co[r, c] = C[jr, c]
+            s -= C[jr, c] * m[c]
+        e[r, 0] = s
+    for r in range(k):  # CP = C_o P
+        for c in range(n):
+            s = 0.0
+            for q in range(n):
+                s += Co[r, q] * P[q, c]
+            CP[r, c] = s
+    for r in range(k):  # S = C_o P C_o^T + R_oo
+        for c in range(r + 1):
+            s = R[idx[r], idx[c]]
+            for q in range(n):
+                s += CP[r, q] * Co[c, q]
+            S[r, c] = s
+            S[c, r] = s
+    if not _cholesky_jitter(S, L, k):
+        return math.nan
+    _solve_lower(L, e, k, 1)  # v = L^{-1} e
+    quad = 0.0
+    logdet = 0.0
+    for r in range(k):
+        quad += e[r, 0] * e[r, 0]
+        logdet += math.log(L[r, r])
+    _solve_lower(L, CP, k, n)  # U = L^{-1} C_o P
+    for c in range(n):  # m_f = m + U^T v
+        s = m[c]
+        for r in range(k):
+            s += CP[r, c] * e[r, 0]
+        mf[bb, t, c] = s
+    _solve_upper_t(L, CP, k, n)  # K^T = L^{-T} U = S^{-1} C_o P
+    for i in range(n):
+        for r in range(k):
+            K[i, r] = CP[r, i]
+    _joseph(K, Co, R, idx, P, Pf, bb, t, IKC, tmp, KR, n, k)
+    return -0.5 * (k * LOG_2PI + quad) - logdet
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _joseph(K, Co, R, idx, P, Pf, bb, t, IKC, tmp, KR, n, k):
+    """Pf[bb, t] = (I - K C_o) P (I - K C_o)^T + K R_oo K^T (symmetric by construction)."""
+    for i in range(n):
+        for j in range(n):
+            s = 1.0 if i == j else 0.0
+            for r in range(k):
+                s -= K[i, r] * Co[r, j]
+            IKC[i, j] = s
+    for i in range(n):
+        for j in range(n):
+            s = 0.0
+            for q in range(n):
+                s += IKC[i, q] * P[q, j]
+            tmp[i, j] = s
+    for i in range(n):
+        for r in range(k):
+            s = 0.0
+            for q in range(k):
+                s += K[i, q] * R[idx[q], idx[r]]
+            KR[i, r] = s
+    for i in range(n):
+        for j in range(i + 1):
+            s = 0.0
+            for q in range(n):
+                s += tmp[i, q] * IKC[j, q]
+            for r in range(k):
+                s += KR[i, r] * K[j, r]
+            Pf[bb, t, i, j] = s
+            Pf[bb, t, j, i] = s
+
+
+@njit(cache=True, nogil=True)
 def filter_batch(X, A, b, C, d, Q, R, mu0, V0, mp, Pp, mf, Pf, ll):
-    """Kalman filter over a batch of sequences, Joseph-form updates.
+    """Kalman filter over a batch of sequences (time-invariant θ), Joseph-form updates.
 
     Writes predicted (mp, Pp = moments of z_t | x_{<t}), filtered (mf, Pf = z_t | x_{<=t})
     and ll[b, t] = log p(x_t | x_{<t}) (prediction-error decomposition; 0 for an all-missing
     step). A NaN coordinate of x_t is left out of the update (only the observed rows of C, d,
-    R enter); an all-NaN row is a pure prediction.
+    R enter); an all-NaN row is a pure prediction. The update is `_correct` written out in
+    place: this loop is the speed path, and the call costs twice the time for small n.
     """
     B, T, p = X.shape
     n = A.shape[0]
@@ -167,13 +270,13 @@ def filter_batch(X, A, b, C, d, Q, R, mu0, V0, mp, Pp, mf, Pf, ll):
                     Co[r, c] = C[jr, c]
                     s -= C[jr, c] * m[c]
                 e[r, 0] = s
-            for r in range(k):  # CP = C_o P
+            for r in range(k):
                 for c in range(n):
                     s = 0.0
                     for q in range(n):
                         s += Co[r, q] * P[q, c]
                     CP[r, c] = s
-            for r in range(k):  # S = C_o P C_o^T + R_oo
+            for r in range(k):
                 for c in range(r + 1):
                     s = R[idx[r], idx[c]]
                     for q in range(n):
@@ -191,7 +294,7 @@ def filter_batch(X, A, b, C, d, Q, R, mu0, V0, mp, Pp, mf, Pf, ll):
             ll[bb, t] = -0.5 * (k * LOG_2PI + quad) - logdet
             _solve_lower(L, CP, k, n)  # U = L^{-1} C_o P
             mo = mf[bb, t]
-            for c in range(n):  # m_f = m + U^T v
+            for c in range(n):
                 s = m[c]
                 for r in range(k):
                     s += CP[r, c] * e[r, 0]
@@ -233,14 +336,43 @@ def filter_batch(X, A, b, C, d, Q, R, mu0, V0, mp, Pp, mf, Pf, ll):
 
 
 @njit(cache=True, nogil=True)
-def _smoother_gain(A, Pf_t, Pp_next, Jt, G, S, L, n):
+def filter_batch_tv(X, A, b, C, d, Q, R, mu0, V0, mp, Pp, mf, Pf, ll):
+    """`filter_batch` for a time-varying θ: A (T_A, n, n), b (T_b, n), C (T_C, p, n),
+    d (T_d, p), each either one per step (A[t], b[t]: transition t -> t+1; C[t], d[t]:
+    observation at t) or a single step (leading axis 1) used at every step."""
+    B, T, p = X.shape
+    n = A.shape[-1]
+    idx, Co, CP, S, L, e, K, IKC, tmp, KR = _workspace(n, p)
+    for bb in range(B):
+        for t in range(T):
+            m = mp[bb, t]
+            P = Pp[bb, t]
+            if t == 0:
+                m[:] = mu0
+                P[:, :] = V0
+            else:
+                At = A[t - 1] if A.shape[0] > 1 else A[0]
+                bt = b[t - 1] if b.shape[0] > 1 else b[0]
+                _predict(At, bt, Q, mf[bb, t - 1], Pf[bb, t - 1], m, P, tmp, n)
+            Ct = C[t] if C.shape[0] > 1 else C[0]
+            dt = d[t] if d.shape[0] > 1 else d[0]
+            ll[bb, t] = _correct(X, bb, t, Ct, dt, R, m, P, mf, Pf, idx, Co, CP, S, L, e, K, IKC,
+                                 tmp, KR)
+            if math.isnan(ll[bb, t]):
+                return 1 + bb * T + t
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _smoother_gain(A, ia, Pf_t, Pp_next, Jt, G, S, L, n):
     """Jt = J^T = Pp_{t+1}^{-1} A Pf_t (by Cholesky solves; J = Pf_t A^T Pp_{t+1}^{-1});
-    G = A Pf_t on return. False when Pp_{t+1} is not positive definite."""
+    G = A Pf_t on return, with A = A[ia] of A : (T_A, n, n) (indexed in place: a per-step
+    view would cost reference counting). False when Pp_{t+1} is not positive definite."""
     for i in range(n):
         for j in range(n):
             s = 0.0
             for q in range(n):
-                s += A[i, q] * Pf_t[q, j]
+                s += A[ia, i, q] * Pf_t[q, j]
             G[i, j] = s
             Jt[i, j] = s
             S[i, j] = Pp_next[i, j]
@@ -253,7 +385,8 @@ def _smoother_gain(A, Pf_t, Pp_next, Jt, G, S, L, n):
 
 @njit(cache=True, nogil=True)
 def smooth_batch(A, mp, Pp, mf, Pf, ms, Ps, Pc):
-    """Rauch-Tung-Striebel smoother from the filter's moments.
+    """Rauch-Tung-Striebel smoother from the filter's moments. A : (T_A, n, n), one
+    transition matrix per step (A[t]: t -> t+1) or a single one (T_A = 1).
 
     ms, Ps : moments of z_t | x_{1:T}; Pc[b, t] = Cov(z_t, z_{t-1} | x_{1:T}) for t >= 1
     (Pc[b, 0] = 0), the lag-one cross-covariance EM needs. With J_t = Pf_t A^T Pp_{t+1}^{-1}:
@@ -274,7 +407,8 @@ def smooth_batch(A, mp, Pp, mf, Pf, ms, Ps, Pc):
         Ps[bb, T - 1] = Pf[bb, T - 1]
         Pc[bb, 0] = 0.0
         for t in range(T - 2, -1, -1):
-            if not _smoother_gain(A, Pf[bb, t], Pp[bb, t + 1], Jt, G, S, L, n):
+            ia = t if A.shape[0] > 1 else 0
+            if not _smoother_gain(A, ia, Pf[bb, t], Pp[bb, t + 1], Jt, G, S, L, n):
                 return 1 + bb * T + t + 1
             for i in range(n):
                 diff[i] = ms[bb, t + 1, i] - mp[bb, t + 1, i]
@@ -311,7 +445,8 @@ def smooth_batch(A, mp, Pp, mf, Pf, ms, Ps, Pc):
 def sample_batch(A, mp, Pp, mf, Pf, eps, out):
     """Forward-filter backward-sample: draws from p(z_{1:T} | x_{1:T}).
 
-    eps : (B, S, T, n) standard normal draws; out : (B, S, T, n). With J_t as in the
+    A : (T_A, n, n) as in `smooth_batch`; eps : (B, S, T, n) standard normal draws;
+    out : (B, S, T, n). With J_t as in the
     smoother: z_{T-1} ~ N(mf, Pf); z_t | z_{t+1} ~ N(mf_t + J_t (z_{t+1} - mp_{t+1}),
     Pf_t - J_t A Pf_t). A semi-definite conditional covariance gets the relative jitter.
     """
@@ -328,7 +463,8 @@ def sample_batch(A, mp, Pp, mf, Pf, eps, out):
                     for j in range(n):
                         M[i, j] = Pf[bb, t, i, j]
             else:
-                if not _smoother_gain(A, Pf[bb, t], Pp[bb, t + 1], Jt, G, S, L, n):
+                ia = t if A.shape[0] > 1 else 0
+                if not _smoother_gain(A, ia, Pf[bb, t], Pp[bb, t + 1], Jt, G, S, L, n):
                     return 1 + bb * T + t + 1
                 for i in range(n):  # M = Pf_t - Jt^T G  (= Pf_t - J_t A Pf_t)
                     for j in range(i + 1):

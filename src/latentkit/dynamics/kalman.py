@@ -11,7 +11,11 @@ backward sample) and `forecast` (k steps ahead with predictive covariances).
 Every function takes X as one sequence (T, p), a batch of equal-length sequences
 (B, T, p) or a list of sequences (T_i, p) of any lengths, and answers in the same layout
 (no batch axis / a leading batch axis / a list). NaN marks a missing coordinate: it is
-dropped from the update; an all-NaN row is a pure prediction step.
+dropped from the update; an all-NaN row is a pure prediction step. A numpy masked array
+is read the same way: its masked entries are missing (pykalman users mark missing data so).
+
+Time-varying models (A, b, C, d with a leading time axis, see `_params`) run the serial
+kernels (`_serial.filter_batch_tv`); every sequence must be covered by the parameters.
 
 `method`: "serial" runs the compiled recursions (`_serial`), "parallel" the associative
 scan (`_parallel`); "auto" picks the serial kernels, which are faster on a CPU at every
@@ -27,12 +31,12 @@ import numpy as np
 from .._validation import as_generator, check_finite, check_n_samples
 from ..exceptions import InvalidInputError, InvalidParameterError
 from . import _parallel
-from ._params import LDSParams, check_params
+from ._params import LDSParams, check_length, check_params
 
 METHODS = ("auto", "serial", "parallel")
 
 __all__ = ["FilterResult", "SmoothResult", "Forecast", "kalman_filter", "rts_smoother",
-           "sample_posterior", "forecast", "simulate", "as_sequences"]
+           "sample_posterior", "forecast", "simulate", "as_sequences", "filter_step"]
 
 
 class FilterResult(NamedTuple):
@@ -122,6 +126,9 @@ def _as_array(x, name, ndim):
             raise TypeError
     except (TypeError, ValueError):
         raise InvalidInputError(f"{name} must be a numeric array.") from None
+    if np.ma.isMaskedArray(x):  # masked entries are missing values
+        array = np.ma.filled(np.ma.asarray(x, dtype=np.result_type(array.dtype, np.float32)),
+                             np.nan)
     if ndim is not None and array.ndim != ndim:
         raise InvalidInputError(f"{name} must be a 2-D array (T, n_features); got shape "
                                 f"{array.shape}.")
@@ -172,8 +179,21 @@ def _contiguous(params: LDSParams) -> LDSParams:
     return LDSParams(*out)
 
 
+def _stepwise(params: LDSParams) -> LDSParams:
+    """θ with A (T_A, n, n), b (T_b, n), C (T_C, p, n), d (T_d, p): a constant parameter
+    gets a leading axis of length 1 (the layout of the time-varying kernels)."""
+    params = _contiguous(params)
+
+    def lead(v, k):
+        return v if v.ndim == k else v[None]
+
+    return params._replace(A=lead(params.A, 3), b=lead(params.b, 2), C=lead(params.C, 3),
+                           d=lead(params.d, 2))
+
+
 def filter_group(X: np.ndarray, params: LDSParams, method: str = "auto"):
-    """(mp, Pp, mf, Pf, ll) for X : (B, T, p) float64 (params already validated)."""
+    """(mp, Pp, mf, Pf, ll) for X : (B, T, p) float64 (params already validated; a
+    time-varying θ must cover T steps, see `_params.check_length`)."""
     B, T, _ = X.shape
     if _resolve(method, T) == "parallel":
         return _parallel.filter_parallel(X, params)
@@ -183,7 +203,10 @@ def filter_group(X: np.ndarray, params: LDSParams, method: str = "auto"):
     mp, mf = np.empty((B, T, n)), np.empty((B, T, n))
     Pp, Pf = np.empty((B, T, n, n)), np.empty((B, T, n, n))
     ll = np.empty((B, T))
-    status = _serial.filter_batch(X, *_contiguous(params), mp, Pp, mf, Pf, ll)
+    if params.time_varying:
+        status = _serial.filter_batch_tv(X, *_stepwise(params), mp, Pp, mf, Pf, ll)
+    else:
+        status = _serial.filter_batch(X, *_contiguous(params), mp, Pp, mf, Pf, ll)
     _raise_for(status, T, "innovation covariance C P C^T + R")
     return mp, Pp, mf, Pf, ll
 
@@ -195,12 +218,22 @@ def smooth_group(params: LDSParams, mp, Pp, mf, Pf, method: str = "auto"):
     from . import _serial
 
     ms, Ps, Pc = np.empty_like(mf), np.empty_like(Pf), np.empty_like(Pf)
-    status = _serial.smooth_batch(_contiguous(params).A, mp, Pp, mf, Pf, ms, Ps, Pc)
+    status = _serial.smooth_batch(_stepwise(params).A, mp, Pp, mf, Pf, ms, Ps, Pc)
     _raise_for(status, mf.shape[1], "predicted state covariance A P A^T + Q")
     return ms, Ps, Pc
 
 
 # -- public functions ---------------------------------------------------------------------
+
+
+def _groups(X, params: LDSParams):
+    """as_sequences(X) for validated params, each group's length checked against a
+    time-varying θ."""
+    groups, layout = as_sequences(X, params.obs_dim)
+    if params.time_varying:
+        for _, Xg in groups:
+            check_length(params, Xg.shape[1])
+    return groups, layout
 
 
 def kalman_filter(X, params: LDSParams, *, method: str = "auto"):
@@ -211,7 +244,7 @@ def kalman_filter(X, params: LDSParams, *, method: str = "auto"):
     with S = C P C^T + R, never an inverse.
     """
     params = check_params(params)
-    groups, layout = as_sequences(X, params.obs_dim)
+    groups, layout = _groups(X, params)
     results = []
     for _, Xg in groups:
         mp, Pp, mf, Pf, ll = filter_group(Xg, params, method)
@@ -222,7 +255,7 @@ def kalman_filter(X, params: LDSParams, *, method: str = "auto"):
 def rts_smoother(X, params: LDSParams, *, method: str = "auto"):
     """Rauch-Tung-Striebel smoother: a SmoothResult (or a list of them) for X."""
     params = check_params(params)
-    groups, layout = as_sequences(X, params.obs_dim)
+    groups, layout = _groups(X, params)
     results = []
     for _, Xg in groups:
         mp, Pp, mf, Pf, ll = filter_group(Xg, params, method)
@@ -242,14 +275,14 @@ def sample_posterior(X, params: LDSParams, n_samples: int = 1, random_state=None
 
     params = check_params(params)
     rng = as_generator(random_state)
-    groups, layout = as_sequences(X, params.obs_dim)
+    groups, layout = _groups(X, params)
     draws = {}
     for idx, Xg in groups:
         B, T, _ = Xg.shape
         mp, Pp, mf, Pf, _ = filter_group(Xg, params, "serial")
         eps = rng.standard_normal((B, n_samples, T, params.state_dim))
         out = np.empty_like(eps)
-        status = _serial.sample_batch(_contiguous(params).A, mp, Pp, mf, Pf, eps, out)
+        status = _serial.sample_batch(_stepwise(params).A, mp, Pp, mf, Pf, eps, out)
         _raise_for(status, T, "backward conditional covariance")
         for j, i in enumerate(idx):
             draws[int(i)] = out[j]
@@ -269,7 +302,11 @@ def forecast(X, params: LDSParams, n_steps: int):
     if not isinstance(n_steps, int | np.integer) or n_steps < 1:
         raise InvalidParameterError(f"n_steps must be a positive integer; got {n_steps!r}.")
     params = check_params(params)
-    groups, layout = as_sequences(X, params.obs_dim)
+    if params.time_varying:
+        raise InvalidParameterError(
+            "forecast needs the parameters of the steps after the data, which a time-varying "
+            "model does not have; use filter_step with the future parameters instead.")
+    groups, layout = _groups(X, params)
     results = []
     A, b, C, d, Q, R = params[:6]
     for _, Xg in groups:
@@ -303,19 +340,62 @@ def psd_factor(S: np.ndarray) -> np.ndarray:
 def simulate(params: LDSParams, n_timesteps: int, n_sequences: int | None = None,
              random_state=None):
     """Draw (X, Z) from the model: X (T, p) and Z (T, n), or (B, T, p) and (B, T, n) when
-    `n_sequences` is given. One vectorized step over all sequences per time step."""
+    `n_sequences` is given (noise drawn here, states by `propagate`)."""
     params = check_params(params)
     for name, value in (("n_timesteps", n_timesteps), ("n_sequences", n_sequences)):
         if value is not None and (not isinstance(value, int | np.integer) or value < 1):
             raise InvalidParameterError(f"{name} must be a positive integer; got {value!r}.")
+    check_length(params, n_timesteps)
     rng = as_generator(random_state)
     B = 1 if n_sequences is None else n_sequences
     n, p = params.state_dim, params.obs_dim
     FQ, FR, FV = (psd_factor(S) for S in (params.Q, params.R, params.V0))
-    Z = np.empty((B, n_timesteps, n))
-    Z[:, 0] = params.mu0 + rng.standard_normal((B, n)) @ FV.T
-    noise = rng.standard_normal((B, n_timesteps, n)) @ FQ.T + params.b
-    for t in range(1, n_timesteps):
-        Z[:, t] = Z[:, t - 1] @ params.A.T + noise[:, t]
-    X = Z @ params.C.T + params.d + rng.standard_normal((B, n_timesteps, p)) @ FR.T
+    z0 = params.mu0 + rng.standard_normal((B, n)) @ FV.T
+    w = rng.standard_normal((B, n_timesteps, n)) @ FQ.T
+    v = rng.standard_normal((B, n_timesteps, p)) @ FR.T
+    X, Z = propagate(params, z0, w, v)
     return (X[0], Z[0]) if n_sequences is None else (X, Z)
+
+
+def propagate(params: LDSParams, z0: np.ndarray, w: np.ndarray, v: np.ndarray):
+    """(X, Z) from given noise: z_0 = z0, z_t = A_{t-1} z_{t-1} + b_{t-1} + w_t and
+    x_t = C_t z_t + d_t + v_t (constant or time-varying θ, validated and long enough).
+
+    z0 : (B, n); w : (B, T, n) (w[:, 0] is not used); v : (B, T, p). Returns X (B, T, p),
+    Z (B, T, n). One vectorized step over all sequences per time step.
+    """
+    B, T, n = w.shape
+    A, b, C, d = (v_ if np.ndim(v_) == k else np.broadcast_to(v_, (T,) + np.shape(v_))
+                  for v_, k in ((params.A, 3), (params.b, 2), (params.C, 3), (params.d, 2)))
+    Z = np.empty((B, T, n))
+    Z[:, 0] = z0
+    for t in range(1, T):
+        Z[:, t] = Z[:, t - 1] @ A[t - 1].T + b[t - 1] + w[:, t]
+    X = np.einsum("tpn,btn->btp", C[:T], Z) + d[:T] + v
+    return X, Z
+
+
+def filter_step(mean: np.ndarray, cov: np.ndarray, observation, params: LDSParams):
+    """One online step of the filter: from p(z_t | x_{1:t}) = N(mean, cov) to
+    p(z_{t+1} | x_{1:t+1}), as (mean (n,), cov (n, n)).
+
+    Predict m = A m + b, P = A P A^T + Q, then update with observation : (p,) (None, or all
+    NaN / masked: predict only; a NaN or masked entry is missing) exactly as a step of
+    `kalman_filter` does (the same compiled update, run with (m, P) as its prior).
+    params : time-invariant θ of this step (μ0, V0 are not used); validated by the caller.
+    """
+    from . import _serial
+
+    n, p = params.state_dim, params.obs_dim
+    m = params.A @ mean + params.b
+    P = params.A @ cov @ params.A.T + params.Q
+    P = 0.5 * (P + P.T)
+    x = np.full((1, 1, p), np.nan)
+    if observation is not None:
+        x[0, 0] = _as_array(observation, "observation", 1).reshape(p)
+    step = _contiguous(params._replace(mu0=m, V0=P))
+    mp, mf = np.empty((1, 1, n)), np.empty((1, 1, n))
+    Pp, Pf = np.empty((1, 1, n, n)), np.empty((1, 1, n, n))
+    status = _serial.filter_batch(x, *step, mp, Pp, mf, Pf, np.empty((1, 1)))
+    _raise_for(status, 1, "innovation covariance C P C^T + R")
+    return mf[0, 0], Pf[0, 0]

@@ -28,7 +28,15 @@ from ..em import EXACT, EMFamily, auto_chunk_rows
 from ..exceptions import InvalidParameterError
 from ..io import register_model
 from . import _em, kalman
-from ._params import FIELD_NAMES, PUBLIC_NAMES, LDSParams, as_param_array
+from ._params import (
+    FIELD_NAMES,
+    PUBLIC_NAMES,
+    LDSParams,
+    as_param_array,
+    check_length,
+    expected_shape,
+    step_params,
+)
 
 ARRAY_OR_NONE = [InstanceOf(np.ndarray, list, tuple, float, int, type(None),
                             description="an array or None")]
@@ -55,7 +63,10 @@ class LinearDynamicalSystem(EMModel):
         to zero, as in pykalman), the unfitted model filters, smooths, forecasts, scores,
         imputes and samples with the given values; once fitted it uses the fitted ones.
     fixed : names of the parameters EM holds at their given values. Offsets and the
-        initial mean named here without a value are held at zero.
+        initial mean named here without a value are held at zero. A, b, C, d may be given
+        time-varying (a leading time axis: A (T-1, n, n), b (T-1, n), C (T, p, n),
+        d (T, p), as in pykalman) for sequences of T steps; EM then holds them (name them
+        in `fixed`) and learns the others.
     covariance_type : {"full", "diag"}, the form of Q and R learned by EM.
     reg_covar : float >= 0, added to the diagonal of each covariance EM estimates.
     method : {"auto", "serial", "parallel"}, the inference kernels (see
@@ -130,23 +141,31 @@ class LinearDynamicalSystem(EMModel):
     def _state_dim(self) -> int:
         if self.state_dim is not None:
             return self.state_dim
-        for name, axis in (("transition_matrix", 0), ("observation_matrix", 1),
+        for name, axis in (("transition_matrix", -1), ("observation_matrix", -1),
                            ("transition_covariance", 0), ("initial_state_covariance", 0),
                            ("initial_state_mean", 0)):
             value = getattr(self, name)
-            if value is not None and np.ndim(value) > axis:
+            if value is not None and np.ndim(value) > (axis if axis >= 0 else 1):
                 return int(np.shape(value)[axis])
         raise InvalidParameterError(
             "state_dim is required: give state_dim=K (the latent dimension), or a "
             "transition_matrix / observation_matrix to take it from.")
 
-    def _em_config(self, n_samples, n_features) -> _em.LDSConfig:
+    def _check_fixed(self) -> None:
         unknown = [name for name in self.fixed if name not in PUBLIC_NAMES]
         if unknown:
             raise InvalidParameterError(
                 f"fixed contains unknown parameter names {unknown}; valid names: "
                 f"{', '.join(PUBLIC_NAMES)}.")
+
+    def _em_config(self, n_samples, n_features) -> _em.LDSConfig:
+        self._check_fixed()
         given = self._given(n_features)  # validates every given value now, before any work
+        for name, value in given.items():
+            if name not in self.fixed and value.ndim > len(expected_shape(name, 1, 1)):
+                raise InvalidParameterError(
+                    f"{name} is time-varying (shape {value.shape}) but not held: EM learns "
+                    f"constant parameters only; add {name!r} to fixed, or give one value.")
         return _em.LDSConfig(self._state_dim(), self.covariance_type, self.reg_covar,
                              self.method, frozenset(self.fixed), MappingProxyType(given))
 
@@ -162,6 +181,14 @@ class LinearDynamicalSystem(EMModel):
         if reset:
             self.n_features_in_ = groups[0][1].shape[2]
         self._check_names(X, reset=reset)
+        if reset:  # a time-varying given value must cover every sequence
+            self._check_fixed()
+            given = self._given(self.n_features_in_)
+            probe = LDSParams(*(given.get(FIELD_NAMES[f], np.zeros(())) for f in LDSParams._fields))
+        else:
+            probe = self._current_params()
+        for _, Xg in groups:
+            check_length(probe, Xg.shape[1])
         n = self._state_dim()
         steps = self.chunk_size or auto_chunk_rows(4 * n * n + 4 * n + self.n_features_in_)
         return _em.SequenceSource(groups, self.n_features_in_, dtype, steps)
@@ -205,9 +232,9 @@ class LinearDynamicalSystem(EMModel):
                 f"This {type(self).__name__} is not fitted yet: call fit, or give every "
                 f"parameter to the constructor to use it without fitting; missing: "
                 f"{', '.join(missing)}.")
-        p = int(np.shape(np.atleast_2d(self.observation_matrix))[0])
+        p = int(np.shape(np.atleast_2d(self.observation_matrix))[-2])
         given = self._given(p)
-        n = given["transition_matrix"].shape[0]
+        n = given["transition_matrix"].shape[-1]
         given.setdefault("transition_offset", np.zeros(n))
         given.setdefault("observation_offset", np.zeros(p))
         return LDSParams(*(given[FIELD_NAMES[field]] for field in LDSParams._fields))
@@ -241,6 +268,34 @@ class LinearDynamicalSystem(EMModel):
         result = kalman.kalman_filter(X, params, method=self.method)
         records = result if isinstance(result, list) else [result]
         return np.concatenate([np.atleast_1d(r.log_likelihood) for r in records]).astype(dtype)
+
+    def loglikelihood(self, X) -> float:
+        """log p(X): the total log-likelihood of all sequences (pykalman's name)."""
+        return float(np.sum(self.score_samples(X), dtype=np.float64))
+
+    def filter_update(self, filtered_state_mean, filtered_state_covariance, observation=None,
+                      transition_matrix=None, transition_offset=None,
+                      transition_covariance=None, observation_matrix=None,
+                      observation_offset=None, observation_covariance=None):
+        """One online filter step (pykalman's `filter_update`), for tracking.
+
+        From p(z_t | x_{1:t}) = N(filtered_state_mean (n,), filtered_state_covariance
+        (n, n)) to p(z_{t+1} | x_{1:t+1}): predict with the transition t -> t+1, update with
+        `observation` (p,) (None or all missing: predict only; a NaN or masked entry is
+        missing). A given parameter replaces the model's for this step (it must be given
+        when the model's is time-varying). Returns (mean (n,), covariance (n, n)).
+        """
+        params = self._inference_params()
+        step = step_params(params, {
+            "transition_matrix": transition_matrix, "transition_offset": transition_offset,
+            "transition_covariance": transition_covariance,
+            "observation_matrix": observation_matrix, "observation_offset": observation_offset,
+            "observation_covariance": observation_covariance})
+        n = step.state_dim
+        mean = as_param_array("initial_state_mean", filtered_state_mean, n, step.obs_dim)
+        cov = as_param_array("initial_state_covariance", filtered_state_covariance, n,
+                             step.obs_dim)
+        return kalman.filter_step(mean, cov, observation, step)
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood per time step (the quantity EM's history_ records)."""
@@ -290,10 +345,7 @@ class LinearDynamicalSystem(EMModel):
         out = {}
         for idx, Xg in groups:
             smoothed = kalman.rts_smoother(Xg, params, method=self.method)
-            B, T, p = Xg.shape
-            flat = Xg.reshape(B * T, p)
-            x_hat = _em.completed_means(params, flat, smoothed.mean.reshape(B * T, -1))
-            filled = np.where(np.isnan(flat), x_hat, flat).reshape(B, T, p).astype(dtype)
+            filled = _em.completed_means(params, Xg, smoothed.mean).astype(dtype)
             out.update({int(i): filled[j] for j, i in enumerate(idx)})
         ordered = [out[i] for i in range(len(out))]
         return ordered[0] if layout == "single" else (
