@@ -8,13 +8,14 @@ import pytest
 from scipy.stats import multivariate_normal
 from sklearn.decomposition import FactorAnalysis as SklearnFA
 from sklearn.decomposition._factor_analysis import _ortho_rotation
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 
 from helpers import assert_imputes_conditional_mean, assert_monotone
 from latentkit import FactorAnalysis, load
 from latentkit.em import ConvergenceWarning
 from latentkit.linear import _lg_em as lg
 from latentkit.linear._lg_base import init as lg_init
-from latentkit.linear.factor_analysis import varimax
+from latentkit.linear.factor_analysis import ortho_rotation, varimax
 
 
 def planted(n=3000, d=8, m=2, seed=0):
@@ -159,8 +160,19 @@ def test_float32_and_save_load(tmp_path, data):
 def test_bad_input(data):
     X, *_ = data
     X = X[:50]
-    with pytest.raises(ValueError, match="n_components=8 must be < n_features=8"):
-        FactorAnalysis(8).fit(X)
+    with pytest.raises(ValueError, match="n_components=9 must be <= n_features=8"):
+        FactorAnalysis(9).fit(X)
+    with pytest.raises(ValueError, match=r"noise_variance_init has shape \(3,\), but X has "
+                       "n_features=8"):
+        FactorAnalysis(2, noise_variance_init=np.ones(3)).fit(X)
+    with pytest.raises(ValueError, match="noise_variance_init must be finite and positive"):
+        FactorAnalysis(2, noise_variance_init=-np.ones(8)).fit(X)
+    with pytest.raises(ValueError, match="init_params must be 'pca'"):
+        FactorAnalysis(2, noise_variance_init=np.ones(8), init_params="random").fit(X)
+    with pytest.raises(ValueError, match="'svd_method' must be one of"):
+        FactorAnalysis(2, svd_method="arpack").fit(X)
+    with pytest.raises(ValueError, match="solver='svd' needs complete data"):
+        FactorAnalysis(2, solver="svd").fit(with_missing(X, 0.1))
     with pytest.raises(ValueError, match="n_components=3 must be < n_samples=3"):
         FactorAnalysis(3).fit(X[:3])
     Xc = X.copy()
@@ -201,3 +213,109 @@ def test_saved_model_warm_starts_exactly_as_the_original(tmp_path):
     assert len(loaded.history_) == 5
     np.testing.assert_array_equal(loaded.history_, original.history_)
     np.testing.assert_array_equal(loaded.noise_variance_, original.noise_variance_)
+
+
+# -- scikit-learn's surface: the SVD iteration, loglike_, precision, quartimax ------------
+
+
+@pytest.mark.parametrize("svd_method", ["lapack", "randomized"])
+def test_loglike_trajectory_equals_sklearn(data, svd_method):
+    """From scikit-learn's start (ψ = 1) the SVD iteration retraces scikit-learn's loglike_
+    step for step (its sqrt(ψ) + 1e-12 aside); loglike_ ends with the log-likelihood of the
+    fitted parameters."""
+    X = data[0][:500]
+    kwargs = dict(noise_variance_init=np.ones(X.shape[1]), svd_method=svd_method,
+                  max_iter=25)
+    with warnings.catch_warnings():  # both stop at max_iter on purpose
+        warnings.simplefilter("ignore", SklearnConvergenceWarning)
+        ours = FactorAnalysis(2, tol=0.0, random_state=0, **kwargs).fit(X)
+        ref = SklearnFA(2, tol=0.0, random_state=0, **kwargs).fit(X)
+    assert len(ours.loglike_) == ours.n_iter_ + 1 == 26
+    np.testing.assert_allclose(ours.loglike_[:25], ref.loglike_[:25], rtol=1e-9)
+    np.testing.assert_allclose(ours.loglike_[-1], ours.score_samples(X).sum(), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(ours.loglike_[:-1]) / len(X), ours.history_,
+                               rtol=1e-12)
+    assert_monotone(ours.loglike_)
+
+
+def test_randomized_svd_method_agrees_with_lapack():
+    """D = 30 >> M + 10: the randomized eigensolver (warm-started subspace iteration) reaches
+    the same fit as LAPACK's, with a monotone trajectory (scikit-learn's log-likelihood is
+    the truth for both in the other tests)."""
+    X, *_ = planted(n=600, d=30, m=3, seed=7)
+    fits = {m: FactorAnalysis(3, svd_method=m, random_state=0, tol=1e-10).fit(X)
+            for m in ("lapack", "randomized")}
+    np.testing.assert_allclose(fits["randomized"].get_covariance(),
+                               fits["lapack"].get_covariance(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(fits["randomized"].score(X), fits["lapack"].score(X),
+                               rtol=1e-12)
+    for fit in fits.values():
+        assert fit.converged_
+        assert_monotone(fit.history_)
+    assert fits["randomized"].em_state_.basis.shape == (30, 13)  # M + 10 columns
+    no_powers = FactorAnalysis(3, svd_method="randomized", iterated_power=0, random_state=1,
+                               tol=1e-10).fit(X)  # the warm-started basis still converges
+    np.testing.assert_allclose(no_powers.score(X), fits["lapack"].score(X), rtol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["svd", "em"])
+def test_noise_variance_init_starts_both_solvers_where_sklearn_starts(data, solver):
+    """W starts at its best given ψ = noise_variance_init: the first objective is
+    scikit-learn's first loglike_ entry, for EM as for the SVD iteration."""
+    X = data[0][:400]
+    psi0 = np.linspace(0.5, 2.0, X.shape[1])
+    with warnings.catch_warnings():  # both stop at max_iter on purpose
+        warnings.simplefilter("ignore", SklearnConvergenceWarning)
+        ours = FactorAnalysis(2, solver=solver, noise_variance_init=psi0, max_iter=2).fit(X)
+        ref = SklearnFA(2, noise_variance_init=psi0, svd_method="lapack", max_iter=1).fit(X)
+    np.testing.assert_allclose(ours.loglike_[0], ref.loglike_[0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("n_components", [0, 2, 8])
+def test_get_precision_is_the_inverse_covariance(data, n_components):
+    X = data[0][:300]
+    model = FactorAnalysis(n_components, tol=1e-12, max_iter=10000).fit(X)
+    C, P = model.get_covariance(), model.get_precision()
+    np.testing.assert_allclose(C @ P, np.eye(8), atol=1e-12)
+    np.testing.assert_allclose(P, np.linalg.inv(C), rtol=1e-9, atol=1e-12)
+    ref = SklearnFA(n_components, tol=1e-10, max_iter=10000, svd_method="lapack").fit(X)
+    assert model.score(X) >= ref.score(X) - 1e-6  # scikit-learn's optimum, or better
+
+
+def test_n_components_none_and_zero():
+    """None: all features (scikit-learn's default); 0: Ψ alone, the independent Gaussian
+    with ψ = the feature variances (closed form)."""
+    X, *_ = planted(n=400, d=5, m=2, seed=8)
+    assert FactorAnalysis().fit(X).n_components_ == 5
+    zero = FactorAnalysis(0).fit(X)
+    assert zero.components_.shape == (0, 5) and zero.transform(X).shape == (400, 0)
+    np.testing.assert_allclose(zero.noise_variance_, X.var(axis=0), rtol=1e-12)
+    independent = multivariate_normal(X.mean(axis=0), np.diag(X.var(axis=0))).logpdf(X)
+    np.testing.assert_allclose(zero.score_samples(X), independent, rtol=1e-12)
+
+
+@pytest.mark.parametrize("rotation", ["varimax", "quartimax"])
+def test_rotations_equal_sklearn(data, rotation):
+    """The rotation kernel equals scikit-learn's _ortho_rotation, and the fitted rotated
+    loadings equal scikit-learn's up to each factor's sign; the density is unchanged."""
+    X = data[0][:1000]
+    W = FactorAnalysis(2).fit(X).components_.T
+    np.testing.assert_allclose(ortho_rotation(W, rotation),
+                               _ortho_rotation(W, method=rotation).T, atol=1e-10)
+    ours = FactorAnalysis(2, rotation=rotation, tol=1e-12, max_iter=10000).fit(X)
+    ref = SklearnFA(2, rotation=rotation, tol=1e-10, max_iter=10000,
+                    svd_method="lapack").fit(X)
+    signs = np.sign(np.sum(ours.components_ * ref.components_, axis=1))
+    np.testing.assert_allclose(ours.components_ * signs[:, None], ref.components_,
+                               atol=1e-4)
+    unrotated = FactorAnalysis(2, tol=1e-12, max_iter=10000).fit(X)
+    np.testing.assert_allclose(ours.score_samples(X), unrotated.score_samples(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["svd", "em"])
+def test_both_solvers_reach_the_same_fit(data, solver):
+    X = data[0][:1000]
+    model = FactorAnalysis(2, solver=solver, tol=1e-12, max_iter=10000).fit(X)
+    ref = SklearnFA(2, tol=1e-10, max_iter=10000, svd_method="lapack").fit(X)
+    np.testing.assert_allclose(model.score(X), ref.score(X), rtol=1e-9)
+    np.testing.assert_allclose(model.get_covariance(), ref.get_covariance(), atol=1e-4)

@@ -22,6 +22,7 @@ Arrays are component-major here: whitened data X1 : (M, n_samples), as in the al
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,6 +54,18 @@ def cube(U: np.ndarray, alpha: float = 1.0):
 
 CONTRASTS = {"logcosh": logcosh, "exp": exp, "cube": cube}
 
+
+def contrast(fun, fun_args: dict):
+    """The contrast as one function U -> (g(U), mean over the last axis of g'(U)), for U :
+    (M, n) (parallel) or (n,) (deflation): a name of CONTRASTS with fun_args {"alpha": a}
+    ("logcosh" only), or a callable in scikit-learn's convention, fun(U, **fun_args)."""
+    if callable(fun):
+        return lambda U: fun(U, **fun_args)
+    alpha = float(fun_args.get("alpha", 1.0))
+    named = CONTRASTS[fun]
+    return lambda U: named(U, alpha)
+
+
 # -- whitening ----------------------------------------------------------------------------
 
 
@@ -81,6 +94,17 @@ def pca_whitening(Xc: np.ndarray, solver: str):
     return variances, axes
 
 
+def numerical_rank(variances: np.ndarray, solver: str, size: int, dtype) -> int:
+    """How many PCA variances : (D,) (decreasing) are distinguishable from 0, with numpy's
+    matrix_rank rule for each solver's round-off (size = max(n_samples, D)):
+    "svd" has singular values accurate to σ_1 size eps, so λ_i > λ_1 (size eps)²;
+    "eigh" has the eigenvalues of X^T X accurate only to ||X^T X|| size eps (squaring
+    the condition number), so λ_i > λ_1 size eps."""
+    eps = size * np.finfo(dtype).eps
+    floor = variances[0] * (eps * eps if solver == "svd" else eps)
+    return int(np.sum(variances > floor))
+
+
 # -- the fixed-point iterations -----------------------------------------------------------
 
 
@@ -91,43 +115,47 @@ def sym_decorrelation(W: np.ndarray) -> np.ndarray:
     return (u * (1.0 / np.sqrt(s))) @ u.T @ W
 
 
-def ica_parallel(X1, w_init, contrast, alpha, tol, max_iter):
-    """Symmetric FastICA. X1 : (M, n) whitened; w_init : (M, M).
+class ICAResult(NamedTuple):
+    """One FastICA run: W : (M, M) the unmixing of the whitened data; changes, the change
+    of every iteration (all rows in order for "deflation"); n_iter, the iterations run
+    (for "deflation" the most any row took, as scikit-learn counts); converged."""
 
-    Returns (W (M, M) orthogonal, changes per iteration, converged). The change is
-    max_i |1 - |<w_i new, w_i old>||: 0 when no row turned.
-    """
-    g = CONTRASTS[contrast]
+    W: np.ndarray
+    changes: list
+    n_iter: int
+    converged: bool
+
+
+def ica_parallel(X1, w_init, g, tol, max_iter) -> ICAResult:
+    """Symmetric FastICA. X1 : (M, n) whitened; w_init : (M, M); g the contrast
+    (`contrast`). The change is max_i |1 - |<w_i new, w_i old>||: 0 when no row turned."""
     W = sym_decorrelation(w_init.astype(X1.dtype))
     n = X1.shape[1]
     changes = []
     for _ in range(max_iter):
-        G, g_prime = g(W @ X1, alpha)
+        G, g_prime = g(W @ X1)
         W_new = sym_decorrelation((G @ X1.T) / n - g_prime[:, None] * W)
         changes.append(float(np.max(np.abs(np.abs(np.einsum("ij,ij->i", W_new, W)) - 1))))
         W = W_new
         if changes[-1] < tol:
-            return W, changes, True
-    return W, changes, False
+            return ICAResult(W, changes, len(changes), True)
+    return ICAResult(W, changes, len(changes), False)
 
 
-def ica_deflation(X1, w_init, contrast, alpha, tol, max_iter):
+def ica_deflation(X1, w_init, g, tol, max_iter) -> ICAResult:
     """Deflationary FastICA: one row at a time, each kept orthogonal to those found before
-    it (Gram-Schmidt). X1 : (M, n) whitened; w_init : (M, M).
-
-    Returns (W (M, M), changes of all iterations of all rows in order, converged: every
-    row converged).
-    """
-    g = CONTRASTS[contrast]
+    it (Gram-Schmidt). X1 : (M, n) whitened; w_init : (M, M); g the contrast, called on
+    the projection w^T X1 : (n,) as scikit-learn does. Converged: every row converged."""
     M, n = X1.shape
     W = np.zeros((M, M), dtype=X1.dtype)
-    changes, converged = [], True
+    changes, counts, converged = [], [], True
     for j in range(M):
         w = w_init[j].astype(X1.dtype)
         w /= np.linalg.norm(w)
+        start = len(changes)
         for _ in range(max_iter):
-            G, g_prime = g((w @ X1)[None], alpha)
-            w_new = (X1 @ G[0]) / n - g_prime[0] * w
+            G, g_prime = g(w @ X1)
+            w_new = (X1 @ G) / n - np.mean(g_prime) * w
             w_new -= W[:j].T @ (W[:j] @ w_new)  # Gram-Schmidt against the rows found
             w_new /= np.linalg.norm(w_new)
             changes.append(float(abs(abs(w_new @ w) - 1)))
@@ -136,8 +164,9 @@ def ica_deflation(X1, w_init, contrast, alpha, tol, max_iter):
                 break
         else:
             converged = False
+        counts.append(len(changes) - start)
         W[j] = w
-    return W, changes, converged
+    return ICAResult(W, changes, max(counts), converged)
 
 
 # -- the maximum-likelihood view: the source prior ----------------------------------------

@@ -6,7 +6,9 @@ Subclasses say whether Ψ is isotropic (PPCA) or diagonal (FA) and how the noise
 Complete data in memory is summarized once (`Moments`) and EM runs on its moments in
 O(D² M) per iteration; streamed chunks and data with NaN take the per-row E-steps.
 `init` and `params_from_covariance` are the family's pure start; `LG_EM` is the family
-(`init`, `_lg_em.e_step`, `_lg_em.m_step`) that FA and PPCA's solver="em" run.
+(`init`, `_lg_em.e_step`, `_lg_em.m_step`) that PPCA's solver="em" runs (FA runs it with its
+own start, `_fa_svd.FA_EM`, or the SVD iteration `_fa_svd.FA_SVD`). `precision` is the
+dense C^{-1} of either model, for `get_precision`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from scipy.linalg import eigh
 from sklearn.utils.validation import check_is_fitted
 
 from .. import em
-from .._linalg import one_blas_thread
+from .._linalg import cholesky, inverse_lower, one_blas_thread
 from .._validation import Interval, Options, as_generator, check_n_samples
 from ..base import EMModel
 from ..distributions import Gaussian
@@ -48,6 +50,8 @@ def top_eigen(S: np.ndarray, M: int):
     representations (syevr), several times faster than a full decomposition and, unlike
     inverse iteration, not slowed by clustered eigenvalues; else divide and conquer."""
     D = S.shape[0]
+    if M == 0:
+        return np.zeros(0), np.zeros((0, D))
     with one_blas_thread():  # D x D is small work for threads (see one_blas_thread)
         if M <= D // 4:
             values, vectors = eigh(S, subset_by_index=(D - M, D - 1), driver="evr",
@@ -62,6 +66,16 @@ def leading_eigen(S: np.ndarray, M: int):
     """top_eigen with the deterministic sign of `flip_signs`: (values (M,), vectors (D, M))."""
     values, components = top_eigen(S, M)
     return values, flip_signs(components).T
+
+
+def precision(W: np.ndarray, psi: np.ndarray) -> np.ndarray:
+    """C^{-1} : (D, D) for C = W W^T + diag(psi), W : (D, M), from the Cholesky factor
+    C = L L^T as L^{-T} L^{-1} (accurate where Woodbury's Ψ^{-1} - Ψ^{-1} W P^{-1} W^T Ψ^{-1}
+    cancels: ψ at its floor, M = D)."""
+    C = W @ W.T
+    C[np.diag_indices_from(C)] += psi
+    Linv = inverse_lower(cholesky(C, what="model covariance W W^T + Ψ"))
+    return Linv.T @ Linv
 
 
 def flip_signs(components: np.ndarray) -> np.ndarray:
@@ -95,11 +109,12 @@ def floored(psi: np.ndarray, floor: np.ndarray) -> np.ndarray:
 
 def params_from_covariance(mean, S, config: lg.LGConfig, floor) -> lg.LGParams:
     """Closed-form PPCA on S : (D, D) (Tipping & Bishop): W = U_M (Λ_M - σ² I)^½,
-    σ² = the mean of the other eigenvalues; ψ = σ² (PPCA) or diag(S - W W^T) (FA),
+    σ² = the mean of the other eigenvalues (0 when M = D); ψ = σ² (PPCA) or
+    diag(S - W W^T) (FA),
     floored at floor : (D,). mean : (D,)."""
     M, D = config.n_components, S.shape[0]
     values, vectors = leading_eigen(S, M)
-    sigma2 = max((np.trace(S) - values.sum()) / (D - M), 0.0)
+    sigma2 = max((np.trace(S) - values.sum()) / (D - M), 0.0) if M < D else 0.0
     W = vectors * np.sqrt(np.maximum(values - sigma2, 0.0))
     if config.isotropic:
         psi = np.full(D, sigma2)
@@ -137,7 +152,7 @@ def init(X, rng, config: lg.LGConfig, restart: int):
     return params, lg.LGState(shift, floor)
 
 
-#: EM for the linear-Gaussian model (FA; PPCA's solver="em")
+#: EM for the linear-Gaussian model (PPCA's solver="em"; FA's start is `_fa_svd.fa_init`)
 LG_EM = em.EMFamily(init, lg.e_step, lg.m_step, objective=em.EXACT, remedy=lg.REMEDY)
 
 
@@ -176,8 +191,12 @@ class LinearGaussianModel(EMModel):
             return em.ArraySource(X, rows, validated=True, allow_nan=True)
         return MomentSource(X)
 
+    def _n_factors(self, n_features: int) -> int:
+        """M for data with n_features columns (FactorAnalysis resolves None to D)."""
+        return self.n_components
+
     def _chunk_floats_per_row(self, n_features):
-        M = self.n_components
+        M = self._n_factors(n_features)
         return 4 * n_features + 2 * M * M + 4 * M
 
     def _check_columns(self, X):
@@ -230,6 +249,12 @@ class LinearGaussianModel(EMModel):
         check_is_fitted(self)
         W = self.components_.T.astype(np.float64)
         return W @ W.T + np.diag(self._psi())
+
+    def get_precision(self) -> np.ndarray:
+        """C^{-1} : (n_features, n_features), the model precision (dense, for inspection:
+        from the Cholesky factor of C, see `precision`)."""
+        check_is_fitted(self)
+        return precision(self.components_.T.astype(np.float64), self._psi())
 
     def _n_parameters(self):
         D, M = self.mean_.shape[0], self.n_components_

@@ -59,8 +59,9 @@ class LGState(NamedTuple):
 
     shift : (D,) the fixed centre the statistics are accumulated about (the data mean);
     psi_floor : (D,) ψ's minimum, NOISE_FLOOR times the data's variances;
-    basis : (D, M) the subspace iterate of PPCA's σ² -> 0 EM (`solver="em_pca"`), None
-        for every other solver.
+    basis : (D, M) the subspace iterate of PPCA's σ² -> 0 EM (`solver="em_pca"`), or
+        (D, min(D, M + 10)) the randomized eigensolver's basis of FA's SVD iteration
+        (`svd_method="randomized"`, `_fa_svd`); None for every other solver.
     """
 
     shift: np.ndarray

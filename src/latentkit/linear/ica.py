@@ -4,7 +4,11 @@
 
 FastICA (see `_ica_kernels`) whitens x by PCA and finds the rotation W that makes the
 whitened data as non-Gaussian as possible; the unmixing is `components_` = W K and the
-mixing `mixing_` = A its pseudo-inverse. Names follow scikit-learn's FastICA.
+mixing `mixing_` = A its pseudo-inverse. Names follow scikit-learn's FastICA, and so do
+`fastica` (the function, with its return tuple), the whitening options, callable
+contrasts and the warnings' categories and wording. Low-rank data: whitening divides by
+√λ_i, so the number of sources is capped by the numerical rank of the centred data, judged
+on the round-off scale of the whitening solver (`_ica_kernels.numerical_rank`).
 
 The maximum-likelihood view gives `score_samples` a density: with the sources' prior
 p(s) = ½ sech(π s / 2) (unit-variance hyperbolic secant, super-Gaussian) and, when
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -37,8 +42,10 @@ from ..io import register_model
 from ..metrics.unmixing import amari_index
 from . import _ica_kernels as ik
 
-__all__ = ["FastICA", "amari_index"]
+__all__ = ["FastICA", "amari_index", "fastica"]
 
+#: the whitening options, as scikit-learn names them
+WHITEN = ("unit-variance", "arbitrary-variance", False)
 ARRAY_OR_NONE = [InstanceOf(np.ndarray, list, tuple, type(None), description="an array or None")]
 
 
@@ -49,41 +56,51 @@ class FastICA(LatentModel):
     Parameters
     ----------
     n_components : int or None, number of sources M (M <= min(n_samples, n_features));
-        None: min(n_samples, n_features).
+        None: all, min(n_samples, n_features), reduced to the numerical rank of the centred
+        data with a UserWarning ("There are some small singular values") when it is
+        rank-deficient (whitening cannot scale a zero-variance direction to unit variance).
+        An explicit M above the rank is an error.
     algorithm : {"parallel", "deflation"}: all rows at once with symmetric decorrelation,
         or one row at a time with Gram-Schmidt.
-    whiten : {"unit-variance", False}: PCA-whiten the centred data and return unit-variance
-        sources; False: X is taken as already white (not centred; n_components must be
-        None or n_features).
-    fun : {"logcosh", "exp", "cube"}, the contrast g (see `_ica_kernels`).
-    fun_args : None or {"alpha": a} with 1 <= a <= 2, for "logcosh" only.
+    whiten : {"unit-variance", "arbitrary-variance", False}: PCA-whiten the centred data;
+        "unit-variance" then rescales the unmixing to unit-variance sources,
+        "arbitrary-variance" keeps scikit-learn's scale (the rotation found applied to its
+        whitening, sources of variance about 1 / n_samples); False: X is taken as already
+        white (neither centred nor rescaled; n_components is ignored with a UserWarning).
+    fun : {"logcosh", "exp", "cube"} or callable, the contrast g (see `_ica_kernels`); a
+        callable fun(x, **fun_args) returns (g(x), the mean of g'(x) over the last axis),
+        as in scikit-learn.
+    fun_args : None or a dict: {"alpha": a} with 1 <= a <= 2 for "logcosh"; the keyword
+        arguments of a callable fun; none for "exp" and "cube".
     max_iter : int, fixed-point iterations (per component for "deflation").
     tol : float, stop when every row's change 1 - |<w_new, w_old>| is below it.
     w_init : (M, M) array or None (then standard normal draws).
     whiten_solver : {"svd", "eigh"}: SVD of the data (accurate) or eigendecomposition of
-        X^T X (faster when n_samples >> n_features).
+        X^T X (faster when n_samples >> n_features; it squares the condition number, so its
+        rank is judged on that coarser scale, see `_ica_kernels.numerical_rank`).
     n_init : int, random initializations; the one with the highest training
         log-likelihood (the maximum-likelihood view) is kept. Must be 1 with w_init.
-    random_state : seed, Generator or None.
+    random_state : seed, Generator, RandomState or None.
 
     Attributes
     ----------
     components_ (M, D) unmixing, s = components_ (x - mean_); mixing_ (D, M) its
-    pseudo-inverse, x ≈ mixing_ s + mean_; mean_ (D,); whitening_ (M, D) = Λ_M^{-1/2} U_M^T
-    (the notes' whitening; scikit-learn's whitening_ is this divided by √n_samples), None
-    when whiten=False; unmixing_ (M, M) the matrix W acting on whitened data;
-    explained_variance_ (M,) the kept PCA variances λ_i; noise_variance_ σ² (0 when
-    M = D); n_iter_, converged_, history_ (the change per fixed-point iteration, all rows
-    in order for "deflation"; not a likelihood), log_likelihood_ (mean training
-    log-likelihood), n_features_in_.
+    pseudo-inverse, x ≈ mixing_ s + mean_; mean_ (D,) (zeros with whiten=False);
+    whitening_ (M, D) = Λ_M^{-1/2} U_M^T (the notes' whitening; scikit-learn's whitening_
+    is this divided by √n_samples), None when whiten=False; unmixing_ (M, M) the matrix
+    acting on whitened data (components_ = unmixing_ whitening_); explained_variance_ (M,)
+    the kept PCA variances λ_i; noise_variance_ σ² (0 when M = D); n_iter_ (iterations
+    run; for "deflation" the most any row took, as scikit-learn counts), converged_,
+    history_ (the change per fixed-point iteration, all rows in order for "deflation"; not
+    a likelihood), log_likelihood_ (mean training log-likelihood), n_features_in_.
     """
 
     _allow_nan: ClassVar[bool] = False
     _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(int, 1, None), Options(None)],
         "algorithm": [Options(*ik.ALGORITHMS)],
-        "whiten": [Options("unit-variance", False)],
-        "fun": [Options(*ik.FUNS)],
+        "whiten": [Options(*WHITEN)],
+        "fun": [Options(*ik.FUNS), InstanceOf(Callable, description="a callable")],
         "fun_args": [InstanceOf(dict, type(None), description="a dict such as "
                                 "{'alpha': 1.0} or None")],
         "max_iter": [Interval(int, 1, None)],
@@ -101,92 +118,147 @@ class FastICA(LatentModel):
 
     # -- validation -----------------------------------------------------------------------
 
-    def _alpha(self) -> float:
+    def _fun_args(self) -> dict:
+        """fun_args checked against fun: 'alpha' in [1, 2] for "logcosh" only; anything for
+        a callable (its keyword arguments)."""
         args = dict(self.fun_args or {})
+        if callable(self.fun) or not args:
+            return args
+        if self.fun != "logcosh":
+            raise InvalidParameterError(
+                f"FastICA: fun_args {args} applies to fun='logcosh' only; got "
+                f"fun={self.fun!r}. Drop fun_args.")
         unknown = set(args) - {"alpha"}
         if unknown:
             raise InvalidParameterError(f"FastICA: fun_args accepts only 'alpha'; got keys "
                                         f"{sorted(unknown)}.")
-        alpha = args.get("alpha", 1.0)
-        if args and self.fun != "logcosh":
+        if args["alpha"] not in Interval(float, 1.0, 2.0):
             raise InvalidParameterError(
-                f"FastICA: fun_args {args} applies to fun='logcosh' only; got "
-                f"fun={self.fun!r}. Drop fun_args.")
-        if alpha not in Interval(float, 1.0, 2.0):
-            raise InvalidParameterError(
-                f"FastICA: fun_args['alpha'] must be a number in [1, 2]; got "
-                f"{alpha!r}.")
-        return float(alpha)
+                f"FastICA: fun_args['alpha'] = {args['alpha']!r} is out of range: alpha "
+                "must be in [1,2] (the slope of log cosh).")
+        return args
 
-    def _n_sources(self, n_samples: int, n_features: int) -> int:
+    def _n_sources(self, n_samples: int, n_features: int, rank: int) -> int:
+        """M from n_components, the data's size and its numerical rank (module doc)."""
         M = self.n_components
         if not self.whiten:
             if M not in (None, n_features):
-                raise InvalidParameterError(
-                    f"FastICA: with whiten=False the unmixing is square, so "
-                    f"n_components must be None or n_features={n_features}; got "
-                    f"{M}. Use whiten='unit-variance' to reduce the dimension.")
+                warnings.warn(f"Ignoring n_components with whiten=False. FastICA's unmixing "
+                              f"of white data is square: {n_features} sources, not {M}. Use "
+                              "whiten='unit-variance' to reduce the dimension.", UserWarning,
+                              stacklevel=5)
             return n_features
-        if n_samples < 2:
-            raise InvalidInputError(f"FastICA needs at least 2 samples to centre and whiten the "
-                                    f"data; got n_samples={n_samples}.")
+        largest = min(n_samples, n_features)
         if M is None:
-            return min(n_samples, n_features)
-        if M > n_features or M > n_samples:
+            if rank < largest:
+                warnings.warn(
+                    f"There are some small singular values: the centred X has only {rank} "
+                    f"directions with non-zero variance (whiten_solver={self.whiten_solver!r})"
+                    f", so FastICA keeps {rank} sources, not min(n_samples, n_features) = "
+                    f"{largest}. Pass n_components <= {rank} to silence this.", UserWarning,
+                    stacklevel=5)
+            return min(rank, largest)
+        if M > largest:
             raise InvalidParameterError(
-                f"FastICA: n_components={M} must be <= min(n_samples, "
-                f"n_features) = {min(n_samples, n_features)}: whitening keeps at "
-                f"most that many directions. Use fewer components.")
+                f"FastICA: n_components={M} must be <= min(n_samples, n_features) = "
+                f"{largest}: whitening keeps at most that many directions. Use fewer "
+                "components.")
+        if M > rank:
+            raise InvalidInputError(
+                f"FastICA: X has only {rank} directions with non-zero variance (constant or "
+                f"linearly dependent columns), fewer than n_components={M}; whitening would "
+                f"divide by zero. Use n_components <= {rank}, or remove the "
+                "constant/duplicated columns.")
         return M
 
-    def _initial_unmixings(self, M: int, rng: np.random.Generator):
+    def _initial_unmixings(self, M: int, rng: np.random.Generator, dtype):
         if self.w_init is None:
-            return [rng.standard_normal((M, M)) for _ in range(self.n_init)]
+            return [rng.standard_normal((M, M)).astype(dtype) for _ in range(self.n_init)]
         if self.n_init != 1:
             raise InvalidParameterError(
                 f"FastICA: w_init fixes the start, so n_init must be 1; got "
                 f"n_init={self.n_init}.")
         w_init = np.asarray(self.w_init, dtype=np.float64)
-        if w_init.shape != (M, M) or not np.isfinite(w_init).all():
+        if w_init.shape != (M, M):
             raise InvalidParameterError(
-                f"FastICA: w_init must be a finite ({M}, {M}) array (n_components"
-                f" squared); got shape {w_init.shape}.")
+                f"FastICA: w_init has invalid shape {w_init.shape} -- should be {(M, M)} "
+                "(n_components x n_components).")
+        if not np.isfinite(w_init).all():
+            raise InvalidParameterError("FastICA: w_init must be finite; it has NaN or inf.")
         return [w_init]
+
+    def _contrast(self, X1: np.ndarray):
+        """The contrast g (`_ica_kernels.contrast`); a callable fun is tried once on a few
+        columns of X1 : (M, n) so that a wrong return is a clear error."""
+        g = ik.contrast(self.fun, self._fun_args())
+        if callable(self.fun):
+            probe = X1[:, :8].copy() if self.algorithm == "parallel" else X1[0, :8].copy()
+            _check_contrast_output(g, probe, self.fun)
+        return g
 
     # -- fitting --------------------------------------------------------------------------
 
     def fit(self, X, y=None):
         """Find the unmixing of X : (n_samples, n_features) by FastICA; returns self."""
-        self._validate_params()
-        alpha = self._alpha()
-        X = self._validate_X(X, reset=True)
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit, then the sources of X : (n_samples, M)."""
+        return self._fit(X)
+
+    def _whiten(self, X):
+        """(mean (D,), K (M, D) or None, PCA variances (D,) or None, whitened X1 (M, n))."""
         n, D = X.shape
-        M = self._n_sources(n, D)
-        starts = self._initial_unmixings(M, as_generator(self.random_state))
-        if self.whiten:
-            mean = X.mean(axis=0)
-            Xc = X - mean
-            variances, axes = ik.pca_whitening(Xc, self.whiten_solver)
-            _check_rank(variances, M, max(n, D), X.dtype)
-            K = (axes[:, :M] / np.sqrt(variances[:M])).T  # Λ_M^{-1/2} U_M^T : (M, D)
-            X1 = K @ Xc.T  # whitened, (M, n)
-        else:
-            mean, K, variances = np.zeros(D, X.dtype), None, None
-            X1 = X.T
+        if not self.whiten:
+            self._n_sources(n, D, D)
+            return np.zeros(D, X.dtype), None, None, X.T
+        if n < 2:
+            raise InvalidInputError(f"FastICA needs at least 2 samples to centre and whiten the "
+                                    f"data; got n_samples={n}.")
+        mean = X.mean(axis=0)
+        Xc = X - mean
+        variances, axes = ik.pca_whitening(Xc, self.whiten_solver)
+        rank = ik.numerical_rank(variances, self.whiten_solver, max(n, D), X.dtype)
+        M = self._n_sources(n, D, rank)
+        K = (axes[:, :M] / np.sqrt(variances[:M])).T  # Λ_M^{-1/2} U_M^T : (M, D)
+        return mean, K, variances, K @ Xc.T
+
+    def _fit(self, X):
+        """Fit on X : (n_samples, n_features); returns the training sources (n, M)."""
+        self._validate_params()
+        X = self._validate_X(X, reset=True)
+        mean, K, variances, X1 = self._whiten(X)
+        g = self._contrast(X1)
+        M = X1.shape[0]
+        starts = self._initial_unmixings(M, as_generator(self.random_state), X.dtype)
         solve = ik.ica_parallel if self.algorithm == "parallel" else ik.ica_deflation
         best = None
         for w_init in starts:
-            W, changes, converged = solve(X1, w_init, self.fun, alpha, self.tol, self.max_iter)
-            S = W @ X1
-            W = W / S.std(axis=1)[:, None]  # unit-variance sources (a round-off correction)
-            fit_ll = float(ik.log_source_prior(S).sum(axis=0, dtype=np.float64).mean())
+            run = solve(X1, w_init, g, self.tol, self.max_iter)
+            S = run.W @ X1
+            unit = run.W / S.std(axis=1)[:, None]  # unit-variance sources
+            fit_ll = float(ik.log_source_prior(unit @ X1).sum(axis=0, dtype=np.float64).mean())
             if best is None or fit_ll > best[0]:
-                best = (fit_ll, W, changes, converged)
-        _, W, changes, converged = best
-        if not converged:
-            warnings.warn(f"FastICA did not converge in max_iter={self.max_iter} iterations "
-                          f"(tol={self.tol}). Increase max_iter or tol, or try another fun.",
-                          ConvergenceWarning, stacklevel=2)
+                best = (fit_ll, run, unit)
+        _, run, unit = best
+        if not run.converged:
+            warnings.warn("FastICA did not converge. Consider increasing tolerance or the "
+                          f"maximum number of iterations (max_iter={self.max_iter}, "
+                          f"tol={self.tol}), or try another fun.", ConvergenceWarning,
+                          stacklevel=3)
+        if self.whiten == "unit-variance":
+            W = unit
+        elif self.whiten == "arbitrary-variance":  # scikit-learn's scale: its K = ours / √n
+            W = run.W / math.sqrt(X.shape[0])
+        else:  # white data as given: the rotation, unscaled
+            W = run.W
+        self._store(X, mean, K, variances, W, run)
+        return (X - mean) @ self.components_.T
+
+    def _store(self, X, mean, K, variances, W, run):
+        """The fitted attributes from one run (module and class docstrings)."""
+        M = W.shape[0]
         self.mean_ = mean
         self.unmixing_ = W.astype(X.dtype)
         self.whitening_ = None if K is None else K.astype(X.dtype)
@@ -198,11 +270,20 @@ class FastICA(LatentModel):
         else:
             self.explained_variance_ = variances[:M].astype(X.dtype)
             self.noise_variance_ = _noise_variance(variances, M)
-        self.n_iter_ = len(changes)
-        self.converged_ = bool(converged)
-        self.history_ = np.asarray(changes)
+        self.n_iter_ = run.n_iter
+        self.converged_ = bool(run.converged)
+        self.history_ = np.asarray(run.changes)
         self.log_likelihood_ = float(np.mean(self._log_density(X), dtype=np.float64))
-        return self
+
+    def save(self, path) -> None:
+        """Save the fitted model (`latentkit.io`); a callable fun cannot be stored without
+        pickle, so such a model is refused rather than written unloadable."""
+        if callable(self.fun):
+            raise InvalidParameterError(
+                f"FastICA: fun={self.fun!r} is a function, which a model file cannot hold (no "
+                "pickle); the file could not be loaded. Fit with a named fun ('logcosh', "
+                "'exp', 'cube') to save the model.")
+        super().save(path)
 
     # -- inference ------------------------------------------------------------------------
 
@@ -278,16 +359,62 @@ class FastICA(LatentModel):
         return D + D * M + int(M < D)
 
 
-def _check_rank(variances: np.ndarray, M: int, size: int, dtype) -> None:
-    """Whitening divides by √λ_M: the M-th PCA variance must be clearly non-zero (numpy's
-    matrix_rank rule on the singular values, √λ_i > √λ_1 max(n, D) eps)."""
-    floor = variances[0] * (size * np.finfo(dtype).eps) ** 2
-    rank = int(np.sum(variances > floor))
-    if rank < M:
-        raise InvalidInputError(
-            f"FastICA: X has only {rank} directions with non-zero variance (constant or "
-            f"linearly dependent columns), fewer than n_components={M}; whitening would divide "
-            f"by zero. Use n_components <= {rank}, or remove the constant/duplicated columns.")
+def fastica(X, n_components=None, *, algorithm="parallel", whiten="unit-variance",
+            fun="logcosh", fun_args=None, max_iter=200, tol=1e-4, w_init=None,
+            whiten_solver="svd", random_state=None, return_X_mean=False,
+            compute_sources=True, return_n_iter=False):
+    """FastICA as a function, with scikit-learn's signature and return values.
+
+    X : (n_samples, n_features); the other parameters are FastICA's. Returns the tuple
+    (K, W, S) followed by X_mean when return_X_mean and n_iter when return_n_iter:
+    K : (M, n_features) scikit-learn's pre-whitening (FastICA.whitening_ / √n_samples),
+    None when whiten=False; W : (M, M) the unmixing of K's output, so that
+    S = (X - X_mean) K^T W^T (W K = FastICA.components_); S : (n_samples, M) the sources,
+    None unless compute_sources; X_mean : (n_features,), None when whiten=False; n_iter :
+    FastICA.n_iter_.
+    """
+    for name, flag in (("return_X_mean", return_X_mean), ("compute_sources", compute_sources),
+                       ("return_n_iter", return_n_iter)):
+        if not isinstance(flag, bool | np.bool_):
+            raise InvalidParameterError(f"fastica: {name} must be True or False; got {flag!r}.")
+    est = FastICA(n_components, algorithm=algorithm, whiten=whiten, fun=fun,
+                  fun_args=fun_args, max_iter=max_iter, tol=tol, w_init=w_init,
+                  whiten_solver=whiten_solver, random_state=random_state)
+    S = est._fit(X)
+    if est.whiten:
+        root_n = math.sqrt(len(S))
+        K = (est.whitening_ / root_n).astype(est.whitening_.dtype)
+        W = (est.unmixing_ * root_n).astype(est.unmixing_.dtype)
+        X_mean = est.mean_
+    else:
+        K, W, X_mean = None, est.unmixing_, None
+    returned = (K, W, S if compute_sources else None)
+    if return_X_mean:
+        returned += (X_mean,)
+    if return_n_iter:
+        returned += (est.n_iter_,)
+    return returned
+
+
+def _check_contrast_output(g, probe: np.ndarray, fun) -> None:
+    """InvalidParameterError unless g(probe) is (g(u) : probe's shape, mean g'(u) over the
+    last axis : probe.shape[:-1] or a scalar for 1-D probe), finite."""
+    try:
+        out = g(probe.copy())
+    except (TypeError, ValueError) as error:
+        raise InvalidParameterError(f"FastICA: fun={fun!r} failed on a ({probe.shape}) array "
+                                    f"of projections: {error}") from error
+    ok = isinstance(out, tuple) and len(out) == 2
+    if ok:
+        gu, g_prime = (np.asarray(o) for o in out)
+        ok = gu.shape == probe.shape and g_prime.size == (
+            1 if probe.ndim == 1 else probe.shape[0])
+    if not ok:
+        raise InvalidParameterError(
+            f"FastICA: fun={fun!r} must return a tuple (g(x), mean of g'(x) over the last "
+            f"axis), e.g. lambda x: (x**3, (3 * x**2).mean(axis=-1)); on an array of shape "
+            f"{probe.shape} it returned {type(out).__name__}"
+            f"{getattr(out, 'shape', '')}.")
 
 
 def _noise_variance(variances: np.ndarray, M: int) -> float:
