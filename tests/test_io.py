@@ -12,6 +12,8 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 import latentkit
+from latentkit import _io_files
+from latentkit._io_codec import header_checksum
 from latentkit.base import LatentModel
 from latentkit.io import ModelFileError, load, register_model, registered_models, save
 
@@ -107,12 +109,23 @@ def npy_bytes(array, allow_pickle=False):
     return buffer.getvalue()
 
 
-def edit_header(path, **changes):
+def read_header(path):
     with np.load(path) as npz:
-        header = json.loads(npz["__header__"].tobytes())
-    header.update(changes)
+        return json.loads(npz["__header__"].tobytes())
+
+
+def write_header(path, header, forge=True):
+    """Replace the header; `forge`: recompute its checksum as a forger would."""
+    if forge:
+        header = {**header, "header_checksum": header_checksum(header)}
     raw = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     rewrite_members(path, {"__header__.npy": npy_bytes(raw)})
+
+
+def edit_header(path, forge=True, **changes):
+    """Change header entries; by default with the header checksum recomputed, so that what
+    is tested is the validation behind it."""
+    write_header(path, {**read_header(path), **changes}, forge=forge)
 
 
 # -- round trips ----------------------------------------------------------------------------
@@ -165,7 +178,8 @@ def test_header_content(saved):
     with np.load(saved, allow_pickle=False) as npz:
         header = json.loads(npz["__header__"].tobytes())
         members = set(npz.files)
-    assert header["format"] == "latentkit-model" and header["format_version"] == 1
+    assert header["format"] == "latentkit-model" and header["format_version"] == 2
+    assert header["header_checksum"] == header_checksum(header)
     assert header["library_version"] == latentkit.__version__
     assert header["class"] == "ToyModel"
     assert header["params"]["shift"] == 0.0
@@ -230,6 +244,22 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path, X, monkeypatch
     with pytest.raises(OSError, match="disk full"):
         save(ToyModel().fit(X), tmp_path / "new.npz")
     assert os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_the_temporary_name_is_recognized_only_for_its_target():
+    name = _io_files.temp_name("model.npz")
+    assert _io_files.is_temp_name(name, "model.npz")
+    assert not _io_files.is_temp_name(name, "model.np")
+    assert not _io_files.is_temp_name(".model.npz.x.tmp", "model.npz")
+    long = "m" * 300 + ".npz"
+    assert len(_io_files.temp_name(long)) < 255
+    assert _io_files.is_temp_name(_io_files.temp_name(long), long)
+
+
+def test_latentkit_exports_the_error():
+    assert latentkit.ModelFileError is ModelFileError
+    assert ModelFileError.__module__ == "latentkit.io"
+    assert issubclass(ModelFileError, ValueError)
 
 
 # -- rejected files -------------------------------------------------------------------------
@@ -302,7 +332,7 @@ def test_unknown_class(saved):
 
 
 def test_newer_format_version(saved):
-    edit_header(saved, format_version=2)
+    edit_header(saved, format_version=3)
     with pytest.raises(ModelFileError, match="written by a newer latentkit.*upgrade"):
         load(saved)
 
