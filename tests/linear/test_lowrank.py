@@ -15,6 +15,7 @@ from latentkit.linear._lowrank import (
     lowrank_missing,
     lowrank_posterior,
     lowrank_posterior_missing,
+    subspace_log_prob,
 )
 
 
@@ -64,6 +65,27 @@ def test_mean_log_prob_from_scatter(model):
     S = (X - mean).T @ (X - mean) / len(X)
     dense = multivariate_normal(mean, W @ W.T + np.diag(psi)).logpdf(X).mean()
     np.testing.assert_allclose(lowrank_mean_log_prob_cov(S, W, psi), dense, rtol=1e-12)
+
+
+@pytest.mark.parametrize("rank, zero_variances", [(5, 0), (3, 0), (3, 2)])
+def test_subspace_log_prob_equals_scipy_allow_singular(rank, zero_variances):
+    """N(μ, U Λ U^T), singular when rank < D or some λ = 0: scipy's density on the support
+    (pseudo-determinant, pseudo-inverse) and -inf off it."""
+    rng = np.random.default_rng(3)
+    D = 5
+    U = np.linalg.qr(rng.normal(size=(D, rank)))[0]
+    lam = np.concatenate([rng.uniform(0.5, 3.0, rank - zero_variances),
+                          np.zeros(zero_variances)])
+    mean = rng.normal(size=D)
+    C = (U * lam) @ U.T
+    on_support = mean + rng.normal(size=(20, rank)) * np.sqrt(lam) @ U.T
+    truth = multivariate_normal(mean, C, allow_singular=True)
+    np.testing.assert_allclose(subspace_log_prob(on_support, mean, U, lam),
+                               truth.logpdf(on_support), rtol=1e-10)
+    if rank - zero_variances < D:
+        off = on_support + rng.normal(size=(20, D))
+        assert np.all(subspace_log_prob(off, mean, U, lam) == -np.inf)
+        assert np.all(truth.logpdf(off) == -np.inf)
 
 
 def test_missing_equals_dense_marginal(model):

@@ -24,6 +24,9 @@ O : (U, D) the pattern masks, and factored once per pattern (compiled loops in `
 which sum over the shorter of a pattern's observed and missing coordinates); each row then
 needs b = W̃^T r̃_o (one GEMM with the missing entries zeroed) and a product with its
 pattern's P_o^{-1}. No Python loop over rows or patterns.
+
+Zero noise (PCA keeping every direction): C = U Λ U^T may be singular; `subspace_log_prob`
+is the density on its support, as scipy.stats.multivariate_normal(allow_singular=True).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from .._missing import pattern_index
 __all__ = [
     "lowrank_log_prob", "lowrank_posterior", "lowrank_log_prob_missing",
     "lowrank_posterior_missing", "lowrank_missing", "lowrank_mean_log_prob_cov",
-    "MissingPosterior",
+    "MissingPosterior", "subspace_log_prob", "support_cutoff",
 ]
 
 
@@ -110,6 +113,42 @@ def lowrank_mean_log_prob_cov(S, W, psi) -> float:
     B = Linv @ SWt.T  # L^{-1} W̃^T S̃
     trace = np.sum(np.diag(S) * s**2) - np.sum(A * B)  # tr(L^{-1} W̃^T S̃ W̃ L^{-T})
     return float(-0.5 * (D * LOG_2PI + log_det + trace))
+
+
+def support_cutoff(variances, dtype) -> float:
+    """Variances at or below this are outside the support of N(μ, U Λ U^T): cond · max λ,
+    cond = 1e6 eps (float64) or 1e3 eps (float32), as scipy's pinvh / multivariate_normal."""
+    dtype = np.dtype(dtype)
+    cond = {np.dtype(np.float32): 1e3}.get(dtype, 1e6) * np.finfo(dtype).eps
+    return float(cond * max(np.max(variances, initial=0.0), 0.0))
+
+
+def subspace_log_prob(X, mean, U, variances) -> np.ndarray:
+    """log N(x_n; μ, U Λ U^T) : (n_samples,) float64 for a covariance that may be singular
+    (PCA with noise variance 0), as scipy.stats.multivariate_normal(allow_singular=True):
+    the density on the affine support μ + span(U_+), where U_+ : (D, r) are the columns of
+    U whose variance exceeds `support_cutoff`,
+
+        -1/2 (r log 2π + Σ_+ log λ + ||Λ_+^{-1/2} U_+^T (x - μ)||²)    (pseudo-determinant)
+
+    and -inf for rows farther than 1e3 · cutoff from the support.
+
+    X : (n_samples, n_features); mean : (n_features,); U : (n_features, M) orthonormal
+    columns; variances λ : (M,) >= 0.
+    """
+    cutoff = support_cutoff(variances, X.dtype)
+    keep = np.asarray(variances) > cutoff
+    lam = np.asarray(variances, dtype=np.float64)[keep]
+    U = np.asarray(U)[:, keep].astype(X.dtype)
+    R = X - np.asarray(mean).astype(X.dtype)  # (n, D)
+    proj = R @ U  # U_+^T (x - μ) : (n, r)
+    maha = np.square(proj / np.sqrt(lam).astype(X.dtype)).sum(axis=1, dtype=np.float64)
+    log_prob = -0.5 * (len(lam) * LOG_2PI + np.log(lam).sum() + maha)
+    if len(lam) < X.shape[1]:  # the distance from the support: ||(I - U_+ U_+^T)(x - μ)||
+        R -= proj @ U.T
+        off = np.sqrt(np.square(R).sum(axis=1, dtype=np.float64)) >= 1e3 * cutoff
+        log_prob[off] = -np.inf
+    return log_prob
 
 
 # -- missing values -----------------------------------------------------------------------
