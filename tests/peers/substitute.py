@@ -39,9 +39,8 @@ if hasattr(latentkit.linear, "fastica"):
 for (module, name), replacement in SUBSTITUTES.items():
     setattr(module, name, replacement)
 
-KNOWN = {pattern: reason
-         for path in sorted(Path(__file__).parent.glob("known_*.toml"))
-         for pattern, reason in tomllib.loads(path.read_text()).get("differences", {}).items()}
+KNOWN = tomllib.loads(Path(__file__).with_name("known_differences.toml").read_text())[
+    "differences"]
 
 
 def _reason(nodeid: str) -> str | None:

@@ -1,7 +1,7 @@
 """scikit-learn's own test modules for GaussianMixture, PCA, FactorAnalysis and FastICA pass
 against latentkit's classes (issue 11): each module runs in its own process with
 `tests/peers/substitute.py`, which puts latentkit's classes where the module imports them;
-the cases in `known_*.toml` are the listed, reasoned differences (strict xfail)."""
+the cases in `known_differences.toml` are the listed, reasoned differences (strict xfail)."""
 
 from __future__ import annotations
 
@@ -42,5 +42,5 @@ def test_scikit_learns_suite_passes_against_latentkit(module, tmp_path):
     ran, failed = _failures(report)
     assert ran > 0 and not failed, (
         f"{len(failed)} of {ran} cases of {module} fail against latentkit (fix them, or list "
-        f"a deliberate difference with its reason in tests/peers/known_*.toml):\n"
+        f"a deliberate difference with its reason in tests/peers/known_differences.toml):\n"
         + "\n".join(failed[:40]) + "\n" + done.stdout[-2000:])
