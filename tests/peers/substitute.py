@@ -16,12 +16,12 @@ reported and must leave the list.
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from pathlib import Path
 
 import pytest
 import sklearn.decomposition
 import sklearn.mixture
+import tomllib
 
 import latentkit
 import latentkit.linear
