@@ -67,6 +67,13 @@ def write_header(path, header: dict, *, forge: bool) -> None:
     write_members(path, members)
 
 
+def edit_header(path, edit, *, forge: bool) -> None:
+    """Apply `edit` (header dict -> None) to the file's header and write it back."""
+    header = read_header(path)
+    edit(header)
+    write_header(path, header, forge=forge)
+
+
 def forge_array(path, name: str, array: np.ndarray, desc: dict | None = None) -> None:
     """Replace member `name` (e.g. "fitted/means_") by `array`, with its description, its
     checksum and the header checksum all recomputed: a consistent forgery."""
@@ -96,13 +103,19 @@ def gmm_file(tmp_path):
 # -- round trips of every registered model --------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(SPECS))
-def test_every_registered_model_round_trips_with_identical_scores(tmp_path, name):
+def saved_example(name: str, path):
+    """(model, X): the registry spec's example problem, fitted and saved to `path`."""
     kwargs, X = SPECS[name].example(np.random.default_rng(0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = SPECS[name].cls(**kwargs).fit(X)
-    save(model, tmp_path / "m.npz")
+    save(model, path)
+    return model, X
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_every_registered_model_round_trips_with_identical_scores(tmp_path, name):
+    model, X = saved_example(name, tmp_path / "m.npz")
     loaded = load(tmp_path / "m.npz")
     assert type(loaded) is type(model)
     assert loaded.get_params().keys() == model.get_params().keys()
@@ -144,18 +157,14 @@ def test_a_newer_format_is_refused_with_a_clear_message(gmm_file):
 ])
 def test_any_edit_of_the_header_is_detected(gmm_file, edit):
     path, _, _ = gmm_file
-    header = read_header(path)
-    edit(header)
-    write_header(path, header, forge=False)
+    edit_header(path, edit, forge=False)
     with pytest.raises(ModelFileError, match=r"gmm\.npz' has been modified or damaged"):
         load(path)
 
 
 def test_non_json_constants_in_the_header_are_refused(gmm_file):
     path, _, _ = gmm_file
-    header = read_header(path)
-    header["params"]["reg_covar"] = float("nan")
-    write_header(path, header, forge=False)
+    edit_header(path, lambda h: h["params"].update(reg_covar=float("nan")), forge=False)
     with pytest.raises(ModelFileError, match="no valid header"):
         load(path)
 
@@ -231,9 +240,7 @@ def test_a_fitted_entry_of_the_wrong_type(gmm_file):
 ])
 def test_malformed_descriptions_in_the_header(gmm_file, desc):
     path, _, _ = gmm_file
-    header = read_header(path)
-    header["fitted"]["means_"] = desc
-    write_header(path, header, forge=True)
+    edit_header(path, lambda h: h["fitted"].update(means_=desc), forge=True)
     with pytest.raises(ModelFileError, match=r"gmm\.npz.*'fitted/means_'"):
         load(path)
 
@@ -343,12 +350,8 @@ def variants(array: np.ndarray):
 
 @pytest.mark.parametrize("name", list(SPECS))
 def test_every_forged_member_is_rejected_or_harmless(tmp_path, name):
-    kwargs, X = SPECS[name].example(np.random.default_rng(0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = SPECS[name].cls(**kwargs).fit(X)
     path = tmp_path / "m.npz"
-    save(model, path)
+    model, X = saved_example(name, path)
     original = path.read_bytes()
     with np.load(path, allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in npz.files if key.startswith("fitted/")}
@@ -373,20 +376,21 @@ def temp_files(directory) -> list[str]:
     return sorted(name for name in os.listdir(directory) if name.endswith(".tmp"))
 
 
+def old_file(path, content: bytes = b""):
+    """`path` written with `content` and dated 2 x STALE_AFTER_S ago: a stale leftover."""
+    path.write_bytes(content)
+    old = time.time() - 2 * _io_files.STALE_AFTER_S
+    os.utime(path, (old, old))
+    return path
+
+
 def test_a_stale_temporary_file_is_removed_by_the_next_save(gmm_file):
     path, model, _ = gmm_file
-    stale = path.parent / f".{path.name}.{'0' * 32}.tmp"
-    stale.write_bytes(b"PK\x03\x04 half a model")
-    old = time.time() - 2 * _io_files.STALE_AFTER_S
-    os.utime(stale, (old, old))
+    old_file(path.parent / f".{path.name}.{'0' * 32}.tmp", b"PK\x03\x04 half a model")
     fresh = path.parent / f".{path.name}.{'1' * 32}.tmp"  # a save that is running now
     fresh.write_bytes(b"PK\x03\x04")
-    other = path.parent / f".other.npz.{'2' * 32}.tmp"  # another target's
-    other.write_bytes(b"")
-    os.utime(other, (old, old))
-    mine = path.parent / f".{path.name}.notes.tmp"  # not our pattern: the user's file
-    mine.write_bytes(b"")
-    os.utime(mine, (old, old))
+    other = old_file(path.parent / f".other.npz.{'2' * 32}.tmp")  # another target's
+    mine = old_file(path.parent / f".{path.name}.notes.tmp")  # not our pattern: the user's
     save(model, path)
     assert temp_files(path.parent) == sorted([fresh.name, other.name, mine.name])
 
@@ -396,10 +400,7 @@ def test_a_temporary_file_a_live_save_holds_is_kept(gmm_file):
     import fcntl
 
     path, model, _ = gmm_file
-    held = path.parent / f".{path.name}.{'3' * 32}.tmp"
-    held.write_bytes(b"PK")
-    old = time.time() - 2 * _io_files.STALE_AFTER_S
-    os.utime(held, (old, old))
+    held = old_file(path.parent / f".{path.name}.{'3' * 32}.tmp", b"PK")
     with open(held, "rb") as file:
         fcntl.flock(file.fileno(), fcntl.LOCK_EX)
         save(model, path)

@@ -329,7 +329,13 @@ class EMModel(LatentModel):
                         n_iter=result.n_iter, history=result.history,
                         stop_reason=result.stop_reason)
         self.__dict__.pop("online_state_", None)
+        self._finish_fit(result, config, source)
         return self
+
+    def _finish_fit(self, result: em.EMResult, config, source: em.ChunkSource) -> None:
+        """What a model computes once `fit` has stored EM's result (with its config and
+        the data's source at hand): nothing by default; e.g. FactorAnalysis's final
+        log-likelihood and rotation."""
 
     def partial_fit(self, X, y=None):
         """One step of online EM on a batch X : (n_batch, n_features); returns self.

@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import em
-from .._validation import InstanceOf, Interval, Options, as_generator
+from .._validation import InstanceOf, Interval, Options
 from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from ._fa_svd import FA_EM, FA_SVD, SVD_METHODS, FAConfig
@@ -178,28 +178,15 @@ class FactorAnalysis(LinearGaussianModel):
 
     # -- fitting --------------------------------------------------------------------------
 
-    def fit(self, X, y=None):
-        """Fit by the solver's iterations; X : (n_samples, n_features), NaN = missing.
-        Returns self. (The EM model's fit, plus one E-pass at the fitted parameters for
-        loglike_'s last entry, and the rotation.)"""
-        self._validate_params()
-        warm = self.warm_start and hasattr(self, "converged_")
-        source = self._source(X, reset=not warm)
-        config = self._em_config(source.n_samples, source.n_features)
-        init = (self._current_params(), self.em_state_) if warm else None
-        result = em.fit_em(self.em_family, config, source, n_init=self.n_init,
-                           rng=as_generator(self.random_state), init=init,
-                           **self._engine_options())
+    def _finish_fit(self, result, config, source) -> None:
+        """After EM's `fit`: loglike_ (the total log-likelihood per iteration, as
+        scikit-learn, and one last E-pass at the fitted parameters for its final entry) and
+        the rotation of the loadings."""
         final = em.e_pass(self.em_family, config, result.params, result.state, source)
-        self._store_fit(result.params, result.state, source.dtype, converged=result.converged,
-                        n_iter=result.n_iter, history=result.history,
-                        stop_reason=result.stop_reason)
-        self.__dict__.pop("online_state_", None)
         self.loglike_ = [float(v) * final.rows for v in self.history_] + [final.objective]
         if self.rotation is not None and self.n_components_ > 0:
             W = ortho_rotation(self.components_.T.astype(np.float64), self.rotation)
             self.components_ = np.ascontiguousarray(W.T).astype(self.components_.dtype)
-        return self
 
     def partial_fit(self, X, y=None):
         """One step of online EM (solvers "auto" and "em"); returns self."""
