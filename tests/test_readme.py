@@ -53,3 +53,19 @@ def test_pandas_snippet_runs():
     assert isinstance(namespace["completed"], pd.DataFrame)
     assert not namespace["completed"].isna().any().any()
     assert list(namespace["samples"].columns) == list("abcd")
+
+
+def test_pykalman_snippet_runs_and_matches_pykalman():
+    from pykalman import KalmanFilter
+
+    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[3]
+    namespace = {}
+    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 -- our own README
+    y = namespace["y"]
+    peer = KalmanFilter(transition_matrices=[[1.0]], observation_matrices=[[1.0]]).em(
+        y, n_iter=5)
+    means, covariances = peer.smooth(y)
+    np.testing.assert_allclose(namespace["means"], means, rtol=1e-10)
+    np.testing.assert_allclose(namespace["covariances"], covariances, rtol=1e-10)
+    mean, cov = peer.filter_update(means[-1], covariances[-1], observation=[2.4])
+    np.testing.assert_allclose(namespace["mean"], mean, rtol=1e-10)
