@@ -23,11 +23,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _generate_get_feature_names_out, check_is_fitted
 
 from . import em
+from ._constraints import MAX_ITERATIONS, Interval, check_callbacks
 from ._frames import frame_in_frame_out, named_sample
 from ._validation import (
-    RANDOM_STATE,
     InstanceOf,
-    Interval,
     Options,
     as_generator,
     check_params,
@@ -200,11 +199,16 @@ class LatentModel(TransformerMixin, BaseEstimator):
         return 0.0 if verbose else None
 
 
+#: the engine's hyper-parameters; max_iter and n_init are at most MAX_ITERATIONS (10**9),
+#: and `_constraints.Interval` takes ints of any size (10**30 is refused with a message)
 ENGINE_CONSTRAINTS = {
     "tol": [Interval(float, 0, None)],
-    "max_iter": [Interval(int, 0, None)],
-    "n_init": [Interval(int, 1, None)],
-    "random_state": RANDOM_STATE,
+    "max_iter": [Interval(int, 0, MAX_ITERATIONS)],
+    "n_init": [Interval(int, 1, MAX_ITERATIONS)],
+    "random_state": [
+        Interval(int, 0, None),
+        InstanceOf(np.random.Generator, np.random.RandomState, type(None), description="None"),
+    ],
     "warm_start": [Options(True, False)],
     "verbose": [Interval(int, 0, None), Options(None, True, False)],
     "max_time": [Interval(float, 0, None, closed="neither"), Options(None)],
@@ -232,10 +236,24 @@ class EMModel(LatentModel):
     in `online_state_`: both are fitted attributes, saved with the model. Engine
     hyper-parameters every subclass accepts (and lists in its own __init__): tol, max_iter,
     n_init, random_state, warm_start, verbose, max_time, callbacks, chunk_size,
-    learning_decay, learning_offset.
+    learning_decay, learning_offset (max_iter and n_init at most 10**9; every entry of
+    callbacks callable, checked when fit starts).
 
-    warm_start=True continues from the fitted parameters and from the stored lower bound:
-    the first iteration's change is measured from `lower_bound_`, so repeated fits with a
+    What a fit records (the engine's `EMResult`): history_ (the mean objective at the E-step
+    of each iteration, i.e. at the parameters entering it: history_[i] is the objective of
+    the parameters after i M-steps), n_iter_, converged_ and stop_reason_ (how the run
+    ended), best_iteration_ and lower_bound_. The engine returns the best complete iterate:
+    the parameters after best_iteration_ M-steps. Normally those are the last M-step's
+    (best_iteration_ == n_iter_) and lower_bound_ == history_[-1], the objective of the
+    parameters that M-step started from (exact EM never lowers it: scikit-learn's
+    convention). When a re-seeding (or a failing) step left the run worse than an iterate
+    it had seen, it returns that iterate instead: best_iteration_ < n_iter_ and
+    lower_bound_ == history_[best_iteration_], the objective of the returned parameters
+    (converged_ and stop_reason_ still say how the run ended).
+
+    warm_start=True continues from the fitted parameters and from the objective of the
+    iterate before them (history_[best_iteration_ - 1], i.e. lower_bound_ when nothing was
+    rolled back): the first iteration's change is measured from it, so repeated fits with a
     small max_iter set `converged_` once the change is below tol (as in scikit-learn).
     """
 
@@ -244,6 +262,10 @@ class EMModel(LatentModel):
     em_family: ClassVar[em.EMFamily]
     #: whether fit takes a scipy.sparse matrix (streamed as CSR row blocks)
     _accept_sparse: ClassVar[bool] = False
+
+    def _validate_params(self):
+        super()._validate_params()
+        check_callbacks(type(self).__name__, self.callbacks)
 
     # -- what a subclass supplies ---------------------------------------------------------
 
@@ -287,23 +309,37 @@ class EMModel(LatentModel):
         return source
 
     def _store_fit(self, params, state, dtype, *, converged: bool, n_iter: int, history,
-                   stop_reason: str) -> None:
-        """Record a fit's outcome: parameters, EM state and the engine's bookkeeping."""
+                   stop_reason: str, best_iteration: int | None = None,
+                   lower_bound: float | None = None) -> None:
+        """Record a fit's outcome: parameters, EM state and the engine's bookkeeping.
+
+        params are those after `best_iteration` M-steps (default: the last, n_iter) and
+        `lower_bound` is their recorded objective (default: history's last entry)."""
         self._store_params(params, dtype)
         self.em_state_ = state
         self.converged_ = bool(converged)
         self.n_iter_ = int(n_iter)
         self.history_ = np.asarray(history, dtype=np.float64)
-        self.lower_bound_ = float(self.history_[-1]) if len(self.history_) else -math.inf
+        self.best_iteration_ = int(n_iter if best_iteration is None else best_iteration)
+        if lower_bound is None:
+            lower_bound = self.history_[-1] if len(self.history_) else -math.inf
+        self.lower_bound_ = float(lower_bound)
         self.stop_reason_ = stop_reason
 
     def _warm_bound(self) -> float:
-        """The mean objective a warm start continues from: the stored `lower_bound_` of the
-        last fit (a fitted attribute, saved with the model), or -inf after `partial_fit`,
-        whose objective is a batch's and not comparable."""
+        """The mean objective a warm start continues from: that of the iterate before the
+        fitted parameters, history_[best_iteration_ - 1] (fitted attributes, saved with
+        the model; `lower_bound_` for a file written before best_iteration_ existed), or
+        -inf where there is none: after `partial_fit`, whose objective is a batch's and not
+        comparable, or when the fitted parameters are a fit's starting ones."""
         if getattr(self, "stop_reason_", None) == "online":
             return -math.inf
-        return float(getattr(self, "lower_bound_", -math.inf))
+        history = getattr(self, "history_", ())
+        best = getattr(self, "best_iteration_", None)
+        if best is None:
+            return float(getattr(self, "lower_bound_", -math.inf))
+        best = int(best)
+        return float(history[best - 1]) if 1 <= best <= len(history) else -math.inf
 
     def _engine_options(self) -> dict:
         return dict(tol=self.tol, max_iter=self.max_iter, max_time=self.max_time,
@@ -327,7 +363,8 @@ class EMModel(LatentModel):
                            **self._engine_options())
         self._store_fit(result.params, result.state, source.dtype, converged=result.converged,
                         n_iter=result.n_iter, history=result.history,
-                        stop_reason=result.stop_reason)
+                        stop_reason=result.stop_reason, best_iteration=result.best_iteration,
+                        lower_bound=result.lower_bound)
         self.__dict__.pop("online_state_", None)
         self._finish_fit(result, config, source)
         return self

@@ -4,45 +4,13 @@ import os
 import subprocess
 import sys
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from scripted import CountStats, run, scripted_family, slack_family
 
 from latentkit import GaussianMixture, em
 from latentkit.em import ConvergenceWarning
-
-
-@dataclass(frozen=True)
-class CountStats(em.SufficientStats):
-    additive = ("n",)
-    n: float
-
-
-def scripted_family(script, objective=em.EXACT, reseed_at=()):
-    """A stand-in family whose mean objective per iteration is scripted: params counts the
-    M-steps taken, so the E-step at params = i reports script[i]."""
-
-    def e_step(params, state, config, X):
-        value = script[min(params, len(script) - 1)]
-        return CountStats(float(len(X))), value * len(X)
-
-    def m_step(stats, params, state, config):
-        info = em.StepInfo((0,), "re-seeded component 0") if params + 1 in reseed_at \
-            else em.NOTHING
-        return params + 1, state, info
-
-    def init(X, rng, config, restart):
-        return 0, None
-
-    return em.EMFamily(init, e_step, m_step, objective=objective, remedy="try the fix")
-
-
-def run(script, family=None, **kw):
-    source = em.ArraySource(np.zeros((10, 1)), 4, validated=True, allow_nan=False)
-    options = dict(tol=1e-12, max_iter=len(script))
-    options.update(kw)
-    return em.run_em(family or scripted_family(script), None, source, 0, None, **options)
 
 
 def test_guard_warns_on_a_decrease_and_names_the_iteration():
@@ -312,17 +280,6 @@ def test_engine_warnings_point_at_the_users_call():
     kinds = {w.category for w in caught}
     assert em.ReseedWarning in kinds and ConvergenceWarning in kinds
     assert all(w.filename == __file__ for w in caught), [(w.filename, w.lineno) for w in caught]
-
-
-def slack_family(script, slack):
-    """The scripted family whose every M-step declares it may lower the mean objective by
-    `slack` (as a penalized M-step does: StepInfo.slack is summed over the rows)."""
-    base = scripted_family(script)
-
-    def m_step(stats, params, state, config):
-        return params + 1, state, em.StepInfo(slack=slack * stats.n)
-
-    return em.EMFamily(base.init, base.e_step, m_step)
 
 
 def test_the_guard_allows_a_declared_slack_and_no_more():

@@ -22,11 +22,14 @@ from .contract import (
 from .loop import (
     ChunkResult,
     EMResult,
+    Iterate,
     OnlineState,
+    better_iterate,
     e_pass,
     fit_em,
     monotone_tolerance,
     online_em_step,
+    returned_iterate,
     run_em,
 )
 from .sources import (
@@ -44,9 +47,9 @@ from .sources import (
 
 __all__ = [
     "BOUND", "EXACT", "NOTHING", "ArraySource", "Checkpoint", "ChunkResult", "ChunkSource",
-    "ConvergenceWarning", "EMFamily", "EMIteration", "EMResult", "IterableSource",
+    "ConvergenceWarning", "EMFamily", "EMIteration", "EMResult", "IterableSource", "Iterate",
     "MappedPages", "OnlineState", "ReseedWarning", "SparseSource", "StepInfo",
-    "SufficientStats", "as_source", "auto_chunk_rows", "e_pass", "fit_em", "is_streaming",
-    "monotone_tolerance", "num_threads", "online_em_step", "progress_bar", "run_em",
-    "threaded_map",
+    "SufficientStats", "as_source", "auto_chunk_rows", "better_iterate", "e_pass", "fit_em",
+    "is_streaming", "monotone_tolerance", "num_threads", "online_em_step", "progress_bar",
+    "returned_iterate", "run_em", "threaded_map",
 ]

@@ -75,7 +75,8 @@ class StepInfo:
 
     reseeded : indices of components that were empty or collapsed and were re-seeded; the
         next objective may drop, so the engine neither checks monotonicity nor declares
-        convergence across that step.
+        convergence across that step, and keeps the parameters the step started from as a
+        candidate for the fit's result (the best complete iterate; see `em.loop`).
     message : the family's own words for it, shown to the user as a ReseedWarning.
     slack : how far this M-step may lower the objective summed over the rows (>= 0): 0 for
         an exact M-step; for one that maximizes a penalized surrogate, the penalty it saved,

@@ -2,9 +2,24 @@
 
 It owns everything a family should not: one E-pass over the chunks through the source's
 map-reduce seam, the objective per iteration, convergence on the change of the mean
-objective (`tol`, `max_iter`), the monotonicity guard, re-seeding notices, `n_init`
-restarts keeping the best, warm starts, callbacks, the progress bar, the `max_time` budget,
-Ctrl-C, and online EM. It knows no family by name.
+objective (`tol`, `max_iter`), the monotonicity guard, re-seeding notices, keeping the best
+complete iterate, `n_init` restarts keeping the best, warm starts, callbacks, the progress
+bar, the `max_time` budget, Ctrl-C, and online EM. It knows no family by name.
+
+Bookkeeping of a run from θ_0: iteration t runs the E-step at θ_{t-1}, which gives the mean
+objective L(θ_{t-1}) (`history[t-1]`), then the M-step that gives θ_t. The run ends at θ_n
+(n = `n_iter`) without evaluating L(θ_n).
+
+The best complete iterate. EM's inequality makes θ_{t+1} at least as good as θ_t (up to
+round-off and the step's declared slack) unless the M-step re-seeded a component, so an
+iterate is superseded by its successor except (a) when the successor came from a
+re-seeding M-step, or (b) when the successor's objective fell by more than the guard
+allows (a numerical failure, warned). Such an iterate is a candidate; so is the final θ_n,
+counted at L(θ_{n-1}) (the objective it improves on) when its M-step kept the guarantee.
+The run returns the candidate with the highest objective (the later one when two are
+equal within round-off): θ_n in an ordinary run, or an earlier θ_j when the run, after
+re-seeding, ended worse than θ_j. `EMResult.best_iteration` = j and
+`EMResult.lower_bound` = its objective (history[j], or history[n-1] for θ_n).
 """
 
 from __future__ import annotations
@@ -22,7 +37,7 @@ import scipy.sparse as sp
 from ..exceptions import InvalidInputError
 from ..io import register_record
 from .callbacks import EMIteration, progress_bar
-from .contract import ConvergenceWarning, EMFamily, ReseedWarning, StepInfo
+from .contract import NOTHING, ConvergenceWarning, EMFamily, ReseedWarning, StepInfo
 from .sources import ChunkSource
 
 
@@ -78,16 +93,55 @@ def monotone_tolerance(objective: float, dtype) -> float:
 
 @dataclass
 class EMResult:
+    """The outcome of one run: the returned parameters are those after `best_iteration`
+    M-steps (see the module's docstring), `lower_bound` their recorded objective; history,
+    n_iter, converged and stop_reason describe the run itself."""
+
     params: Any
     state: Any = None
     history: list[float] = field(default_factory=list)
     converged: bool = False
     n_iter: int = 0
     stop_reason: str = "max_iter"  # max_iter | converged | max_time | interrupted | callback
+    best_iteration: int = 0
+    lower_bound: float = -math.inf
 
-    @property
-    def lower_bound(self) -> float:
-        return self.history[-1] if self.history else -math.inf
+
+@dataclass(frozen=True)
+class Iterate:
+    """The parameters (and EM state) after `index` M-steps of a run, and their mean
+    objective."""
+
+    index: int
+    objective: float
+    params: Any
+    state: Any
+
+
+def better_iterate(best: Iterate | None, candidate: Iterate, dtype) -> Iterate:
+    """The better of two complete iterates by mean objective; `candidate` (the later one)
+    unless `best` beats it by more than round-off."""
+    if best is None:
+        return candidate
+    if candidate.objective >= best.objective - monotone_tolerance(best.objective, dtype):
+        return candidate
+    return best
+
+
+def returned_iterate(best: Iterate | None, last: Iterate | None, params, state,
+                     info: StepInfo, dtype) -> Iterate:
+    """What a run returns: the best of the candidates `best`, the last evaluated iterate
+    `last` (θ_{n-1}) and the final parameters (θ_n, from the M-step that reported `info`).
+
+    θ_n counts at last.objective when its M-step kept EM's guarantee; after a re-seeding
+    M-step its objective is unknown and `last` is the candidate instead. No iteration
+    (max_iter=0, or Ctrl-C in the first): the starting parameters, objective -inf.
+    """
+    if last is None:
+        return Iterate(0, -math.inf, params, state)
+    if info.reseeded:
+        return better_iterate(best, last, dtype)
+    return better_iterate(best, Iterate(last.index + 1, last.objective, params, state), dtype)
 
 
 def _announce(info: StepInfo, stacklevel: int) -> bool:
@@ -100,78 +154,102 @@ def _announce(info: StepInfo, stacklevel: int) -> bool:
 
 
 def _check_objective(family: EMFamily, it: int, prev: float, value: float, dtype,
-                     guard: bool, slack: float = 0.0) -> None:
+                     guard: bool, slack: float = 0.0) -> bool:
     """Raise on a non-finite objective; warn when it fell from `prev` by more than round-off
-    plus `slack` (what the M-step between them declared it may lose, per row)."""
+    plus `slack` (what the M-step between them declared it may lose, per row), and return
+    whether it did (always False when not `guard`)."""
     if not math.isfinite(value):
         raise FloatingPointError(
             f"EM produced a non-finite {family.objective_name} at iteration {it}. "
             f"{family.remedy[:1].upper()}{family.remedy[1:]}.")
-    if guard and prev - value > monotone_tolerance(value, dtype) + slack:
+    fell = guard and prev - value > monotone_tolerance(value, dtype) + slack
+    if fell:
         warnings.warn(
             f"EM {family.objective_name} decreased at iteration {it}: {prev:.10g} -> "
             f"{value:.10g}, but {family.never_decreases}: this signals a numerical failure "
             f"({family.remedy}).",
             ConvergenceWarning, stacklevel=5)  # < run_em < fit_em < fit < user
+    return fell
 
 
 def run_em(family: EMFamily, config, source: ChunkSource, params, state, *, tol: float,
            max_iter: int, max_time: float | None = None, callbacks=(),
            progress: float | None = None, desc: str = "EM", model=None,
            bound: float = -math.inf) -> EMResult:
-    """Iterate E and M steps from (params, state) until the mean objective changes by < tol.
+    """Iterate E and M steps from (params, state) until the mean objective changes by < tol,
+    and return the best complete iterate (see the module's docstring).
 
     progress : seconds before a progress bar appears on stderr, or None for none.
-    bound : the mean objective the run continues from (a warm start's stored lower bound,
-        reached at the E-step before the M-step that gave `params`): the first iteration's
-        change is measured from it, so repeated short warm fits converge. The guard starts
-        with this run's own iterations (a warm start may see other data).
+    bound : the mean objective the run continues from (a warm start's: that of the iterate
+        before `params`, whose M-step gave them): the first iteration's change is measured
+        from it, so repeated short warm fits converge. The guard starts with this run's own
+        iterations (a warm start may see other data).
     """
     result = EMResult(params, state)
     start = time.perf_counter()
-    prev, reseeded, slack = bound, False, 0.0
+    deadline = None if max_time is None else start + max_time
+    prev, info, last, best = bound, NOTHING, None, None
     with progress_bar(max_iter, desc, progress) as bar:
         for it in range(1, max_iter + 1):
             try:
                 total = e_pass(family, config, params, state, source)
-                new_params, new_state, info = family.m_step(total.stats, params, state, config)
+                new_params, new_state, new_info = family.m_step(total.stats, params, state,
+                                                                config)
             except KeyboardInterrupt:
                 warnings.warn(
-                    f"EM interrupted during iteration {it}; keeping the parameters of the last "
-                    "complete iteration (converged_=False).", ConvergenceWarning, stacklevel=4)
+                    f"EM interrupted during iteration {it}; keeping the best parameters of "
+                    "the complete iterations (converged_=False).", ConvergenceWarning,
+                    stacklevel=4)
                 result.stop_reason = "interrupted"
                 break
             value = total.objective / total.rows
-            _check_objective(family, it, prev, value, source.dtype,
-                             guard=it > 1 and not reseeded, slack=slack)
-            reseeded = _announce(info, stacklevel=5)  # run_em < fit_em < fit < user
-            slack = info.slack / total.rows
+            fell = _check_objective(family, it, prev, value, source.dtype,
+                                    guard=last is not None and not info.reseeded,
+                                    slack=info.slack / total.rows)
+            if last is not None and (info.reseeded or fell):
+                best = better_iterate(best, last, source.dtype)  # a candidate: see above
+            last = Iterate(it - 1, value, params, state)
+            _announce(new_info, stacklevel=5)  # run_em < fit_em < fit < user
             change, prev = value - prev, value
-            params, state = new_params, new_state
-            result.params, result.state, result.n_iter = params, state, it
+            params, state, info = new_params, new_state, new_info
+            result.n_iter = it
             result.history.append(value)
-            bar.update(1)
-            bar.set_postfix(objective=f"{value:.6g}", change=f"{change:.2g}")
             step = EMIteration(it, value, change, params, time.perf_counter() - start, model,
                                tuple(result.history), source.dtype, state)
-            if any(cb(step) is True for cb in callbacks):
-                result.stop_reason = "callback"
+            if _after_iteration(result, bar, step, callbacks, tol, deadline,
+                                reseeded=bool(info.reseeded)):
                 break
-            if abs(change) < tol and not reseeded:
-                result.converged, result.stop_reason = True, "converged"
-                break
-            if max_time is not None and time.perf_counter() - start > max_time:
-                result.stop_reason = "max_time"
-                break
+    chosen = returned_iterate(best, last, params, state, info, source.dtype)
+    result.params, result.state = chosen.params, chosen.state
+    result.best_iteration, result.lower_bound = chosen.index, chosen.objective
     return result
+
+
+def _after_iteration(result: EMResult, bar, step: EMIteration, callbacks, tol: float,
+                     deadline: float | None, *, reseeded: bool) -> bool:
+    """The progress bar, the callbacks and the stopping rules after one iteration (the
+    max_time `deadline` on time.perf_counter's clock, or None); True (with
+    result.stop_reason and result.converged set) when the run stops here."""
+    bar.update(1)
+    bar.set_postfix(objective=f"{step.objective:.6g}", change=f"{step.change:.2g}")
+    if any(cb(step) is True for cb in callbacks):
+        result.stop_reason = "callback"
+        return True
+    if abs(step.change) < tol and not reseeded:
+        result.converged, result.stop_reason = True, "converged"
+        return True
+    if deadline is not None and time.perf_counter() > deadline:  # callbacks count too
+        result.stop_reason = "max_time"
+        return True
+    return False
 
 
 def fit_em(family: EMFamily, config, source: ChunkSource, *, n_init: int,
            rng: np.random.Generator, init=None, bound: float = -math.inf,
            max_init_rows: int = 100_000, **loop) -> EMResult:
     """Run EM from `n_init` initializations (or once from `init` = (params, state), continuing
-    from its mean objective `bound`; see `run_em`) and keep the run with the highest final
-    mean objective."""
+    from the mean objective `bound`; see `run_em`) and keep the run whose returned iterate
+    has the highest mean objective (`EMResult.lower_bound`)."""
     best = None
     runs = 1 if init is not None else n_init
     for restart in range(runs):
@@ -232,5 +310,5 @@ def online_em_step(family: EMFamily, config, params, state, online: OnlineState,
     return params, state, OnlineState(running, online.n_updates + 1, n_seen), float(total) / rows
 
 
-__all__ = ["ChunkResult", "EMResult", "OnlineState", "e_pass", "fit_em", "monotone_tolerance",
-           "online_em_step", "run_em"]
+__all__ = ["ChunkResult", "EMResult", "Iterate", "OnlineState", "better_iterate", "e_pass",
+           "fit_em", "monotone_tolerance", "online_em_step", "returned_iterate", "run_em"]

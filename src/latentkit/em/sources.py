@@ -21,7 +21,12 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from .._validation import check_finite
-from ..exceptions import InvalidInputError
+from ..exceptions import InvalidInputError, InvalidInputTypeError
+
+#: how to hand EM a stream it can read once per iteration
+_FRESH_ITERATOR = ("EM makes one pass over the data per iteration. Pass a list of arrays, "
+                   "or a function that returns a fresh iterator of 2-D arrays on each call "
+                   "(e.g. `lambda: read_chunks(path)`).")
 
 
 def num_threads() -> int:
@@ -232,7 +237,8 @@ class IterableSource(ChunkSource):
 
     def __init__(self, make_iter: Callable[[], Iterable], *, allow_nan: bool, dtype=None):
         self.make_iter, self.allow_nan = make_iter, allow_nan
-        first = next(iter(make_iter()), None)
+        self._previous = make_iter()  # the last pass's iterator, to spot one handed back
+        first = next(iter(self._previous), None)
         if first is None:
             raise InvalidInputError("the iterator of chunks yielded no data.")
         first = np.asarray(first)
@@ -242,9 +248,20 @@ class IterableSource(ChunkSource):
         self.n_features = first.shape[1]
         self.dtype = _float_dtype(first.dtype, dtype)
 
+    def _fresh(self) -> Iterable:
+        """This pass's chunks: a new iterator from the function (the same one-shot iterator
+        as the last pass, already read, is refused)."""
+        chunks = self.make_iter()
+        if isinstance(chunks, Iterator) and chunks is self._previous:
+            raise InvalidInputTypeError(
+                "the data function returned the same one-shot iterator again, already read "
+                f"by the previous pass. {_FRESH_ITERATOR}")
+        self._previous = chunks
+        return chunks
+
     def __iter__(self):
         first_row = 0
-        for i, chunk in enumerate(self.make_iter()):
+        for i, chunk in enumerate(self._fresh()):
             chunk = np.asarray(chunk, dtype=self.dtype)
             if chunk.ndim != 2 or chunk.shape[1] != self.n_features:
                 raise InvalidInputError(
@@ -293,10 +310,12 @@ def as_source(data, *, chunk_rows: int, allow_nan: bool) -> ChunkSource:
     if callable(data):
         return IterableSource(data, allow_nan=allow_nan)
     if isinstance(data, Iterator):
-        raise TypeError(
-            "a one-shot iterator cannot be used: EM makes one pass over the data per iteration. "
-            "Pass a list of arrays or a function that returns a fresh iterator.")
-    raise TypeError(f"cannot read data of type {type(data).__name__} as chunks.")
+        raise InvalidInputTypeError(
+            f"a one-shot iterator ({type(data).__name__}) cannot be used: {_FRESH_ITERATOR}")
+    raise InvalidInputTypeError(
+        f"cannot read data of type {type(data).__name__} as chunks: pass a 2-D array, a .npy "
+        "path, an np.memmap, a scipy.sparse matrix, a list of 2-D arrays, or a function that "
+        "returns a fresh iterator of 2-D arrays.")
 
 
 def is_streaming(data) -> bool:
