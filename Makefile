@@ -20,8 +20,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# the fuzz suite (tests/fuzz/) with its long hypothesis profile: 500 examples per property
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m "slow or not slow"
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -m "slow or not slow"
 
 bench: $(STAMP)
 	for b in gmm linear lds bayesnet tables; do $(PY) benchmarks/$$b.py || exit 1; done

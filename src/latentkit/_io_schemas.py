@@ -45,6 +45,7 @@ COMMON = {
 EM_ENGINE = {
     "converged_": Fitted("b"),
     "n_iter_": Fitted("iu", low=0),
+    "best_iteration_": Fitted("iu", low=0),
     "history_": Fitted("f", ("H",), finite=False),
     "lower_bound_": Fitted("f", finite=False),
     "stop_reason_": Fitted("U"),

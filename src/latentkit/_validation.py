@@ -6,6 +6,7 @@ Messages name the argument, what was expected and what was given, and say how to
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Container
 
@@ -32,7 +33,14 @@ def check_X(
     dtypes become float64. `reset=True` (fit) records `n_features_in_`; `reset=False`
     (predict time) checks the number of features against it. inf is always an error; NaN
     means "missing" and is accepted only when `allow_nan` (the model marginalizes it), and
-    so is a masked entry of a numpy masked array (see `unmask`).
+    so is a masked entry of a numpy masked array (see `unmask`). At fit, a column with no
+    observed value (NaN in every row) is an error: nothing can be learned about it.
+
+    Scale limit: a value whose magnitude exceeds `SCALE_LIMITS` for its dtype (1e150 for
+    float64, 1e15 for float32) is an error, at fit and at predict time: the models work with
+    squares and sums of squares of the data, which would overflow (see `check_scale`). A
+    model whose input tags declare codes or counts (categorical or positive_only: binary and
+    categorical mixtures) never squares its data and checks its own domain instead.
     """
     X = unmask(X, allow_nan=allow_nan, name=name, model=type(estimator).__name__)
     try:
@@ -43,8 +51,23 @@ def check_X(
         raise InvalidInputTypeError(str(exc)) from exc
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc
-    check_finite(X, allow_nan=allow_nan, name=name, model=type(estimator).__name__)
+    check_finite(X, allow_nan=allow_nan, name=name, model=type(estimator).__name__,
+                 scale=_squares_its_data(estimator))
+    if reset and allow_nan:
+        check_observed_columns(X, name=name, model=type(estimator).__name__,
+                               columns=getattr(estimator, "feature_names_in_", None))
     return X
+
+
+def _squares_its_data(estimator) -> bool:
+    """Whether the scale limit applies: not to a model whose input tags say it takes codes
+    or counts (its arithmetic takes logs of probabilities, never squares of the data, and
+    its own domain check names a stray value more precisely)."""
+    try:
+        tags = estimator.__sklearn_tags__().input_tags
+    except AttributeError:
+        return True
+    return not (tags.categorical or tags.positive_only)
 
 
 def unmask(X, *, allow_nan: bool, name: str = "X", model: str = "model"):
@@ -75,13 +98,23 @@ def unmask(X, *, allow_nan: bool, name: str = "X", model: str = "model"):
 
 
 def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str = "model",
-                 first_row: int = 0):
-    """Raise ValueError naming the first row and column holding inf (or NaN when not allowed).
+                 first_row: int = 0, scale: bool = True):
+    """Raise InvalidInputError naming the first row and column holding inf (or NaN when not
+    allowed), or (when `scale`) a value beyond the scale limit (`check_scale`).
 
     X : (n_samples, n_features); `first_row` numbers its rows within a larger stream.
     """
-    if X.dtype.kind != "f" or np.isfinite(np.add.reduce(X, axis=None)):
-        return  # a finite sum (one cheap pass) rules out inf and NaN
+    if X.dtype.kind != "f" or X.size == 0:
+        return
+    if not np.isfinite(np.add.reduce(X, axis=None)):  # one cheap pass rules out inf, NaN
+        _check_no_inf_or_nan(X, allow_nan=allow_nan, name=name, model=model,
+                             first_row=first_row)
+    if scale:
+        check_scale(X, name=name, model=model, first_row=first_row)
+
+
+def _check_no_inf_or_nan(X: np.ndarray, *, allow_nan: bool, name: str, model: str,
+                         first_row: int):
     bad = np.isinf(X)
     if bad.any():
         row, col = np.argwhere(bad)[0]
@@ -99,6 +132,68 @@ def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str 
                 "marginalize missing values. Impute them first (for example with "
                 "GaussianMixture.impute) or drop the incomplete rows."
             )
+
+
+#: The largest magnitude a data value may have, by dtype: sqrt(finfo.max) / 1e4 rounded down
+#: to a power of ten, so that a sum of up to 1e8 squares (a scatter matrix over many rows, a
+#: squared distance over many columns) stays finite. float64: 1e150; float32: 1e15.
+SCALE_LIMITS = {np.dtype(np.float64): 1e150, np.dtype(np.float32): 1e15}
+
+
+def check_scale(X: np.ndarray, *, name: str = "X", model: str = "model", first_row: int = 0):
+    """Raise InvalidInputError naming the first row, column and value whose magnitude
+    exceeds `SCALE_LIMITS[X.dtype]` (float32's limit for float32, float64's otherwise).
+
+    Beyond it, squares and sums of squares of the data overflow, and a fit or a score
+    would give inf or NaN (or fail far from the cause). NaN entries are ignored.
+    X : (n_samples, n_features) floats; `first_row` numbers its rows within a larger stream.
+    """
+    if X.size == 0:
+        return
+    limit = SCALE_LIMITS.get(X.dtype, SCALE_LIMITS[np.dtype(np.float64)])
+    high, low = np.fmax.reduce(X, axis=None), np.fmin.reduce(X, axis=None)  # NaN skipped
+    if not (high > limit or low < -limit):
+        return
+    with np.errstate(invalid="ignore"):
+        row, col = np.argwhere(np.abs(X) > limit)[0]
+    value = float(X[row, col])
+    largest = max(abs(float(high)), abs(float(low)))
+    divisor = f"1e{math.ceil(math.log10(largest) - 0.01)}"  # 1e30 as float32 is 1.0000000150e30
+    wide = SCALE_LIMITS[np.dtype(np.float64)]
+    wider = (f" (or pass it as float64, X.astype(np.float64), whose limit is {wide:.0e})"
+             if X.dtype == np.float32 and largest <= wide else "")
+    raise InvalidInputError(
+        f"{name} contains {value:.6g} at row {first_row + row}, column {col}: too large for "
+        f"{model}, whose arithmetic (squares and sums of squares of the data) would overflow "
+        f"{X.dtype.name} beyond |x| = {limit:.0e}. Rescale the data first, for example with "
+        f"sklearn.preprocessing.StandardScaler or by dividing it by {divisor}{wider}.")
+
+
+def check_observed_columns(X: np.ndarray, *, name: str = "X", model: str | None = "model",
+                           columns=None, rows: str | None = None):
+    """At fit: raise InvalidInputError when a column has no observed value (NaN in every row),
+    naming it (and its name, from `columns`, when the data had names) and the fix.
+
+    X : (n_samples, n_features) floats, NaN = missing; columns : (n_features,) names or None;
+    model : the class name the message starts with (None: no prefix); rows : how the message
+    says "every row" (default: "all n_samples rows").
+    """
+    if X.dtype.kind != "f" or X.size == 0:
+        return
+    empty = np.flatnonzero(np.isnan(np.fmax.reduce(X, axis=0)))  # fmax skips NaN
+    if not empty.size:
+        return
+    which, it = ((f"column {empty[0]} is", "it") if empty.size == 1
+                 else (f"columns {empty.tolist()} are", "them"))
+    names = None if columns is None else [str(columns[j]) for j in empty]
+    drop = (f"{name}.drop(columns={names!r}), or --drop {','.join(names)} on the command line"
+            if names else f"np.delete({name}, {empty.tolist()}, axis=1), or --drop NAME on "
+            "the command line")
+    prefix = f"{model}: " if model else ""
+    raise InvalidInputError(
+        f"{prefix}column {empty[0]} of {name} is entirely missing (NaN): {which} missing in "
+        f"{rows or f'all {X.shape[0]} rows'}, so nothing can be learned about {it}. "
+        f"Drop {it}: {drop}.")
 
 
 def check_n_samples(n_samples) -> None:

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from latentkit.exceptions import InvalidParameterError
+from latentkit.exceptions import InvalidInputError, InvalidParameterError
 
 
 def split_model_options(tokens: list[str], known: set[str]):
@@ -87,12 +87,24 @@ def metrics(model, data, X) -> list[tuple[str, str, object]]:
             ("mean_log_likelihood", "mean log-likelihood", float(model.score(X))),
             ("bic", "BIC", float(model.bic(X))),
             ("aic", "AIC", float(model.aic(X)))]
+    _check_finite_metrics(model, rows[1:])
     if data.target is not None and hasattr(model, "predict"):
         from sklearn.metrics import adjusted_rand_score
 
         ari = adjusted_rand_score(data.target, model.predict(X))
         rows.append(("adjusted_rand_index", "adjusted Rand index vs labels", float(ari)))
     return rows
+
+
+def _check_finite_metrics(model, rows) -> None:
+    """A non-finite log-likelihood, BIC or AIC is an error (exit status 2), never a row."""
+    bad = [f"{label} {value}" for _, label, value in rows if not np.isfinite(value)]
+    if bad:
+        raise InvalidInputError(
+            f"{type(model).__name__} gives no finite fit to DATA ({', '.join(bad)}): some "
+            "rows have zero (or undefined) probability under the model. Check that DATA has "
+            "the units, scale and columns the model was fitted on, and see which rows with "
+            "the model's score_samples.")
 
 
 def describe(spec, model) -> list[tuple[str, str, object]]:

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validation import as_generator, check_finite, check_n_samples
+from .._validation import as_generator, check_finite, check_n_samples, check_observed_columns
 from ..exceptions import InvalidInputError, InvalidParameterError
 from . import _parallel
 from ._params import LDSParams, check_length, check_params
@@ -77,12 +77,17 @@ class Forecast(NamedTuple):
 # -- sequences ----------------------------------------------------------------------------
 
 
-def as_sequences(X, n_features: int | None = None, *, name: str = "X"):
+def as_sequences(X, n_features: int | None = None, *, name: str = "X",
+                 check_observed: bool | None = None):
     """(groups, layout): X as groups of equal-length sequences.
 
     groups : list of (indices, array (B_g, T_g, p) float64); layout : "single" for one
     (T, p) sequence, "batch" for a (B, T, p) array, "list" for a list of (T_i, p) arrays.
-    inf is an error; NaN is missing. `n_features` (when given) is checked.
+    inf is an error; NaN is missing; a value beyond the scale limit of its dtype
+    (`latentkit._validation.SCALE_LIMITS`: 1e150 for float64, 1e15 for float32) is an
+    error. `n_features` (when given) is checked. `check_observed` (for fit; by default when
+    `n_features` is None, i.e. the call that learns it): every column must have an observed
+    value in some sequence, else nothing can be learned about it.
     """
     if isinstance(X, list | tuple):
         if len(X) == 0:
@@ -108,15 +113,28 @@ def as_sequences(X, n_features: int | None = None, *, name: str = "X"):
                                     f"{p} are expected.")
         if seq.shape[0] == 0:
             raise InvalidInputError(f"{name}: sequence {i} has no time steps.")
-        check_finite(seq, allow_nan=True, name=name if layout == "single"
-                     else f"{name} (sequence {i})")
+        check_finite(seq, allow_nan=True, model="the Kalman filter",
+                     name=name if layout == "single" else f"{name} (sequence {i})")
         lengths.setdefault(seq.shape[0], []).append(i)
+    if check_observed is None:
+        check_observed = n_features is None
+    if check_observed:
+        _check_observed(seqs, name, getattr(X, "columns", None))
     if layout == "batch":
         return [(np.arange(len(seqs)), np.ascontiguousarray(array, dtype=np.float64))], layout
     groups = [(np.asarray(idx), np.ascontiguousarray(np.stack([seqs[i] for i in idx]),
                                                      dtype=np.float64))
               for idx in lengths.values()]
     return groups, layout
+
+
+def _check_observed(seqs, name, columns):
+    """Every column observed somewhere: per sequence, np.fmax skips NaN, so a column's
+    maximum over every sequence is NaN only when no step of any sequence observes it."""
+    highs = np.stack([np.fmax.reduce(np.asarray(seq, dtype=np.float64), axis=0)
+                      for seq in seqs])  # (n_sequences, p)
+    check_observed_columns(highs, name=name, model=None, columns=columns,
+                           rows="every time step of every sequence")
 
 
 def _as_array(x, name, ndim):

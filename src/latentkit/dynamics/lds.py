@@ -25,7 +25,7 @@ from .._validation import InstanceOf, Interval, Options, as_generator
 from ..base import EMModel
 from ..distributions import Gaussian
 from ..em import EXACT, EMFamily, auto_chunk_rows
-from ..exceptions import InvalidParameterError
+from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from . import _em, kalman
 from ._params import (
@@ -178,6 +178,10 @@ class LinearDynamicalSystem(EMModel):
             check_is_fitted(self)
         groups, _ = kalman.as_sequences(X, n_features)
         dtype = np.float32 if _input_dtype(X) == np.float32 else np.float64
+        if reset and groups[0][1].shape[2] == 0:
+            raise InvalidInputError(
+                f"{type(self).__name__}: X has no columns (n_features = 0), so there is "
+                "nothing to observe. Give each time step at least one feature.")
         if reset:
             self.n_features_in_ = groups[0][1].shape[2]
         self._check_names(X, reset=reset)

@@ -94,15 +94,32 @@ def pca_whitening(Xc: np.ndarray, solver: str):
     return variances, axes
 
 
-def numerical_rank(variances: np.ndarray, solver: str, size: int, dtype) -> int:
+def numerical_rank(variances: np.ndarray, solver: str, size: int, dtype,
+                   scale: float = 0.0) -> int:
     """How many PCA variances : (D,) (decreasing) are distinguishable from 0, with numpy's
     matrix_rank rule for each solver's round-off (size = max(n_samples, D)):
     "svd" has singular values accurate to σ_1 size eps, so λ_i > λ_1 (size eps)²;
     "eigh" has the eigenvalues of X^T X accurate only to ||X^T X|| size eps (squaring
-    the condition number), so λ_i > λ_1 size eps."""
-    eps = size * np.finfo(dtype).eps
-    floor = variances[0] * (eps * eps if solver == "svd" else eps)
+    the condition number), so λ_i > λ_1 size eps. The data themselves are rounded to
+    eps |x| (and so is their mean), so a direction of no variance can show about D (eps |x|)²
+    whatever λ_1 is: λ_i must also exceed D (4 eps)² scale, scale = max_d mean_n x_nd² of
+    the raw data (constant data then have rank 0, not the rank of their round-off)."""
+    eps = np.finfo(dtype).eps
+    relative = variances[0] * ((size * eps) ** 2 if solver == "svd" else size * eps)
+    floor = max(relative, scale * len(variances) * (4 * eps) ** 2)
     return int(np.sum(variances > floor))
+
+
+def centre(X: np.ndarray):
+    """(mean (D,), X - mean (n, D)) of X : (n, D) by the corrected two-pass algorithm
+    (Chan, Golub & LeVeque): the mean of the first residuals corrects the rounding of the
+    first mean, so that a constant column centres to (almost exactly) 0. Both means are
+    accumulated in float64; mean and X - mean are in X's dtype."""
+    mean = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+    Xc = X - mean
+    correction = Xc.mean(axis=0, dtype=np.float64).astype(X.dtype)
+    Xc -= correction
+    return mean + correction, Xc
 
 
 # -- the fixed-point iterations -----------------------------------------------------------
@@ -128,18 +145,36 @@ class ICAResult(NamedTuple):
 
 def ica_parallel(X1, w_init, g, tol, max_iter) -> ICAResult:
     """Symmetric FastICA. X1 : (M, n) whitened; w_init : (M, M); g the contrast
-    (`contrast`). The change is max_i |1 - |<w_i new, w_i old>||: 0 when no row turned."""
+    (`contrast`). The change is max_i |1 - |<w_i new, w_i old>||: 0 when no row turned.
+    A Newton step that overflows ends the run, its W non-finite."""
     W = sym_decorrelation(w_init.astype(X1.dtype))
     n = X1.shape[1]
     changes = []
     for _ in range(max_iter):
         G, g_prime = g(W @ X1)
-        W_new = sym_decorrelation((G @ X1.T) / n - g_prime[:, None] * W)
+        step = (G @ X1.T) / n - g_prime[:, None] * W
+        if not np.all(np.isfinite(step)):  # overflow (data far from white): the caller
+            return ICAResult(step, changes, len(changes), False)  # reports it
+        W_new = sym_decorrelation(step)
         changes.append(float(np.max(np.abs(np.abs(np.einsum("ij,ij->i", W_new, W)) - 1))))
         W = W_new
         if changes[-1] < tol:
             return ICAResult(W, changes, len(changes), True)
     return ICAResult(W, changes, len(changes), False)
+
+
+def unit_orthogonal(w: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """w : (M,) made orthogonal to the orthonormal rows found : (j, M) (Gram-Schmidt) and
+    normalized. When only round-off is left (the Newton step of degenerate data, such as
+    constant white data, vanishes or falls in their span) a unit vector orthogonal to them
+    instead, so that a row is never 0 / 0."""
+    size = np.linalg.norm(w)
+    w = w - found.T @ (found @ w)
+    norm = np.linalg.norm(w)
+    if norm > 16 * np.finfo(w.dtype).eps * size or not np.isfinite(norm):
+        return w / norm  # an overflowed step stays non-finite: the caller reports it
+    complement = np.linalg.svd(np.vstack([found, np.zeros_like(w)]))[2]  # (M, M)
+    return complement[len(found)]
 
 
 def ica_deflation(X1, w_init, g, tol, max_iter) -> ICAResult:
@@ -155,9 +190,7 @@ def ica_deflation(X1, w_init, g, tol, max_iter) -> ICAResult:
         start = len(changes)
         for _ in range(max_iter):
             G, g_prime = g(w @ X1)
-            w_new = (X1 @ G) / n - np.mean(g_prime) * w
-            w_new -= W[:j].T @ (W[:j] @ w_new)  # Gram-Schmidt against the rows found
-            w_new /= np.linalg.norm(w_new)
+            w_new = unit_orthogonal((X1 @ G) / n - np.mean(g_prime) * w, W[:j])
             changes.append(float(abs(abs(w_new @ w) - 1)))
             w = w_new
             if changes[-1] < tol:

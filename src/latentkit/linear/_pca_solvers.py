@@ -221,7 +221,8 @@ def pca_randomized(X, mean, M, *, n_oversamples, n_iter, normalizer="auto", rng,
 def pca_arpack(X, mean, M, *, tol=0.0, rng, copy=True, **_) -> Spectrum:
     """The M < min(N, D) leading singular triplets of X_c by ARPACK (scipy's svds, start
     v0 ~ U(-1, 1) as scikit-learn's), λ = σ² / (N - 1). Dense X is centred explicitly;
-    sparse X is wrapped as the implicitly centred operator."""
+    sparse X is wrapped as the implicitly centred operator. Constant X (tr S = 0) has
+    every variance 0 and any orthonormal components: the first M coordinate axes."""
     N, D = X.shape
     v0 = rng.uniform(-1, 1, min(N, D))
     if sp.issparse(X):
@@ -233,6 +234,8 @@ def pca_arpack(X, mean, M, *, tol=0.0, rng, copy=True, **_) -> Spectrum:
     else:
         A = Xc = centred(X, mean, copy=copy)
         total = float(column_sum_squares(Xc).sum() / (N - 1))
+    if not total > 0:  # constant data: X_c = 0 (ARPACK would stop on a zero start vector)
+        return Spectrum(np.eye(M, D), np.zeros(M), 0.0, Xc)
     _, s, Vt = svds(A, k=M, tol=tol, v0=v0.astype(X.dtype))
     order = np.argsort(s)[::-1]
     values = s[order].astype(np.float64) ** 2 / (N - 1)

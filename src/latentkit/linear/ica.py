@@ -8,7 +8,9 @@ mixing `mixing_` = A its pseudo-inverse. Names follow scikit-learn's FastICA, an
 `fastica` (the function, with its return tuple), the whitening options, callable
 contrasts and the warnings' categories and wording. Low-rank data: whitening divides by
 √λ_i, so the number of sources is capped by the numerical rank of the centred data, judged
-on the round-off scale of the whitening solver (`_ica_kernels.numerical_rank`).
+on the round-off scale of the whitening solver and of the data's own magnitude
+(`_ica_kernels.numerical_rank`); data with no variance at all (every row the same) have no
+source and are an error, which names the constant columns.
 
 The maximum-likelihood view gives `score_samples` a density: with the sources' prior
 p(s) = ½ sech(π s / 2) (unit-variance hyperbolic secant, super-Gaussian) and, when
@@ -59,14 +61,15 @@ class FastICA(LatentModel):
         None: all, min(n_samples, n_features), reduced to the numerical rank of the centred
         data with a UserWarning ("There are some small singular values") when it is
         rank-deficient (whitening cannot scale a zero-variance direction to unit variance).
-        An explicit M above the rank is an error.
+        An explicit M above the rank, or data of rank 0 (constant), is an error.
     algorithm : {"parallel", "deflation"}: all rows at once with symmetric decorrelation,
         or one row at a time with Gram-Schmidt.
     whiten : {"unit-variance", "arbitrary-variance", False}: PCA-whiten the centred data;
         "unit-variance" then rescales the unmixing to unit-variance sources,
         "arbitrary-variance" keeps scikit-learn's scale (the rotation found applied to its
         whitening, sources of variance about 1 / n_samples); False: X is taken as already
-        white (neither centred nor rescaled; n_components is ignored with a UserWarning).
+        white (neither centred nor rescaled; n_components is ignored with a UserWarning;
+        data far from white can overflow the iterations, an error).
     fun : {"logcosh", "exp", "cube"} or callable, the contrast g (see `_ica_kernels`); a
         callable fun(x, **fun_args) returns (g(x), the mean of g'(x) over the last axis),
         as in scikit-learn.
@@ -74,7 +77,7 @@ class FastICA(LatentModel):
         arguments of a callable fun; none for "exp" and "cube".
     max_iter : int, fixed-point iterations (per component for "deflation").
     tol : float, stop when every row's change 1 - |<w_new, w_old>| is below it.
-    w_init : (M, M) array or None (then standard normal draws).
+    w_init : (M, M) non-singular array or None (then standard normal draws).
     whiten_solver : {"svd", "eigh"}: SVD of the data (accurate) or eigendecomposition of
         X^T X (faster when n_samples >> n_features; it squares the condition number, so its
         rank is judged on that coarser scale, see `_ica_kernels.numerical_rank`).
@@ -138,8 +141,9 @@ class FastICA(LatentModel):
                 "must be in [1,2] (the slope of log cosh).")
         return args
 
-    def _n_sources(self, n_samples: int, n_features: int, rank: int) -> int:
-        """M from n_components, the data's size and its numerical rank (module doc)."""
+    def _n_sources(self, n_samples: int, n_features: int, rank: int, constant=()) -> int:
+        """M from n_components, the data's size and its numerical rank (module doc);
+        constant : the indices of X's constant columns, named in the error."""
         M = self.n_components
         if not self.whiten:
             if M not in (None, n_features):
@@ -167,8 +171,8 @@ class FastICA(LatentModel):
             raise InvalidInputError(
                 f"FastICA: X has only {rank} directions with non-zero variance (constant or "
                 f"linearly dependent columns), fewer than n_components={M}; whitening would "
-                f"divide by zero. Use n_components <= {rank}, or remove the "
-                "constant/duplicated columns.")
+                f"divide by zero.{_constant_note(constant)} Use n_components <= {rank}, or "
+                "remove the constant/duplicated columns.")
         return M
 
     def _initial_unmixings(self, M: int, rng: np.random.Generator, dtype):
@@ -185,6 +189,12 @@ class FastICA(LatentModel):
                 "(n_components x n_components).")
         if not np.isfinite(w_init).all():
             raise InvalidParameterError("FastICA: w_init must be finite; it has NaN or inf.")
+        rank = np.linalg.matrix_rank(w_init)
+        if rank < M:  # its rows are decorrelated (parallel) or normalized (deflation)
+            raise InvalidParameterError(
+                f"FastICA: w_init must be non-singular (full rank {M}): its rows are the "
+                f"starting unmixing directions, but it has rank {rank}. Pass an invertible "
+                "matrix, e.g. a random normal one, or w_init=None.")
         return [w_init]
 
     def _contrast(self, X1: np.ndarray):
@@ -216,11 +226,17 @@ class FastICA(LatentModel):
         if n < 2:
             raise InvalidInputError(f"FastICA needs at least 2 samples to centre and whiten the "
                                     f"data; got n_samples={n}.")
-        mean = X.mean(axis=0)
-        Xc = X - mean
+        mean, Xc = ik.centre(X)
         variances, axes = ik.pca_whitening(Xc, self.whiten_solver)
-        rank = ik.numerical_rank(variances, self.whiten_solver, max(n, D), X.dtype)
-        M = self._n_sources(n, D, rank)
+        scale = float(np.max(np.einsum("nd,nd->d", X, X, dtype=np.float64))) / n
+        rank = ik.numerical_rank(variances, self.whiten_solver, max(n, D), X.dtype, scale)
+        constant = np.flatnonzero(np.ptp(X, axis=0) == 0).tolist()
+        if rank == 0:
+            raise InvalidInputError(
+                "FastICA: X has no direction with non-zero variance (every row is the same, "
+                f"up to round-off), so there is no independent component to find."
+                f"{_constant_note(constant)}")
+        M = self._n_sources(n, D, rank, constant)
         K = (axes[:, :M] / np.sqrt(variances[:M])).T  # Λ_M^{-1/2} U_M^T : (M, D)
         return mean, K, variances, K @ Xc.T
 
@@ -232,16 +248,7 @@ class FastICA(LatentModel):
         g = self._contrast(X1)
         M = X1.shape[0]
         starts = self._initial_unmixings(M, as_generator(self.random_state), X.dtype)
-        solve = ik.ica_parallel if self.algorithm == "parallel" else ik.ica_deflation
-        best = None
-        for w_init in starts:
-            run = solve(X1, w_init, g, self.tol, self.max_iter)
-            S = run.W @ X1
-            unit = run.W / S.std(axis=1)[:, None]  # unit-variance sources
-            fit_ll = float(ik.log_source_prior(unit @ X1).sum(axis=0, dtype=np.float64).mean())
-            if best is None or fit_ll > best[0]:
-                best = (fit_ll, run, unit)
-        _, run, unit = best
+        run, unit = self._best_run(X1, starts, g)
         if not run.converged:
             warnings.warn("FastICA did not converge. Consider increasing tolerance or the "
                           f"maximum number of iterations (max_iter={self.max_iter}, "
@@ -255,6 +262,31 @@ class FastICA(LatentModel):
             W = run.W
         self._store(X, mean, K, variances, W, run)
         return (X - mean) @ self.components_.T
+
+    def _best_run(self, X1, starts, g):
+        """(ICAResult, its unmixing rescaled to unit-variance sources) of the start whose
+        sources have the highest log-likelihood under the source prior. X1 : (M, n)."""
+        solve = ik.ica_parallel if self.algorithm == "parallel" else ik.ica_deflation
+        best = None
+        for w_init in starts:
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                run = solve(X1, w_init, g, self.tol, self.max_iter)
+            if not np.all(np.isfinite(run.W)):
+                raise InvalidInputError(
+                    "FastICA diverged: the fixed-point iterations overflowed to inf/NaN. "
+                    + (f"whiten=False takes X as white, but its largest |value| is "
+                       f"{float(np.max(np.abs(X1))):.3g}: whiten=False needs centred data "
+                       "with identity covariance. Use whiten='unit-variance', or whiten X "
+                       "first." if not self.whiten else
+                       f"Try another fun than {self.fun!r}."))
+            # unit-variance sources; the spread is 1 for whitened X, and 0 only for a source
+            # of constant data given as white (whiten=False), which is left unscaled
+            spread = (run.W @ X1).std(axis=1)
+            unit = run.W / np.where(spread > 0, spread, 1.0)[:, None]
+            fit_ll = float(ik.log_source_prior(unit @ X1).sum(axis=0, dtype=np.float64).mean())
+            if best is None or fit_ll > best[0]:
+                best = (fit_ll, run, unit)
+        return best[1], best[2]
 
     def _store(self, X, mean, K, variances, W, run):
         """The fitted attributes from one run (module and class docstrings)."""
@@ -415,6 +447,17 @@ def _check_contrast_output(g, probe: np.ndarray, fun) -> None:
             f"axis), e.g. lambda x: (x**3, (3 * x**2).mean(axis=-1)); on an array of shape "
             f"{probe.shape} it returned {type(out).__name__}"
             f"{getattr(out, 'shape', '')}.")
+
+
+def _constant_note(constant: list) -> str:
+    """' Column j of X is constant: ...' naming the constant columns, or ''."""
+    if not constant:
+        return ""
+    if len(constant) == 1:
+        return (f" Column {constant[0]} of X is constant: it has no independent component; "
+                "drop it.")
+    return (f" Columns {constant[:10]} of X are constant: they have no independent "
+            "component; drop them.")
 
 
 def _noise_variance(variances: np.ndarray, M: int) -> float:

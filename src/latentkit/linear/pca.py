@@ -86,6 +86,10 @@ def components_to_compute(request, n_samples, n_features, solver) -> int:
                 f"spectrum, which svd_solver={solver!r} does not compute; use 'auto', "
                 "'covariance_eigh', 'full' or 'gram', or give an integer.")
         return k
+    if request is None and solver == "arpack" and k < 2:
+        raise InvalidParameterError(
+            f"PCA: n_components=None keeps min(n_samples, n_features) - 1 = {k - 1} "
+            f"components {where}, but ARPACK computes at least 1. Use svd_solver='full'.")
     if request is None:
         return k - 1 if solver == "arpack" else k
     low = 1 if truncated else 0

@@ -29,7 +29,8 @@ and are accumulated in coordinates shifted by a fixed vector (a data mean).
 The EM family (`MPPCA_FAMILY`): `init`, `e_step`, `m_step` over an `MPPCAConfig`, with an
 `MPPCAState` that survives between iterations and is saved with the model: the shift the
 statistics are accumulated around and the data's mean feature variance, which scales the
-noise floor σ_k² >= min_noise_variance · mean_d var(x_d).
+noise floor σ_k² >= min_noise_variance · mean_d var(x_d) (`noise_scale`: never 0, even
+for constant data).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class MPPCAState:
 
     shift : (D,) the centre the statistics are accumulated around (the init sample's mean,
         fixed for the fit and its warm starts); feature_variance : mean_d var(x_d) of the
-        init sample, so the noise floor is min_noise_variance · feature_variance.
+        init sample (`noise_scale`), so the noise floor is min_noise_variance ·
+        feature_variance.
     """
 
     shift: np.ndarray
@@ -261,13 +263,28 @@ def init(X, rng, config: MPPCAConfig, restart: int):
     """(θ, MPPCAState) from the init sample X : (n, D) (NaN = missing): the clustering of
     `init_params` (NaN filled by column means), then a closed-form PPCA per cluster. The
     state's shift is the filled sample's mean; its feature variance scales the noise floor."""
-    X = np.asarray(X, dtype=np.float64)
-    feature_variance = float(np.nanvar(X, axis=0).mean())
-    X = fill_missing_with_means(X)
+    feature_variance = noise_scale(X)
+    X = fill_missing_with_means(np.asarray(X, dtype=np.float64))
     resp = initial_responsibilities(X, config.n_components, config.init_params, rng)
     params = init_params(X, resp, config.n_latent, X.mean(axis=0),
                          config.min_noise_variance * feature_variance)
     return params, MPPCAState(params.shift, feature_variance)
+
+
+def noise_scale(X) -> float:
+    """The scale of the noise floor: mean_d var(x_d) of X : (n, D) (NaN = missing), but at
+    least the round-off of centring X in its dtype, eps · mean x², and 1 for all-zero X.
+    Constant data (every row the same) have no variance, and a floor of 0 would let σ_k²
+    reach 0 (log N = +inf, then NaN); so min_noise_variance acts from the first iteration."""
+    dtype = np.asarray(X).dtype
+    dtype = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    seen = ~np.isnan(X)
+    columns = X[:, seen.any(axis=0)]  # a column missing in every sampled row has no variance
+    variance = float(np.nanvar(columns, axis=0).mean()) if columns.size else 0.0
+    magnitude = float(np.square(X[seen]).mean()) if seen.any() else 0.0
+    scale = max(variance, float(np.finfo(dtype).eps) * magnitude)
+    return scale if scale > 0 else 1.0
 
 
 def init_params(X, resp, n_latent: int, shift, min_noise_variance: float) -> MPPCAParams:

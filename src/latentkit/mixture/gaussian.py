@@ -141,13 +141,17 @@ class GaussianMixture(MixtureModel):
         if self.weights_init is not None:
             weights = _initial_weights(self.weights_init, K)
         if self.means_init is not None:
-            means = np.asarray(self.means_init, dtype=np.float64)
+            means = _numeric_init("means_init", self.means_init)
             if means.shape != (K, D):
                 raise InvalidParameterError(
                     "means_init is invalid. The parameter 'means' should have the shape of "
                     f"{(K, D)}, but got {means.shape} (n_components, n_features).")
+            _check_finite_init("means_init", means)
         if self.precisions_init is not None:
-            P = covariance.check_precisions(self.precisions_init, K, D)
+            precisions = _numeric_init("precisions_init", self.precisions_init)
+            if precisions.shape == covariance.parameter_shape(K, D):
+                _check_finite_init("precisions_init", precisions)
+            P = covariance.check_precisions(precisions, K, D)
         return gk.GaussianConfig(K, covariance, float(self.reg_covar), self.init_params,
                                  weights, means, P)
 
@@ -208,14 +212,38 @@ class GaussianMixture(MixtureModel):
 # -- parameters given by the user (weights_init, from_parameters) --------------------------
 
 
+def _numeric_init(name: str, value) -> np.ndarray:
+    """A user-given initial parameter as a float64 array, or InvalidParameterError."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"{name} must be a numeric array; got {type(value).__name__} that cannot be read "
+            "as float64 numbers.") from None
+
+
+def _check_finite_init(name: str, array: np.ndarray) -> None:
+    """InvalidParameterError naming the first NaN or inf entry of a user-given initial
+    parameter (EM would turn it into NaN responsibilities, or silently into a component
+    at infinity)."""
+    bad = np.argwhere(~np.isfinite(array))
+    if bad.size:
+        where = tuple(int(i) for i in bad[0])
+        raise InvalidParameterError(
+            f"{name} is invalid: every entry must be finite, but {name}{list(where)} = "
+            f"{array[where]} ({len(bad)} of {array.size} entries are NaN or inf). Give "
+            f"finite values, or {name}=None to initialize from the data.")
+
+
 def _initial_weights(value, K: int) -> np.ndarray:
     """weights_init as float64 (K,), checked as scikit-learn checks it (in its words): the
-    shape, the range [0, 1], the sum."""
-    weights = np.asarray(value, dtype=np.float64)
+    shape, finite, the range [0, 1], the sum."""
+    weights = _numeric_init("weights_init", value)
     if weights.shape != (K,):
         raise InvalidParameterError(
             "weights_init is invalid. The parameter 'weights' should have the shape of "
             f"{(K,)}, but got {weights.shape} (one weight per component).")
+    _check_finite_init("weights_init", weights)
     if np.any(weights < 0) or np.any(weights > 1):
         raise InvalidParameterError(
             "weights_init is invalid. The parameter 'weights' should be in the range [0, 1], "

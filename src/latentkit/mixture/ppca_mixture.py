@@ -33,9 +33,11 @@ class MixtureOfPPCA(MixtureModel):
     n_latent : int, latent dimension M of every local model (1 <= M < n_features).
     tol : float, convergence threshold on the change of the mean log-likelihood.
     min_noise_variance : float > 0, floor on each σ_k², relative to the data's mean
-        feature variance (as PPCA's): σ_k² >= min_noise_variance · mean_d var(x_d). It
-        keeps a component that sits on a flat patch of data from collapsing, whatever the
-        data's scale; the floored M-step is still a maximization.
+        feature variance (as PPCA's): σ_k² >= min_noise_variance · mean_d var(x_d), from
+        the initialization on. It keeps a component that sits on a flat patch of data (a
+        cluster of duplicated rows) from collapsing, whatever the data's scale; the floored
+        M-step is still a maximization. For data with no variance at all (constant rows)
+        the scale is the round-off of the data, eps · mean x² (1 for all-zero data).
     max_iter, n_init : EM iterations per initialization; initializations (best kept).
     init_params : {"kmeans", "kmeans++", "random", "random_from_data"}: the initial
         clustering; each cluster then gets its closed-form PPCA fit.

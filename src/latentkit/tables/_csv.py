@@ -69,6 +69,54 @@ def _first_line(head: bytes) -> tuple[int, int, int, str] | None:
     return None
 
 
+def _save_as_utf8(encoding: str) -> str:
+    """How to fix a file that is not UTF-8 (probably in `encoding`): every encoding error
+    ends with it."""
+    return ("latentkit reads CSV files as UTF-8. Save the file as UTF-8 (in Excel: 'CSV "
+            f"UTF-8'; in a shell: iconv -f {encoding} -t UTF-8 old.csv > new.csv, naming the "
+            "file's real encoding), or read it in Python with pandas.read_csv(path, "
+            f"encoding={encoding.lower()!r}) and pass the DataFrame.")
+
+
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+              (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def _wide_text_error(path: Path, head: bytes) -> InvalidInputError | None:
+    """The error for UTF-16/32 text (a byte-order mark, or NUL bytes in the first line,
+    which UTF-8 text never has), or None."""
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            return InvalidInputError(f"{path} is {name} text (it starts with a {name} "
+                                     f"byte-order mark), not UTF-8. {_save_as_utf8(name)}")
+    if b"\x00" in head.split(b"\n", 1)[0]:
+        return InvalidInputError(f"{path} has NUL bytes in its first line: it is not UTF-8 "
+                                 f"text (probably UTF-16). {_save_as_utf8('UTF-16')}")
+    return None
+
+
+def _utf8_error(path: Path, buffer: pa.Buffer) -> InvalidInputError | None:
+    """The error that names the line and byte of the first invalid UTF-8 sequence in
+    `buffer` (read in 1 MiB steps with an incremental decoder), or None when it is valid."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    step, lines = 1 << 20, 1
+    for start in range(0, buffer.size, step):
+        chunk = buffer.slice(start, min(step, buffer.size - start)).to_pybytes()
+        pending = decoder.getstate()[0]  # the bytes of a sequence cut by the last step
+        try:
+            decoder.decode(chunk, final=start + step >= buffer.size)
+        except UnicodeDecodeError as error:
+            at = error.start - len(pending)
+            byte = pending[error.start] if at < 0 else chunk[at]
+            line = lines + chunk.count(b"\n", 0, max(at, 0))
+            return InvalidInputError(
+                f"{path} is not UTF-8 text: line {line} has the byte 0x{byte:02X}, which "
+                "UTF-8 does not allow there (the file was probably saved as "
+                f"Windows-1252/Latin-1 or another encoding). {_save_as_utf8('CP1252')}")
+        lines += chunk.count(b"\n")
+    return None
+
+
 def _delimiter(path: Path, sample: list[str]) -> str:
     if path.suffix.lower() == ".tsv":
         return "\t"
@@ -170,6 +218,9 @@ def _read_rows(path: Path, buffer, offset: int, first: int, width: int, delimite
     except pa.ArrowInvalid as error:
         if "Empty CSV file" in str(error):
             raise InvalidInputError(f"{path} has a header row but no rows of data.") from None
+        encoding = _utf8_error(path, buffer) if "UTF8" in str(error) else None
+        if encoding is not None:
+            raise encoding from None
         ragged = _ragged(path, buffer, offset, first, width, delimiter)
         if ragged is not None:
             raise ragged from None
@@ -215,10 +266,19 @@ def read_csv(path: str | Path, options: TableOptions | None = None, *,
         with pa.memory_map(str(path)) as source:  # the buffer keeps the mapping alive
             buffer = source.read_buffer()
     head = buffer.slice(0, min(_HEAD_BYTES, buffer.size)).to_pybytes()
+    wide = _wide_text_error(path, head)
+    if wide is not None:
+        raise wide
     found = _first_line(head)
     if found is None:
         raise InvalidInputError(f"{path} is empty: it has no rows of data.")
     start, end, line, text = found
+    try:  # the first line (the header's names) must be UTF-8 too
+        head[start:end].decode("utf-8")
+    except UnicodeDecodeError:
+        encoding = _utf8_error(path, buffer)  # None: a line cut at _HEAD_BYTES
+        if encoding is not None:
+            raise encoding from None
     sample = [text, *(t for _, _, t in itertools.islice(_lines(head, end), _SAMPLE_LINES))]
     delimiter = delimiter or _delimiter(path, sample)
     rows = list(csv.reader(sample, delimiter=delimiter))
