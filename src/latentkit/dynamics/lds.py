@@ -80,7 +80,8 @@ class LinearDynamicalSystem(EMModel):
     transition_matrix_, transition_offset_, observation_matrix_, observation_offset_,
     transition_covariance_, observation_covariance_, initial_state_mean_,
     initial_state_covariance_, state_dim_, n_features_in_, converged_, n_iter_, history_
-    (mean log-likelihood per time step per iteration), lower_bound_ (its last value).
+    (mean log-likelihood per time step per iteration), lower_bound_ (the returned
+    parameters' value: its last, unless EM returned an earlier best iterate, best_iteration_).
     """
 
     _rows_are_time_steps: ClassVar[bool] = True  # X is a sequence: rows are time steps

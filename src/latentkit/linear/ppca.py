@@ -210,7 +210,8 @@ class PPCA(LinearGaussianModel):
     ----------
     components_ (M, D) = W^T, mean_ (D,), noise_variance_ σ² (float), n_components_,
     converged_, n_iter_, history_ (mean objective per iteration, at the parameters before
-    that iteration's M-step), lower_bound_ (its last entry), em_state_ (LGState).
+    that iteration's M-step), lower_bound_ (its last entry, or that of best_iteration_ when
+    EM returned an earlier, better iterate), em_state_ (LGState).
     """
 
     _isotropic: ClassVar[bool] = True
