@@ -186,14 +186,19 @@ def test_sample_frequencies_match_parameters():
 def test_n_categories_inferred_or_given_and_checked():
     X, _ = planted(300, seed=8)
     X[:, 2] = 0.0  # column 2 only ever shows level 0
-    X[:, 3] = np.nan  # column 3 is never observed
+    X[:, 3] = np.nan
+    with pytest.raises(ValueError, match="column 3 of X is entirely missing"):
+        CategoricalMixture(2, random_state=0).fit(X)  # nothing can be learned about it
+    X[:5, 3] = 0.0  # column 3 is observed in 5 rows, at level 0
     inferred = CategoricalMixture(2, random_state=0).fit(X)
     np.testing.assert_array_equal(inferred.n_categories_, [3, 4, 1, 1])
     assert inferred.category_probs(2).shape == (2, 1)
     given = CategoricalMixture(2, n_categories=[3, 4, 2, 5], random_state=0).fit(X)
     assert given.probs_.shape == (2, 14)
     assert np.all(given.probs_ > 0) and np.all(given.probs_ < 1)  # no exact 0 or 1
-    np.testing.assert_allclose(given.category_probs(3), 0.2)  # never observed: uniform
+    unseen = given.category_probs(3)[:, 1:]  # levels 1..4 never observed: equal, and small
+    np.testing.assert_allclose(unseen, unseen[:, :1] * np.ones((1, 4)), rtol=1e-12)
+    assert np.all(unseen < given.category_probs(3)[:, :1])
     assert given.n_parameters_ == 2 * (2 + 3 + 1 + 4) + 1
     row = X[:1].copy()
     row[0, 2] = 1.0  # allowed by n_categories, unseen at fit
