@@ -24,7 +24,7 @@ from scipy.stats import norm
 from sklearn.base import clone
 
 from helpers import assert_user_error, run_cli
-from latentkit import GaussianMixture
+from latentkit import DiscreteBayesNet, GaussianMixture
 from latentkit.exceptions import InvalidInputError
 from latentkit.registry import registered_specs
 
@@ -213,3 +213,18 @@ def test_evaluate_refuses_a_non_finite_mean_log_likelihood(tmp_path, capsys):
     line = assert_user_error(["evaluate", tmp_path / "model.npz", csv], capsys,
                              "no finite fit to DATA", "mean log-likelihood -inf", notes=True)
     assert "score_samples" in line
+
+
+def test_a_bayes_net_variable_with_no_observed_value_is_refused():
+    from latentkit.bayesnet.demo import seed_network
+
+    net = seed_network()
+    X, _ = net.sample(100, random_state=0)
+    X = np.asarray(X, dtype=np.float64)
+    X[:, 2] = np.nan  # C never observed
+    model = DiscreteBayesNet(edges=net.edges, cardinalities=net.cardinalities)
+    with pytest.raises(InvalidInputError, match=r"no observed value of \['C'\].*hidden"):
+        model.fit(X)
+    hidden = DiscreteBayesNet(edges=net.edges, cardinalities=net.cardinalities,
+                              hidden=["C"], random_state=0).fit(X[:, [0, 1, 3]])
+    assert np.isfinite(hidden.score(X[:, [0, 1, 3]]))  # the fix the message names works

@@ -27,7 +27,7 @@ from .._states import check_as_names, decode, holds_names, label_probs
 from .._validation import InstanceOf, Interval, Options, as_generator, check_n_samples
 from ..base import EMModel
 from ..distributions import Categorical
-from ..exceptions import InvalidParameterError
+from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from . import _inference as inference
 from ._cpts import check_cpts
@@ -196,7 +196,19 @@ class DiscreteBayesNet(NetworkFiles, EMModel):
         codes = as_codes(X, self._compiled()[0])
         if reset:
             self.n_features_in_ = codes.shape[1]
+            self._check_observed(codes)
         return codes
+
+    def _check_observed(self, codes: np.ndarray) -> None:
+        """At fit: an observed variable with no value in any row is a clear error (declare
+        it hidden, or drop it from the network), never a CPT learned from the prior."""
+        empty = np.flatnonzero(np.isnan(codes).all(axis=0)) if len(codes) else []
+        if len(empty):
+            names = [self.observed_variables[j] for j in empty]
+            raise InvalidInputError(
+                f"DiscreteBayesNet: the data has no observed value of {names} (its column is "
+                f"missing in every row). Declare it hidden (hidden={names}) to learn it as a "
+                "latent variable, or leave it out of the network.")
 
     def _data_columns(self, X) -> list:
         """impute's columns: the observed variables in the network's order (as_codes
