@@ -73,8 +73,9 @@ class GaussianMixture(MixtureModel):
     weights_ (K,), means_ (K, D), covariances_, precisions_, precisions_cholesky_ (shapes
     per covariance type; precisions_cholesky_ is scikit-learn's upper-triangular P with
     precisions_ = P P^T), converged_, n_iter_, lower_bound_ (mean log-likelihood at the last
-    E-step, or at best_iteration_ when EM returned an earlier, better iterate), history_ (mean log-likelihood per iteration; also named lower_bounds_, as in
-    scikit-learn), em_state_ (the centre EM accumulates its statistics around),
+    E-step, or at best_iteration_ when EM returned an earlier, better iterate), history_
+    (mean log-likelihood per iteration; also named lower_bounds_, as in scikit-learn),
+    em_state_ (the centre EM accumulates its statistics around),
     n_features_in_.
     """
 
