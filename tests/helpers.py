@@ -188,3 +188,16 @@ def assert_user_error(argv, capsys, *fragments, notes: bool = False) -> str:
     for fragment in fragments:
         assert fragment in lines[-1], (fragment, lines[-1])
     return lines[-1]
+
+
+def load_or_skip(loader: str):
+    """A bundled real dataset (`latentkit.datasets.<loader>()`), or skip the test where its
+    file is absent (a checkout without shared/data: see shared/data/SOURCES.md)."""
+    import pytest
+
+    from latentkit import datasets
+
+    try:
+        return getattr(datasets, loader)()
+    except FileNotFoundError as error:
+        pytest.skip(f"{loader}: {error}"[:200])

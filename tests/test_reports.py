@@ -10,7 +10,7 @@ import pytest
 from matplotlib import dates as mdates
 from threadpoolctl import threadpool_limits
 
-from helpers import assert_png, run_cli
+from helpers import assert_png, load_or_skip, run_cli
 from latentkit.registry import FigureJob, get_spec
 from latentkit.tables import Data
 
@@ -30,9 +30,7 @@ def _feature_columns(rows, fixed=("component", "weight")) -> list[str]:
 
 @pytest.fixture(scope="module")
 def faithful() -> pd.DataFrame:
-    from latentkit.datasets import load_faithful
-
-    return pd.DataFrame(load_faithful().data, columns=["eruptions", "waiting"])
+    return pd.DataFrame(load_or_skip("load_faithful").data, columns=["eruptions", "waiting"])
 
 
 def test_gmm_table_names_features_and_holds_weights_and_means(tmp_path, faithful):

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from tests.helpers import assert_user_error, run_cli, three_blobs
+from tests.helpers import assert_user_error, load_or_skip, run_cli, three_blobs
 
 from latentkit import GaussianMixture, LinearDynamicalSystem, load
 from latentkit.tables import read_table
@@ -147,9 +147,7 @@ def test_sample_with_components_has_a_name_per_value(tmp_path, frame, capsys, mo
 @pytest.fixture(scope="module")
 def nile_csv(tmp_path_factory):
     """The Nile flow with a yearly date column."""
-    from latentkit.datasets import load_nile
-
-    y = np.asarray(load_nile().data, dtype=np.float64).ravel()
+    y = np.asarray(load_or_skip("load_nile").data, dtype=np.float64).ravel()
     folder = tmp_path_factory.mktemp("nile")
     dates = pd.date_range("1871-01-01", periods=len(y), freq="YS")
     pd.DataFrame({"date": dates, "flow": y}).to_csv(folder / "nile.csv", index=False)
