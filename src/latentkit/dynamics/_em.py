@@ -24,7 +24,8 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ..em import NOTHING, ChunkSource, SufficientStats
+from ..em import NOTHING, ChunkSource, StepInfo, SufficientStats
+from ..exceptions import InvalidInputError
 from ..io import register_record
 from . import kalman
 from ._em_stats import completed_means, observation_stats, transition_stats
@@ -177,10 +178,57 @@ def _residual_scatter(yy, yx, xx, y, x, n, M, c):
 
 
 def _covariance(scatter, count, covariance_type, reg_covar):
+    """scatter / count (its diagonal for "diag") + reg_covar I, with the scatter's
+    eigenvalues (diagonal entries) clipped at 0 first: it is an expected outer product, so
+    positive semi-definite, but formed from moment sums it can come out slightly negative by
+    cancellation (a constant sequence at scale 1e8: its residual variance is round-off).
+    The result is symmetric with eigenvalues >= reg_covar."""
     S = scatter / count
     if covariance_type == "diag":
-        S = np.diag(np.diag(S))
+        S = np.diag(np.maximum(np.diag(S), 0.0))
+    else:
+        S = _clip_psd(S)
     return S + reg_covar * np.eye(len(S))
+
+
+def _clip_psd(S):
+    """The symmetric S with negative eigenvalues (round-off) raised to 0; S itself when it
+    has none (so that a well-posed update is unchanged to the last bit)."""
+    S = 0.5 * (S + S.T)
+    if not np.all(np.isfinite(S)):
+        return S
+    w, U = np.linalg.eigh(S)
+    if w[0] >= 0:
+        return S
+    S = (U * np.maximum(w, 0.0)) @ U.T
+    return 0.5 * (S + S.T)
+
+
+def regularization_slack(stats: LDSStats, old: LDSParams, new: LDSParams, fixed,
+                         reg_covar: float) -> float:
+    """How far the M-step from `old` to `new` may lower the log-likelihood: a bound >= 0.
+
+    With reg_covar = r each covariance the M-step estimates, Σ = S / N + r I from a residual
+    scatter S over N terms (Q: N = n_trans, R: n_obs, V0: n_seq), is the exact maximizer of
+    the penalized Q(θ) - (r/2) N tr Σ^{-1}, not of EM's Q(θ); EM's inequality then bounds
+    the loss by the penalty saved, (r/2) Σ N (tr Σ_old^{-1} - tr Σ_new^{-1})
+    (`latentkit.em.contract`; as the Gaussian mixture's `regularization_slack`)."""
+    if reg_covar == 0:
+        return 0.0
+    total = 0.0
+    for name, field_, count in (("transition_covariance", "Q", stats.n_trans),
+                                ("observation_covariance", "R", stats.n_obs),
+                                ("initial_state_covariance", "V0", stats.n_seq)):
+        if name in fixed or count <= 0:
+            continue
+        try:
+            saved = (np.trace(np.linalg.inv(getattr(old, field_)))
+                     - np.trace(np.linalg.inv(getattr(new, field_))))
+        except np.linalg.LinAlgError:
+            continue
+        if np.isfinite(saved):
+            total += 0.5 * reg_covar * count * float(saved)
+    return max(0.0, total)
 
 
 def _regression_pair(yx, y_sum, xx, x_sum, n, M_old, c_old, free_M, free_c):
@@ -256,7 +304,7 @@ def m_step(stats: LDSStats, fixed: frozenset, covariance_type: str = "full",
     if free["initial_state_covariance"]:
         cross = np.outer(mu0, stats.z1)
         V0 = (stats.z1z1 - cross - cross.T) / stats.n_seq + np.outer(mu0, mu0)
-        V0 = 0.5 * (V0 + V0.T) + reg_covar * np.eye(len(V0))
+        V0 = _clip_psd(V0) + reg_covar * np.eye(len(V0))
     return LDSParams(A, b, C, d, Q, R, mu0, V0)
 
 
@@ -278,7 +326,8 @@ def initial_params(sequences: list, state_dim: int, covariance_type: str,
        squares and Γ_0 when these are ill-conditioned or unstable).
     4. Q = Π - A Π A^T, R = Cov(x) - C Π C^T, V0 = Π, b and μ0 from the means; every
        covariance is floored (eigenvalues >= 1e-3 of its scale) so EM starts from
-       positive-definite values.
+       positive-definite values. With a single time step in all, Cov(x) is undefined and
+       is taken as the identity (so R starts at about the identity).
     """
     n = state_dim
     p = sequences[0].shape[1]
@@ -308,7 +357,8 @@ def initial_params(sequences: list, state_dim: int, covariance_type: str,
     gamma = [_lagged_moment(Zs, z_mean, lag) for lag in range(3)]
     A, Pi = _transition_from_moments(*gamma)
     Q = _floor(Pi - A @ Pi @ A.T, Pi, covariance_type, reg_covar)
-    x_cov = np.cov(X_now.T).reshape(p, p)
+    # Cov(x) needs two time steps; with a single one (T = 1) it starts at the identity
+    x_cov = np.cov(X_now.T).reshape(p, p) if len(X_now) > 1 else np.eye(p)
     R = _floor(x_cov - C @ Pi @ C.T, x_cov, covariance_type, reg_covar)
     b = z_mean - A @ z_mean
     mu0 = np.mean([z[0] for z in Zs], axis=0)
@@ -359,6 +409,37 @@ def _floor(S, reference, covariance_type, reg_covar):
 # -- the family's EM contract (latentkit.em.EMFamily) -------------------------------------
 
 
+#: what the user can change when EM's arithmetic leaves the range of float64
+_OUT_OF_RANGE = (
+    "the data's scale is beyond what float64 EM can handle here (columns with very large "
+    "magnitudes, or of very different scales, overflow or make a covariance singular). "
+    "Rescale (standardize) the columns, or increase reg_covar.")
+
+
+def _finite(value) -> bool:
+    if isinstance(value, tuple):  # a parameter record
+        return all(_finite(v) for v in value)
+    if isinstance(value, SufficientStats):
+        return all(_finite(getattr(value, f)) for f in value.additive)
+    return bool(np.all(np.isfinite(value)))
+
+
+def _in_range(what: str, kernel, *args):
+    """kernel(*args), with float64 overflow and LinAlgError turned into an InvalidInputError
+    that names the remedy (`_OUT_OF_RANGE`): an intermediate that overflows and a result
+    that is not finite raise, with no RuntimeWarning on the way."""
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            result = kernel(*args)
+    except np.linalg.LinAlgError as exc:
+        raise InvalidInputError(f"LinearDynamicalSystem {what} failed ({exc}): "
+                                f"{_OUT_OF_RANGE}") from exc
+    if not _finite(result[0]) or (what == "E-step" and not math.isfinite(result[1])):
+        raise InvalidInputError(f"LinearDynamicalSystem {what} gave non-finite values: "
+                                f"{_OUT_OF_RANGE}")
+    return result
+
+
 def em_init(sequences, rng: np.random.Generator, config: LDSConfig, restart: int):
     """(θ, None): PCA + least squares (`initial_params`) on sequences, a list of (T_i, p)
     (or one (T, p) array), overridden by the given values. Restarts after the first
@@ -366,8 +447,8 @@ def em_init(sequences, rng: np.random.Generator, config: LDSConfig, restart: int
     radius <= 0.99. LDS EM keeps no state between iterations."""
     if isinstance(sequences, np.ndarray):
         sequences = [sequences]
-    params = initial_params(sequences, config.state_dim, config.covariance_type,
-                            config.reg_covar)
+    params, _ = _in_range("initialization", lambda: (initial_params(
+        sequences, config.state_dim, config.covariance_type, config.reg_covar), None))
     params = params._replace(**{PUBLIC_NAMES[k]: v for k, v in config.given.items()})
     if restart and "transition_matrix" not in config.fixed:
         A = params.A + 0.2 * rng.standard_normal(params.A.shape) / math.sqrt(len(params.A))
@@ -381,12 +462,16 @@ def em_e_step(params: LDSParams, state, config: LDSConfig, chunk):
     sequence (T, p) (a partial_fit batch)."""
     X = chunk.X if isinstance(chunk, SequenceBatch) else np.asarray(
         chunk, dtype=np.float64)[None]
-    return e_step(params, np.ascontiguousarray(X, dtype=np.float64), config.method,
-                  config.fixed)
+    return _in_range("E-step", e_step, params, np.ascontiguousarray(X, dtype=np.float64),
+                     config.method, config.fixed)
 
 
 def em_m_step(stats: LDSStats, params: LDSParams, state, config: LDSConfig):
-    """(θ', state, NOTHING): the closed-form M-step, held parameters kept at `params`."""
-    new = m_step(replace(stats, params=params), config.fixed, config.covariance_type,
-                 config.reg_covar, config.order)
-    return new, state, NOTHING
+    """(θ', state, info): the closed-form M-step, held parameters kept at `params`; with
+    reg_covar > 0 the info's slack bounds how far the step may lower the log-likelihood
+    (`regularization_slack`)."""
+    new, _ = _in_range("M-step", lambda: (m_step(
+        replace(stats, params=params), config.fixed, config.covariance_type,
+        config.reg_covar, config.order), None))
+    slack = regularization_slack(stats, params, new, config.fixed, config.reg_covar)
+    return new, state, (StepInfo(slack=slack) if slack > 0 else NOTHING)
