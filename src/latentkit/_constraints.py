@@ -1,9 +1,7 @@
 """Hyper-parameter constraints the engine needs beyond those of `_validation` (STYLE 7).
 
-`Interval` here is `_validation.Interval` with a membership test that takes any Python
-int: numpy's `isfinite` refuses an int beyond int64 (10**30) with a TypeError, so the
-parent's test turns an absurd value into a crash instead of a message. An int is always
-finite and compares exactly with the bounds, so it is checked without numpy.
+`MAX_ITERATIONS` bounds max_iter and n_init (with `_validation.Interval`, which compares
+any int exactly, so 10**30 is a clear error rather than numpy's TypeError).
 
 `check_callbacks` checks the entries of `callbacks` once on fit, so that a non-callable
 entry is named at the start of a fit rather than failing after its first iteration.
@@ -11,42 +9,11 @@ entry is named at the start of a fit rather than failing after its first iterati
 
 from __future__ import annotations
 
-import math
-import numbers
-
-from . import _validation
 from .exceptions import InvalidParameterError
 
 #: the largest max_iter (and n_init) accepted: far beyond any fit that could finish,
 #: small enough for every counter and for numpy's int64
 MAX_ITERATIONS = 10**9
-
-
-class Interval(_validation.Interval):
-    """A numeric range: `kind` int or float, None leaves a side open (see the parent);
-    any int, however large, is tested exactly and never raises."""
-
-    def __contains__(self, value) -> bool:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            return False
-        if self.kind is int and not isinstance(value, numbers.Integral):
-            return False
-        if isinstance(value, numbers.Integral):
-            return self._within(int(value))
-        try:
-            finite = math.isfinite(float(value))
-        except OverflowError:  # a Fraction beyond the float range
-            return False
-        return finite and self._within(value)
-
-    def _within(self, value) -> bool:
-        left = self.closed in ("both", "left")
-        right = self.closed in ("both", "right")
-        if self.low is not None and (value < self.low or (not left and value == self.low)):
-            return False
-        if self.high is not None and (value > self.high or (not right and value == self.high)):
-            return False
-        return True
 
 
 def check_callbacks(model: str, callbacks) -> None:
@@ -61,4 +28,4 @@ def check_callbacks(model: str, callbacks) -> None:
                 "which is not callable.")
 
 
-__all__ = ["MAX_ITERATIONS", "Interval", "check_callbacks"]
+__all__ = ["MAX_ITERATIONS", "check_callbacks"]

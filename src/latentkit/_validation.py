@@ -222,12 +222,20 @@ class Interval:
         self.kind, self.low, self.high, self.closed = kind, low, high, closed
 
     def __contains__(self, value) -> bool:
+        """Whether `value` lies in the range; any int, however large (10**30, beyond
+        numpy's int64), is compared exactly and never raises."""
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return False
         if self.kind is int and not isinstance(value, numbers.Integral):
             return False
-        if not np.isfinite(value):
-            return False
+        if isinstance(value, numbers.Integral):
+            value = int(value)
+        else:
+            try:
+                if not math.isfinite(float(value)):
+                    return False
+            except OverflowError:  # a Fraction beyond the float range
+                return False
         left = self.closed in ("both", "left")
         right = self.closed in ("both", "right")
         if self.low is not None and (value < self.low or (not left and value == self.low)):

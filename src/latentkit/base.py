@@ -23,10 +23,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _generate_get_feature_names_out, check_is_fitted
 
 from . import em
-from ._constraints import MAX_ITERATIONS, Interval, check_callbacks
+from ._constraints import MAX_ITERATIONS, check_callbacks
 from ._frames import frame_in_frame_out, named_sample
 from ._validation import (
     InstanceOf,
+    Interval,
     Options,
     as_generator,
     check_params,
