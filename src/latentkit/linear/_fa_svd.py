@@ -31,7 +31,7 @@ from scipy.linalg import eigh, qr
 
 from .. import em
 from . import _lg_em as lg
-from ._lg_base import data_moments, floored, noise_floor, top_eigen
+from ._lg_base import data_moments, floored, noise_floor, params_from_covariance, top_eigen
 from ._lg_base import init as lg_init
 from .ppca import MomentStats, mean_and_covariance, moment_stats
 
@@ -121,7 +121,17 @@ def fa_init(X, rng, config: FAConfig, restart: int):
     floor = noise_floor(S, False)
     svd = isinstance(X, lg.Moments) and config.solver != "em"
     if not svd and config.noise_init is None:
-        return lg_init(X, rng, config, restart)
+        if config.init_params != "pca":
+            return lg_init(X, rng, config, restart)
+        # closed-form PPCA on the standardized covariance, scaled back: on S itself the
+        # eigenvectors' round-off (eps times the largest scale) swamps the loadings of
+        # features many orders of magnitude smaller
+        state = lg.LGState(shift, floor)
+        s = column_scale(state)
+        unit = params_from_covariance(shift / s, S / np.outer(s, s), config,
+                                      floor / np.square(s))
+        psi = np.maximum(unit.psi * np.square(s), floor)
+        return lg.LGParams(shift, unit.W * s[:, None], floored(psi, floor)), state
     psi = _start_noise(X, rng, config, S, floor, restart)
     randomized = svd and config.svd_method == "randomized"
     basis = random_basis(rng, len(shift), config.n_components) if randomized else None
@@ -129,11 +139,61 @@ def fa_init(X, rng, config: FAConfig, restart: int):
     return lg.LGParams(shift, W, psi), lg.LGState(shift, floor, basis if svd else None)
 
 
+# -- EM in standardized coordinates ---------------------------------------------------------
+
+
+def column_scale(state) -> np.ndarray:
+    """s : (D,) the per-feature scale FA's EM runs in: the data's standard deviations, read
+    back from the noise floor (ψ_floor = NOISE_FLOOR · var(x_d)); 1 where that is 0."""
+    s = np.sqrt(state.psi_floor / lg.NOISE_FLOOR)
+    return np.where(np.isfinite(s) & (s > 0), s, 1.0)
+
+
+def _unit_params(params, s):
+    return lg.LGParams(params.mean / s, params.W / s[:, None], params.psi / np.square(s))
+
+
+def _unit_chunk(chunk, s):
+    if isinstance(chunk, lg.Moments):
+        unit = object.__new__(lg.Moments)
+        unit.n, unit.shift, unit.scatter = chunk.n, chunk.shift / s, chunk.scatter / np.outer(s, s)
+        return unit
+    return np.asarray(chunk, dtype=np.float64) / s
+
+
+def scaled_e_step(params, state, config, chunk):
+    """`_lg_em.e_step` on x / s (s = `column_scale`): FA is equivariant under a scaling of
+    the features (μ / s, W / s, ψ / s²), and the standardized problem keeps features whose
+    scales differ by many orders of magnitude from swamping each other in the posterior's
+    round-off. The statistics stay in standardized units (`scaled_m_step` reads them); the
+    log-likelihood is converted back: log p(x) = log p(x / s) - Σ_{d observed} log s_d."""
+    s = column_scale(state)
+    unit_state = lg.LGState(state.shift / s, state.psi_floor / np.square(s))
+    unit = _unit_chunk(chunk, s)
+    stats, ll = lg.e_step(_unit_params(params, s), unit_state, config, unit)
+    if isinstance(chunk, lg.Moments):
+        observed = chunk.n * np.ones(len(s))
+    else:
+        observed = np.count_nonzero(~np.isnan(unit), axis=0)
+    return stats, ll - float(observed @ np.log(s))
+
+
+def scaled_m_step(stats, params, state, config):
+    """`_lg_em.m_step` on the standardized statistics of `scaled_e_step`, its parameters
+    scaled back (μ s, W s, ψ s²; the floor is the same in either unit)."""
+    s = column_scale(state)
+    unit_state = lg.LGState(state.shift / s, state.psi_floor / np.square(s))
+    new, _, info = lg.m_step(stats, _unit_params(params, s), unit_state, config)
+    params = lg.LGParams(new.mean * s, new.W * s[:, None],
+                         np.maximum(new.psi * np.square(s), state.psi_floor))
+    return params, lg.plain_state(state), info
+
+
 def svd_e_step(params, state, config, chunk):
     """(MomentStats about state.shift, total log-likelihood) of Moments, O(D² M); rows take
     EM's E-step."""
     if not isinstance(chunk, lg.Moments):
-        return lg.e_step(params, state, config, chunk)
+        return scaled_e_step(params, state, config, chunk)
     return moment_stats(chunk, state.shift), lg.moments_log_likelihood(params, chunk)
 
 
@@ -141,7 +201,7 @@ def svd_m_step(stats, params, state, config):
     """ψ = max(diag(S) - Σ_m W_dm², floor), then W = W(ψ) (module docstring); EM's M-step
     for the statistics of rows."""
     if not isinstance(stats, MomentStats):
-        return lg.m_step(stats, params, state, config)
+        return scaled_m_step(stats, params, state, config)
     mean, S = mean_and_covariance(stats, state.shift)
     psi = np.maximum(np.diag(S) - np.einsum("dm,dm->d", params.W, params.W), state.psi_floor)
     W, basis = factors_given_noise(S, psi, config, state.basis)
@@ -150,8 +210,9 @@ def svd_m_step(stats, params, state, config):
 
 
 FA_SVD = em.EMFamily(fa_init, svd_e_step, svd_m_step, objective=em.EXACT, remedy=lg.REMEDY)
-FA_EM = em.EMFamily(fa_init, lg.e_step, lg.m_step, objective=em.EXACT, remedy=lg.REMEDY)
+FA_EM = em.EMFamily(fa_init, scaled_e_step, scaled_m_step, objective=em.EXACT, remedy=lg.REMEDY)
 
 
 __all__ = ["FAConfig", "FA_EM", "FA_SVD", "SVD_METHODS", "fa_init", "factors_given_noise",
-           "leading_scaled_eigen", "svd_e_step", "svd_m_step"]
+           "leading_scaled_eigen", "scaled_e_step", "scaled_m_step", "svd_e_step",
+           "svd_m_step"]

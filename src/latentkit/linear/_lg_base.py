@@ -208,9 +208,16 @@ class LinearGaussianModel(EMModel):
             raise InvalidInputError(
                 f"{type(self).__name__}: column {empty[0]} of X is entirely missing (NaN); "
                 "nothing can be learned about it. Drop the column.")
+        with np.errstate(invalid="ignore"):
+            spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
+        if np.all(spread == 0):
+            # every column's observed values are one constant: the same error as complete
+            # constant data (`floored`), which a NaN would otherwise dodge by a rounding-level
+            # variance in the mean-filled moments
+            raise InvalidInputError(
+                f"{type(self).__name__}: the data has zero variance (every column's observed "
+                "values are constant); there is nothing to model.")
         if not self._isotropic:
-            with np.errstate(invalid="ignore"):
-                spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
             constant = np.flatnonzero(spread == 0)
             if constant.size:
                 raise InvalidInputError(
@@ -269,7 +276,11 @@ class LinearGaussianModel(EMModel):
         X = self._validate_X(X, reset=False)
         W, psi, mean = self.components_.T, self._psi(), self.mean_.astype(np.float64)
         if np.isnan(X).any():
-            return lowrank_missing(X, mean, W, psi).log_prob.astype(X.dtype)
+            Xf = np.asarray(X, dtype=np.float64)
+            observed = ~np.isnan(Xf)
+            params = lg.LGParams(mean, W.astype(np.float64), psi)
+            post = lowrank_missing(Xf, mean, params.W, psi, observed)
+            return lg.missing_log_prob(Xf, observed, params, post).astype(X.dtype)
         return lowrank_log_prob(X, mean, W, psi).astype(X.dtype)
 
     def posterior(self, X) -> Gaussian:

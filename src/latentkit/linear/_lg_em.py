@@ -205,6 +205,24 @@ def e_step_complete(params: LGParams, X: np.ndarray, shift=None):
     return stats, ll
 
 
+def missing_log_prob(X, observed, params: LGParams, post) -> np.ndarray:
+    """log p(x_o) : (n,) of rows X : (n, D) with NaN from their posterior `post`
+    (`lowrank_missing`), in the cancellation-free form of the Mahalanobis term,
+
+        r^T C_o^{-1} r = Σ_{d observed} (r_d - w_d^T m)² / ψ_d + ||m||²,   r = x - μ,
+
+    both terms >= 0 (Woodbury's r^T Ψ^{-1} r - b^T P^{-1} b subtracts two terms of order
+    r²/ψ, which near a Heywood case (ψ at its floor) loses digits in proportion to P's
+    condition and made EM's exact objective jitter down); log det C_o = log det P_u +
+    Σ_o log ψ_d with log det P_u = -log det P_u^{-1}."""
+    m = post.z_mean
+    R = np.where(observed, X - params.mean - m @ params.W.T, 0.0)
+    maha = np.square(R) @ (1.0 / params.psi) + np.einsum("ni,ni->n", m, m)
+    log_det_P = -np.linalg.slogdet(post.z_cov)[1]
+    log_det = log_det_P[post.pattern] + observed @ np.log(params.psi)
+    return -0.5 * (np.count_nonzero(observed, axis=1) * LOG_2PI + log_det + maha)
+
+
 def e_step_missing(params: LGParams, X: np.ndarray, shift=None):
     """(stats, total log-likelihood) from rows X : (n, D) with NaN; exact (module doc);
     statistics about `shift` : (D,) (default: the model mean)."""
@@ -228,7 +246,7 @@ def e_step_missing(params: LGParams, X: np.ndarray, shift=None):
     cov_total = (counts @ post.z_cov.reshape(len(counts), M * M)).reshape(M, M)
     stats = _assemble(len(X), means.sum(axis=0), means.T @ means, cov_total, sxz_m, sum_x,
                       sxx)
-    return stats, float(post.log_prob.sum())
+    return stats, float(missing_log_prob(X, observed, params, post).sum())
 
 
 def e_step(params: LGParams, state: LGState, config: LGConfig, chunk):
@@ -265,4 +283,4 @@ def plain_state(state: LGState) -> LGState:
 
 __all__ = ["LGConfig", "LGParams", "LGState", "LGStats", "Moments", "NOISE_FLOOR", "REMEDY",
            "e_step", "e_step_complete", "e_step_missing", "e_step_moments",
-           "m_step", "moments_log_likelihood", "plain_state", "scatter"]
+           "m_step", "missing_log_prob", "moments_log_likelihood", "plain_state", "scatter"]

@@ -12,6 +12,11 @@ Two solvers on the EM engine, both monotone in the exact log-likelihood:
 "auto" runs "svd" on complete in-memory data and "em" otherwise. Each ψ_d is floored at
 NOISE_FLOOR · var(x_d) (NOISE_FLOOR = 1e-6): a Heywood case (ψ_d -> 0, a feature explained
 entirely by the factors) stops at the floor instead of making the likelihood unbounded.
+FA is equivariant under a scaling of the features (μ / s, W / s, ψ / s²), so "em" (and
+"auto" on rows) starts and iterates on the standardized features x_d / s_d (s_d = the data's
+standard deviation) and scales the parameters back: features whose scales differ by many
+orders of magnitude then neither swamp each other's loadings in round-off nor leave a
+fitted model that cannot score (or sample in the scale of) its own training data.
 """
 
 from __future__ import annotations
@@ -42,15 +47,23 @@ def ortho_rotation(W: np.ndarray, method: str = "varimax", *, tol: float = 1e-6,
         G = Λ³ - Λ diag(Λ^T Λ) / D  (varimax),  G = Λ³  (quartimax)
 
     Returns the rotated loadings W R : (D, M); the likelihood is unchanged (W R R^T W^T =
-    W W^T).
+    W W^T). R is invariant to a common scale of W (G is homogeneous of degree 3), so the
+    iteration runs on W / max|W|: loadings of any magnitude rotate without overflow in
+    the cubes (entries of W that are negligible next to the largest may then underflow in
+    G, as they would not move the rotation anyway). Non-finite or all-zero W is returned
+    unrotated.
     """
     D, M = W.shape
+    scale = float(np.max(np.abs(W))) if W.size else 0.0
+    if not np.isfinite(scale) or scale == 0.0:
+        return W.copy()
+    Wn = W / scale
     R = np.eye(M)
     objective = 0.0
     for _ in range(max_iter):
-        L = W @ R
+        L = Wn @ R
         G = L**3 - L * (np.sum(L**2, axis=0) / D) if method == "varimax" else L**3
-        U, s, Vt = np.linalg.svd(W.T @ G)
+        U, s, Vt = np.linalg.svd(Wn.T @ G)
         R = U @ Vt
         if objective != 0 and s.sum() < objective * (1 + tol):
             break

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, eigh, qr
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, qr
 
 from .. import em
 from .._validation import Options
@@ -163,7 +163,14 @@ def em_pca_m_step(stats, params, state, config):
     state keeps W_new."""
     mean, S = mean_and_covariance(stats, state.shift)
     A, SAt = _projection(S, _basis(params, state))
-    basis = cho_solve(cho_factor(A @ SAt), SAt.T).T
+    try:
+        basis = cho_solve(cho_factor(A @ SAt), SAt.T).T
+    except LinAlgError:
+        # A S A^T singular: the data has fewer than M directions of variance inside the
+        # current subspace (rank-deficient S). span(S A^T) is still the update; take an
+        # orthonormal basis of it, completed by arbitrary orthonormal directions (pivoted
+        # QR keeps the range first), so the iterate keeps M independent columns.
+        basis = qr(SAt, mode="economic", pivoting=True)[0]
     W, sigma2 = ppca_from_subspace(S, basis)
     psi = floored(np.full(len(mean), sigma2), state.psi_floor)
     return (lg.LGParams(mean, W, psi), lg.LGState(state.shift, state.psi_floor, basis),
