@@ -91,12 +91,12 @@ def pca(model) -> dict:
             "components_": Fitted("f", (C, _D)), "explained_variance_": Fitted("f", (C,)),
             "explained_variance_ratio_": Fitted("f", (C,), finite=False),
             "singular_values_": Fitted("f", (C,)), "mean_": Fitted("f", (_D,)),
-            "noise_variance_": Fitted("f", finite=False), "n_components_": Fitted("iu", low=1)}
+            "noise_variance_": Fitted("f", finite=False), "n_components_": Fitted("iu", low=0)}
 
 
 def linear_gaussian(model, noise: tuple) -> dict:
     return {"mean_": Fitted("f", (_D,)), "components_": Fitted("f", ("n_components_", _D)),
-            "noise_variance_": Fitted("f", noise, low=0), "n_components_": Fitted("iu", low=1),
+            "noise_variance_": Fitted("f", noise, low=0), "n_components_": Fitted("iu", low=0),
             "em_state_.shift": Fitted("f", (_D,)), "em_state_.psi_floor": Fitted("f", (_D,))}
 
 

@@ -132,6 +132,13 @@ def sym_decorrelation(W: np.ndarray) -> np.ndarray:
     return (u * (1.0 / np.sqrt(s))) @ u.T @ W
 
 
+def _vanished(step: np.ndarray) -> bool:
+    """Whether a row of the Newton step : (M, M) is exactly 0 (the contrast underflowed, as
+    exp(-u²/2) does for |u| >~ 39 on data far from white): sym_decorrelation of it would
+    not be orthogonal (0 for a zero step, whose log |det| is -inf)."""
+    return bool(np.any(np.all(step == 0, axis=1)))
+
+
 class ICAResult(NamedTuple):
     """One FastICA run: W : (M, M) the unmixing of the whitened data; changes, the change
     of every iteration (all rows in order for "deflation"); n_iter, the iterations run
@@ -155,6 +162,8 @@ def ica_parallel(X1, w_init, g, tol, max_iter) -> ICAResult:
         step = (G @ X1.T) / n - g_prime[:, None] * W
         if not np.all(np.isfinite(step)):  # overflow (data far from white): the caller
             return ICAResult(step, changes, len(changes), False)  # reports it
+        if _vanished(step):  # underflow (e.g. "exp" on data far from white): no direction
+            return ICAResult(W, changes, len(changes), False)  # to turn to; keep W
         W_new = sym_decorrelation(step)
         changes.append(float(np.max(np.abs(np.abs(np.einsum("ij,ij->i", W_new, W)) - 1))))
         W = W_new

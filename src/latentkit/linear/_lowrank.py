@@ -131,7 +131,11 @@ def subspace_log_prob(X, mean, U, variances) -> np.ndarray:
 
         -1/2 (r log 2π + Σ_+ log λ + ||Λ_+^{-1/2} U_+^T (x - μ)||²)    (pseudo-determinant)
 
-    and -inf for rows farther than 1e3 · cutoff from the support.
+    and -inf for rows farther than 1e3 · cutoff from the support (plus a round-off allowance
+    of 64 eps · (|x|_∞ + |μ|_∞), so that a row on the support is never put off it by the
+    rounding of μ). When every λ is 0 (all training rows identical) the support is the point
+    μ and r = 0: the density there is the point mass, log-density 0 (the formula above with
+    an empty sum), -inf elsewhere.
 
     X : (n_samples, n_features); mean : (n_features,); U : (n_features, M) orthonormal
     columns; variances λ : (M,) >= 0.
@@ -146,7 +150,10 @@ def subspace_log_prob(X, mean, U, variances) -> np.ndarray:
     log_prob = -0.5 * (len(lam) * LOG_2PI + np.log(lam).sum() + maha)
     if len(lam) < X.shape[1]:  # the distance from the support: ||(I - U_+ U_+^T)(x - μ)||
         R -= proj @ U.T
-        off = np.sqrt(np.square(R).sum(axis=1, dtype=np.float64)) >= 1e3 * cutoff
+        scale = np.max(np.abs(X), axis=1, initial=0.0).astype(np.float64) + float(
+            np.max(np.abs(np.asarray(mean, dtype=np.float64)), initial=0.0))
+        tol = 1e3 * cutoff + 64 * np.finfo(X.dtype).eps * scale
+        off = np.sqrt(np.square(R).sum(axis=1, dtype=np.float64)) > tol
         log_prob[off] = -np.inf
     return log_prob
 

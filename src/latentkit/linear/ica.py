@@ -271,7 +271,9 @@ class FastICA(LatentModel):
         for w_init in starts:
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below
                 run = solve(X1, w_init, g, self.tol, self.max_iter)
-            if not np.all(np.isfinite(run.W)):
+                sources = run.W @ X1 if np.all(np.isfinite(run.W)) else run.W
+                spread = sources.std(axis=1) if np.all(np.isfinite(sources)) else sources
+            if not (np.all(np.isfinite(run.W)) and np.all(np.isfinite(spread))):
                 raise InvalidInputError(
                     "FastICA diverged: the fixed-point iterations overflowed to inf/NaN. "
                     + (f"whiten=False takes X as white, but its largest |value| is "
@@ -281,7 +283,6 @@ class FastICA(LatentModel):
                        f"Try another fun than {self.fun!r}."))
             # unit-variance sources; the spread is 1 for whitened X, and 0 only for a source
             # of constant data given as white (whiten=False), which is left unscaled
-            spread = (run.W @ X1).std(axis=1)
             unit = run.W / np.where(spread > 0, spread, 1.0)[:, None]
             fit_ll = float(ik.log_source_prior(unit @ X1).sum(axis=0, dtype=np.float64).mean())
             if best is None or fit_ll > best[0]:

@@ -200,7 +200,7 @@ def estimate(stats: GaussianMixtureStats, shift, covariance: CovarianceType,
     starved = np.flatnonzero(stats.nk < support)
     if not 0 < starved.size < K:
         starved = starved[:0]
-    unresolved = unresolved_components(covariance, nk, means, stats.sxx, cov)
+    unresolved = unresolved_components(covariance, nk, means, stats.sxx, cov, shift)
     unresolved[starved] = False  # replaced by a split of a resolved component below
     if unresolved.any():
         raise ill_defined(covariance, reg_covar, "components "
@@ -219,14 +219,48 @@ def estimate(stats: GaussianMixtureStats, shift, covariance: CovarianceType,
     return params, tuple(int(k) for k in starved), message
 
 
-def unresolved_components(covariance: CovarianceType, nk, means, sxx, cov) -> np.ndarray:
+def unresolved_components(covariance: CovarianceType, nk, means, sxx, cov,
+                          shift=None) -> np.ndarray:
     """(K,) bool: components with a variance (a diagonal entry of Σ_k, reg_covar included)
     at most ROUND_OFF times the raw second moment it was computed from. nk : (K,); means :
     (K, D) shifted; sxx and cov shaped per covariance type."""
     K, D = means.shape
     raw = covariance.estimate(nk, np.zeros_like(means), sxx, 0.0)  # Σ r x x^T / N_k per type
     variances, scale = covariance.diagonal(cov, K, D), covariance.diagonal(raw, K, D)
-    return np.any(variances <= ROUND_OFF * scale, axis=1)
+    if shift is not None:
+        # nor may a standard deviation be below the resolution of the values themselves
+        # (ROUND_OFF |μ_kd|): around a centre that equals a constant column the raw moment
+        # is as small as the variance (missing values then shrink it geometrically, never
+        # to exactly 0), yet the data cannot resolve it
+        scale = np.maximum(scale, ROUND_OFF * np.square(means + np.asarray(shift)))
+    unresolved = np.any(variances <= ROUND_OFF * scale, axis=1)
+    if covariance.name in ("full", "tied") and D > 1:
+        # a full Σ_k may be singular with every diagonal entry resolved (rows on a line in
+        # 2-D): the conditional variances Var[x_d | x_<d] (the squared Cholesky pivots) are
+        # variances too, and must be resolved just the same
+        unresolved |= np.any(_conditional_variances(covariance.dense(cov, K, D))
+                             <= ROUND_OFF * scale, axis=1)
+    return unresolved
+
+
+def _conditional_variances(S: np.ndarray) -> np.ndarray:
+    """Var[x_d | x_<d] : (K, D) of dense covariances S : (K, D, D), the squared diagonal of
+    their Cholesky factors; 0 from the first pivot that is not positive on."""
+    try:  # the usual case, one batched call
+        return np.square(np.diagonal(np.linalg.cholesky(S), axis1=1, axis2=2))
+    except np.linalg.LinAlgError:
+        pass
+    out = np.zeros(S.shape[:2])
+    for k, S_k in enumerate(S):
+        try:
+            out[k] = np.square(np.diagonal(np.linalg.cholesky(S_k)))
+        except np.linalg.LinAlgError:
+            for d in range(S_k.shape[0]):  # the leading block that is positive definite
+                try:
+                    out[k, :d + 1] = np.square(np.diagonal(np.linalg.cholesky(S_k[:d + 1, :d + 1])))
+                except np.linalg.LinAlgError:
+                    break
+    return out
 
 
 def ill_defined(covariance: CovarianceType, reg_covar: float, what: str):

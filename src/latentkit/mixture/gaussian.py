@@ -46,7 +46,8 @@ class GaussianMixture(MixtureModel):
         M-step then maximizes a penalized EM objective, so the log-likelihood may dip by a
         bounded amount; the engine's guard allows exactly that bound. A fit whose
         covariances are singular (a variance zero up to round-off: a constant column, a
-        cluster of identical rows, with reg_covar too small) raises a ValueError, for every
+        cluster of identical rows, rows on a line or plane for "full"/"tied", with or
+        without missing values, with reg_covar too small) raises a ValueError, for every
         covariance type.
     max_iter : int, EM iterations per initialization.
     n_init : int, initializations; the best final log-likelihood is kept.
