@@ -38,10 +38,6 @@ from latentkit.base import EMModel
 from latentkit.em import EXACT
 from latentkit.registry import registered_specs
 
-# In `make test-all` until the defects it finds (issue 12, listed in the closing note of
-# 2026-12-01) are fixed; then in `make test` with the ci profile.
-pytestmark = pytest.mark.slow
-
 SPECS = registered_specs()
 NAMES = sorted(SPECS)
 
@@ -52,6 +48,23 @@ def fitted_by_exact_em(spec) -> bool:
     kwargs, _ = spec.example(np.random.default_rng(0))
     model = spec.cls(**kwargs)
     return isinstance(model, EMModel) and model.em_family.objective == EXACT
+
+
+#: properties a model does not hold yet, each an open defect with its reason; strict, so a
+#: fix that makes the property hold is reported and must remove the entry
+OPEN_DEFECTS = {
+    ("exact_em", "lds"): "issue 12: on ill-conditioned data (2 steps of 1e7-scale values, R's "
+                         "eigenvalues 1e-2 and 2e13) the LDS M-step's likelihood is round-off "
+                         "and EM drops by ~1.5 nats (warned as a numerical failure); needs a "
+                         "scale-relative covariance floor",
+}
+
+
+def models(prop: str, names) -> list:
+    """`names` as pytest params, the open defects of property `prop` marked strict xfail."""
+    return [pytest.param(name, marks=pytest.mark.xfail(reason=OPEN_DEFECTS[prop, name],
+                                                        strict=True))
+            if (prop, name) in OPEN_DEFECTS else name for name in names]
 
 
 EXACT_EM = [name for name in NAMES if fitted_by_exact_em(SPECS[name])]
@@ -87,7 +100,7 @@ def test_fitted_outputs_have_no_nan(name, data):
     assert_outputs_have_no_nan(model, X)
 
 
-@pytest.mark.parametrize("name", EXACT_EM)
+@pytest.mark.parametrize("name", models("exact_em", EXACT_EM))
 @given(data=st.data())
 def test_exact_em_never_lowers_its_objective(name, data):
     model, X, runs = fitted_or_skip(data, name)
