@@ -47,11 +47,11 @@ an identifier or free text, not a category), far below what would exhaust memory
 
 from __future__ import annotations
 
-import sys
 from typing import NamedTuple
 
 import numpy as np
 
+from ._frames import is_data_frame
 from .exceptions import InvalidInputError, InvalidParameterError
 from .io import register_record
 
@@ -81,12 +81,6 @@ def _pandas():
     import pandas as pd
 
     return pd
-
-
-def is_frame(X) -> bool:
-    """Whether X is a pandas DataFrame (without importing pandas when nobody has)."""
-    pd = sys.modules.get("pandas")
-    return pd is not None and isinstance(X, pd.DataFrame)
 
 
 def _is_categorical(column) -> bool:
@@ -121,7 +115,7 @@ def table_columns(X, name: str = "X"):
     """[(column values, where, what)] of a 2-D table : (n, J): a DataFrame's Series, or an
     array's columns; `where` and `what` name the column in messages ("X['color']", "column
     'color'"; "X[:, 2]", "column 2")."""
-    if is_frame(X):
+    if is_data_frame(X):
         return [(X[c], f"{name}[{c!r}]", f"column {c!r}") for c in X.columns]
     values = np.asarray(X)
     if values.ndim != 2:
@@ -132,7 +126,7 @@ def table_columns(X, name: str = "X"):
 
 def holds_names(X) -> bool:
     """Whether a table (DataFrame, array, list of rows) holds state names in any column."""
-    if is_frame(X):
+    if is_data_frame(X):
         return any(column_holds_names(X[c]) for c in X.columns
                    if X[c].dtype.kind not in "biufc")
     values = np.asarray(X) if not isinstance(X, np.ndarray) else X
@@ -259,7 +253,7 @@ def encode_table(X, categories: list, model: str, name: str = "X"):
     codes = np.column_stack([
         encode_column(values, [] if states is None else states, where, what)
         for (values, where, what), states in zip(columns, categories)])
-    if is_frame(X):
+    if is_data_frame(X):
         return _pandas().DataFrame(codes, index=X.index, columns=X.columns)
     return codes
 
@@ -305,7 +299,7 @@ def label_probs(probs: np.ndarray, states, name, *, like=None, index_name=None):
     if np.ndim(probs) == 1:
         return pd.Series(np.asarray(probs), index=columns, name=name)
     frame = pd.DataFrame(np.asarray(probs), columns=columns,
-                         index=like.index if is_frame(like) else None)
+                         index=like.index if is_data_frame(like) else None)
     if index_name is not None:
         frame.index.name = index_name
     return frame

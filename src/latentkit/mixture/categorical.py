@@ -28,6 +28,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .. import em
+from .._frames import is_data_frame
 from .._linalg import log_normalize
 from .._states import (
     MAX_CATEGORIES,
@@ -41,7 +42,6 @@ from .._states import (
     decode_table,
     encode_table,
     holds_names,
-    is_frame,
     label_probs,
     learn_table,
 )
@@ -298,7 +298,9 @@ class CategoricalMixture(SavesStateNames, DiscreteMixture):
         else:
             check_is_fitted(self)
             fit_columns = getattr(self, "feature_names_in_", None)
-            if is_frame(X) and fit_columns is not None and list(X.columns) != list(fit_columns):
+            renamed = fit_columns is not None and is_data_frame(X) and list(X.columns) != list(
+                fit_columns)
+            if renamed:
                 return super()._validate_X(X, reset=reset)  # scikit-learn's column error
         X = encode_table(X, getattr(self, "categories_", None), type(self).__name__)
         return super()._validate_X(X, reset=reset)
