@@ -106,7 +106,15 @@ def check_finite(X: np.ndarray, *, allow_nan: bool, name: str = "X", model: str 
     """
     if X.dtype.kind != "f" or X.size == 0:
         return
-    if not np.isfinite(np.add.reduce(X, axis=None)):  # one cheap pass rules out inf, NaN
+    # one BLAS pass, Σ x²: finite rules out inf and NaN, and <= limit² rules out every |x|
+    # beyond the limit; only otherwise do the checks below look for the entry to name
+    flat = X.ravel(order="K")
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares = np.dot(flat, flat)
+    limit = scale_limit(X.dtype)
+    if np.isfinite(squares) and (not scale or squares <= limit * limit):
+        return
+    if not np.isfinite(np.add.reduce(X, axis=None)):
         _check_no_inf_or_nan(X, allow_nan=allow_nan, name=name, model=model,
                              first_row=first_row)
     if scale:
@@ -140,6 +148,11 @@ def _check_no_inf_or_nan(X: np.ndarray, *, allow_nan: bool, name: str, model: st
 SCALE_LIMITS = {np.dtype(np.float64): 1e150, np.dtype(np.float32): 1e15}
 
 
+def scale_limit(dtype) -> float:
+    """`SCALE_LIMITS` of a float dtype (float64's for any other)."""
+    return SCALE_LIMITS.get(np.dtype(dtype), SCALE_LIMITS[np.dtype(np.float64)])
+
+
 def check_scale(X: np.ndarray, *, name: str = "X", model: str = "model", first_row: int = 0):
     """Raise InvalidInputError naming the first row, column and value whose magnitude
     exceeds `SCALE_LIMITS[X.dtype]` (float32's limit for float32, float64's otherwise).
@@ -150,7 +163,7 @@ def check_scale(X: np.ndarray, *, name: str = "X", model: str = "model", first_r
     """
     if X.size == 0:
         return
-    limit = SCALE_LIMITS.get(X.dtype, SCALE_LIMITS[np.dtype(np.float64)])
+    limit = scale_limit(X.dtype)
     high, low = np.fmax.reduce(X, axis=None), np.fmin.reduce(X, axis=None)  # NaN skipped
     if not (high > limit or low < -limit):
         return
