@@ -53,9 +53,7 @@ def map_states(model, X):
     import pandas as pd
 
     result = model.map_assignment(evidence=X, as_names=True)
-    table = pd.DataFrame(result.assignment, index=getattr(X, "index", None))
-    table["log_prob"] = result.log_prob
-    return table.reset_index(drop=True)
+    return pd.DataFrame({**result.assignment, "log_prob": result.log_prob})
 
 
 def lca_example(rng: np.random.Generator):
