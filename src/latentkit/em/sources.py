@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from .._validation import check_finite
+from .._validation import check_finite, check_observed_columns
 from ..exceptions import InvalidInputError, InvalidInputTypeError
 
 #: how to hand EM a stream it can read once per iteration
@@ -142,6 +142,36 @@ def _float_dtype(dtype, given=None) -> np.dtype:
     return np.dtype(dtype) if dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
 
+class ObservedColumns:
+    """Whether each column of a stream has an observed (non-NaN) value, learned over one
+    full pass: a column missing in every row of a stream that is read chunk by chunk is as
+    much an error as in an array (nothing can be learned about it), but can only be seen
+    once the pass has ended."""
+
+    def __init__(self, n_features: int):
+        self.n_features, self.checked = n_features, False
+        self.start_pass()
+
+    def start_pass(self) -> None:
+        """Forget a pass that was left before its end (init_sample reads only a prefix)."""
+        self.column_max = np.full((1, self.n_features), np.nan)  # NaN until a value is seen
+        self.rows = 0
+
+    def update(self, chunk: np.ndarray) -> None:
+        """Record a chunk : (n_rows, n_features) of the pass under way."""
+        if not self.checked and len(chunk):
+            np.fmax(self.column_max, np.fmax.reduce(chunk, axis=0), out=self.column_max)
+            self.rows += len(chunk)
+
+    def finish_pass(self) -> None:
+        """After a complete pass: InvalidInputError naming any column with no observed
+        value (checked once; later passes read the same data)."""
+        if not self.checked:
+            self.checked = True
+            check_observed_columns(self.column_max, name="data", model=None,
+                                   rows=f"all {self.rows} rows of the stream")
+
+
 class ArraySource(ChunkSource):
     """An in-memory or memory-mapped array sliced into row chunks.
 
@@ -163,6 +193,8 @@ class ArraySource(ChunkSource):
         self.n_samples, self.n_features = X.shape
         self.dtype = _float_dtype(X.dtype, dtype)
         self.pages = MappedPages(X) if isinstance(X, np.memmap) else None
+        # validated arrays had their columns checked whole (check_X)
+        self.observed = None if validated or not allow_nan else ObservedColumns(self.n_features)
 
     def _prepare(self, chunk: np.ndarray, first_row: int = 0) -> np.ndarray:
         if self.validated:
@@ -173,15 +205,22 @@ class ArraySource(ChunkSource):
 
     def __iter__(self):
         read = deque()
+        if self.observed is not None:
+            self.observed.start_pass()
         for start in range(0, self.n_samples, self.chunk_rows):
             raw = self.X[start:start + self.chunk_rows]
-            yield self._prepare(raw, start)
+            chunk = self._prepare(raw, start)
+            if self.observed is not None:
+                self.observed.update(chunk)
+            yield chunk
             if self.pages is not None:
                 read.append(raw)
                 if len(read) > self.release_lag:
                     self.pages.release(read.popleft())
         if self.pages is not None:
             self.pages.release()
+        if self.observed is not None:
+            self.observed.finish_pass()
 
     def init_sample(self, max_rows, rng):
         rows = _sample_rows(self.n_samples, max_rows, rng)
@@ -247,6 +286,7 @@ class IterableSource(ChunkSource):
                                     f"has shape {first.shape}.")
         self.n_features = first.shape[1]
         self.dtype = _float_dtype(first.dtype, dtype)
+        self.observed = ObservedColumns(self.n_features) if allow_nan else None
 
     def _fresh(self) -> Iterable:
         """This pass's chunks: a new iterator from the function (the same one-shot iterator
@@ -261,6 +301,8 @@ class IterableSource(ChunkSource):
 
     def __iter__(self):
         first_row = 0
+        if self.observed is not None:
+            self.observed.start_pass()
         for i, chunk in enumerate(self._fresh()):
             chunk = np.asarray(chunk, dtype=self.dtype)
             if chunk.ndim != 2 or chunk.shape[1] != self.n_features:
@@ -270,7 +312,11 @@ class IterableSource(ChunkSource):
             check_finite(chunk, allow_nan=self.allow_nan, name=f"data (chunk {i})",
                          first_row=first_row)
             first_row += len(chunk)
+            if self.observed is not None:
+                self.observed.update(chunk)
             yield chunk
+        if self.observed is not None:
+            self.observed.finish_pass()
 
     def init_sample(self, max_rows, rng):
         taken, rows = [], 0
@@ -328,5 +374,6 @@ def is_streaming(data) -> bool:
     return callable(data)
 
 
-__all__ = ["ArraySource", "ChunkSource", "IterableSource", "MappedPages", "SparseSource",
+__all__ = ["ArraySource", "ChunkSource", "IterableSource", "MappedPages", "ObservedColumns",
+           "SparseSource",
            "as_source", "auto_chunk_rows", "is_streaming", "num_threads", "threaded_map"]
