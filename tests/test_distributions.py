@@ -69,3 +69,30 @@ def test_categorical_sample_frequencies():
         freq = np.bincount(draws[:, row], minlength=3) / len(draws)
         # std of a frequency <= 0.5 / sqrt(n) ~ 1.1e-3; 5 sigma
         np.testing.assert_allclose(freq, probs[row], atol=6e-3)
+
+
+def test_dirichlet_log_prob_mean_and_samples_match_scipy():
+    from scipy.special import psi
+    from scipy.stats import dirichlet
+
+    from latentkit import Dirichlet
+
+    rng = np.random.default_rng(3)
+    gamma = rng.uniform(0.2, 5.0, size=(4, 3))
+    theta = rng.dirichlet([1.0, 1.0, 1.0], size=4)
+    dist = Dirichlet(gamma)
+    np.testing.assert_allclose(dist.log_prob(theta),
+                               [dirichlet(g).logpdf(t) for g, t in zip(gamma, theta)],
+                               rtol=1e-12)
+    np.testing.assert_allclose(dist.mean, [dirichlet(g).mean() for g in gamma], rtol=1e-12)
+    draws = dist.sample(40_000, random_state=0)  # (n, rows, K)
+    assert draws.shape == (40_000, 4, 3)
+    np.testing.assert_allclose(draws.sum(axis=-1), 1.0, rtol=1e-12)
+    # Monte Carlo: E[log θ] = ψ(γ_k) - ψ(Σγ), within 5 standard errors
+    logs = np.log(draws)
+    err = logs.std(axis=0) / np.sqrt(len(logs))
+    expected = psi(gamma) - psi(gamma.sum(axis=1, keepdims=True))
+    assert np.all(np.abs(logs.mean(axis=0) - expected) < 5 * err)
+    np.testing.assert_allclose(dist.mean_log, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="positive"):
+        Dirichlet([[1.0, 0.0]])

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from . import compat, datasets, metrics  # noqa: E402, F401 -- latentkit.compat: peer adapters
 from .bayesnet import DiscreteBayesNet, LatentClassModel  # noqa: E402
-from .distributions import Categorical, Gaussian  # noqa: E402
+from .distributions import Categorical, Dirichlet, Gaussian  # noqa: E402
 from .dynamics import LinearDynamicalSystem  # noqa: E402
 from .em import Checkpoint, ConvergenceWarning, ReseedWarning  # noqa: E402
 from .io import ModelFileError, load  # noqa: E402
@@ -26,6 +26,7 @@ from .registry import ModelSpec, get_spec, register, registered_specs, spec_for 
 
 __all__ = [
     "BernoulliMixture", "Categorical", "CategoricalMixture", "Checkpoint", "ConvergenceWarning",
+    "Dirichlet",
     "FactorAnalysis", "FastICA", "Gaussian", "MixtureOfPPCA", "PCA", "PPCA",
     "GaussianMixture", "LinearDynamicalSystem", "ModelFileError", "ReseedWarning", "ResultTable",
     "DiscreteBayesNet", "LatentClassModel", "datasets", "load",

@@ -2,13 +2,13 @@
 
 `posterior(X)` of every model returns one of these: a batch of distributions with batch shape
 (n_rows,) and an event shape that depends on the latent (scalar for a categorical z, (M,) for
-a Gaussian z). Each has `.mean`, `.sample(n, random_state)` and `.log_prob(z)`.
+a Gaussian z or a Dirichlet's proportions). Each has `.mean`, `.sample(n, random_state)` and `.log_prob(z)`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import entr, logsumexp
+from scipy.special import entr, gammaln, logsumexp, psi
 
 from ._linalg import LOG_2PI
 from ._validation import as_generator
@@ -131,3 +131,65 @@ class Gaussian:
     def __repr__(self) -> str:
         n, m = self.mean.shape
         return f"Gaussian(n_rows={n}, dim={m})"
+
+
+class Dirichlet:
+    """Dirichlet distributions over the (K-1)-simplex, one per row: a document's topic
+    proportions θ under LDA's posterior q(θ) = Dir(γ).
+
+        p(θ | γ) = Γ(Σ_k γ_k) / Π_k Γ(γ_k) Π_k θ_k^(γ_k - 1)
+        E[θ_k] = γ_k / Σγ,   E[log θ_k] = ψ(γ_k) - ψ(Σγ)
+
+    concentration : (n_rows, K), every entry > 0.
+    """
+
+    def __init__(self, concentration):
+        self.concentration = np.atleast_2d(np.asarray(concentration))
+        if not np.all(self.concentration > 0):  # also refuses NaN
+            raise ValueError("Dirichlet concentration must be positive (and not NaN).")
+
+    @property
+    def mean(self) -> np.ndarray:
+        """E[θ] : (n_rows, K), rows summing to 1."""
+        return self.concentration / self.concentration.sum(axis=1, keepdims=True)
+
+    @property
+    def mean_log(self) -> np.ndarray:
+        """E[log θ] : (n_rows, K) = ψ(γ_k) - ψ(Σγ)."""
+        gamma = self.concentration
+        return psi(gamma) - psi(gamma.sum(axis=1, keepdims=True))
+
+    @property
+    def mode(self) -> np.ndarray:
+        """(n_rows,) the component with the largest expected proportion."""
+        return np.argmax(self.concentration, axis=1)
+
+    @property
+    def batch_shape(self) -> tuple[int]:
+        return (self.concentration.shape[0],)
+
+    @property
+    def event_shape(self) -> tuple[int]:
+        return (self.concentration.shape[1],)
+
+    def sample(self, n: int = 1, random_state=None) -> np.ndarray:
+        """(n, n_rows, K) draws, as normalized Gamma(γ_k, 1) variables."""
+        rng = as_generator(random_state)
+        draws = rng.standard_gamma(self.concentration, size=(n, *self.concentration.shape))
+        return draws / draws.sum(axis=-1, keepdims=True)
+
+    def log_prob(self, theta) -> np.ndarray:
+        """log p(θ | γ) for θ : (n_rows, K) or (n, n_rows, K) on the simplex; leading shape
+        out."""
+        gamma = self.concentration
+        theta = np.asarray(theta)
+        log_norm = gammaln(gamma.sum(axis=1)) - gammaln(gamma).sum(axis=1)
+        with np.errstate(divide="ignore"):
+            return log_norm + ((gamma - 1) * np.log(theta)).sum(axis=-1)
+
+    def __len__(self) -> int:
+        return self.concentration.shape[0]
+
+    def __repr__(self) -> str:
+        n, k = self.concentration.shape
+        return f"Dirichlet(n_rows={n}, dim={k})"

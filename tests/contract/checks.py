@@ -20,7 +20,7 @@ from sklearn.base import clone
 from helpers import assert_monotone
 from latentkit import em, load
 from latentkit.base import EMModel
-from latentkit.distributions import Categorical, Gaussian
+from latentkit.distributions import Categorical, Dirichlet, Gaussian
 from latentkit.exceptions import InvalidParameterError
 from latentkit.io import saved_state
 
@@ -99,6 +99,9 @@ def check_posterior_is_a_normalised_distribution(spec):
     if isinstance(post, Categorical):
         np.testing.assert_allclose(post.probs.sum(axis=1), 1.0, atol=1e-10)
         assert np.all(post.probs >= 0)
+    elif isinstance(post, Dirichlet):
+        assert np.all(post.concentration > 0) and np.all(np.isfinite(post.concentration))
+        np.testing.assert_allclose(post.mean.sum(axis=1), 1.0, atol=1e-10)
     else:
         assert isinstance(post, Gaussian), type(post)
         cov = np.asarray(post.cov)
