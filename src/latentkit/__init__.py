@@ -23,11 +23,12 @@ from .mixture import (  # noqa: E402
     MixtureOfPPCA,
 )
 from .registry import ModelSpec, get_spec, register, registered_specs, spec_for  # noqa: E402
+from .topics import LDA  # noqa: E402
 
 __all__ = [
     "BernoulliMixture", "Categorical", "CategoricalMixture", "Checkpoint", "ConvergenceWarning",
     "Dirichlet",
-    "FactorAnalysis", "FastICA", "Gaussian", "MixtureOfPPCA", "PCA", "PPCA",
+    "FactorAnalysis", "FastICA", "Gaussian", "LDA", "MixtureOfPPCA", "PCA", "PPCA",
     "GaussianMixture", "LinearDynamicalSystem", "ModelFileError", "ReseedWarning", "ResultTable",
     "DiscreteBayesNet", "LatentClassModel", "datasets", "load",
     "metrics", "select_n_components",

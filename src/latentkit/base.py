@@ -370,6 +370,16 @@ class EMModel(LatentModel):
         self._finish_fit(result, config, source)
         return self
 
+    def _partial_fit_input(self, X, *, reset: bool):
+        """A partial_fit batch, validated: (n_batch, n_features) (by default as `fit`'s
+        in-memory input)."""
+        return self._validate_X(X, reset=reset)
+
+    def _online_total_rows(self) -> int | None:
+        """The rows online EM scales its running statistics to: None for the rows seen so
+        far (a model of a corpus of known size, like LDA's total_samples, returns it)."""
+        return None
+
     def _finish_fit(self, result: em.EMResult, config, source: em.ChunkSource) -> None:
         """What a model computes once `fit` has stored EM's result (with its config and
         the data's source at hand): nothing by default; e.g. FactorAnalysis's final
@@ -384,8 +394,8 @@ class EMModel(LatentModel):
         self._validate_params()
         fitted = hasattr(self, "converged_")
         online = vars(self).get("online_state_")
-        X = self._validate_X(X, reset=not fitted)
-        config = self._em_config(len(X) if online is None else None, X.shape[1])
+        X = self._partial_fit_input(X, reset=not fitted)
+        config = self._em_config(X.shape[0] if online is None else None, X.shape[1])
         if fitted:
             params, state = self._current_params(), self.em_state_
         else:
@@ -394,7 +404,8 @@ class EMModel(LatentModel):
             online, self.history_ = em.OnlineState(), np.empty(0)
         params, state, online, objective = em.online_em_step(
             self.em_family, config, params, state, online, X,
-            learning_decay=self.learning_decay, learning_offset=self.learning_offset)
+            learning_decay=self.learning_decay, learning_offset=self.learning_offset,
+            total_rows=self._online_total_rows())
         self._store_fit(params, state, X.dtype, converged=False, n_iter=online.n_updates,
                         history=np.append(self.history_, objective), stop_reason="online")
         self.online_state_ = online

@@ -120,6 +120,14 @@ class ModelSpec:
         (by default the most probable component and its probabilities).
     categorical : whether the model takes categories: the command line reads text columns
         of DATA as categories (state names) instead of refusing them.
+    read_data : (DATA, the fitted model or None when fitting) -> Data, or None to leave
+        DATA to the table reader: the family's own reader for inputs a table cannot hold
+        (a text file of documents, a bundled corpus of sparse counts).
+    model_input : (Data, named) -> what the model is given (None: the table, as a
+        DataFrame when the model knows names, else the float array X).
+    metrics : (model, Data, model input) -> [(key, label, value)], the rows `fit`,
+        `evaluate` and `report` print about the fit to DATA (None: mean log-likelihood,
+        BIC, AIC, and the adjusted Rand index where DATA has labels).
     example : rng -> (constructor kwargs, X float64 of ~100-300 rows), a small synthetic
         problem the model fits (contract tests, docs).
     """
@@ -145,6 +153,9 @@ class ModelSpec:
     tables: Callable[[FigureJob], list] = no_tables
     predict_table: Callable[[Any, Any], Any] = labels_and_probabilities
     categorical: bool = False
+    read_data: Callable[[str, Any], Data | None] | None = None
+    model_input: Callable[[Data, bool], Any] | None = None
+    metrics: Callable[[Any, Data, Any], list] | None = None
     example: Callable[[np.random.Generator], tuple[dict, np.ndarray]] | None = None
 
     @property

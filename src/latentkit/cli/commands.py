@@ -15,8 +15,8 @@ from latentkit.exceptions import InvalidParameterError
 from latentkit.registry import FigureJob, get_spec
 
 from . import options
-from .columns import match_features, model_input
-from .loading import load_with_data, matched_by_name, print_notes, read_data
+from .columns import match_features
+from .loading import given_to, load_with_data, matched_by_name, print_notes, read_data
 from .report import Report, Section, text_table
 from .uses import USES
 
@@ -46,6 +46,24 @@ def _check_family_flags(spec, args) -> None:
                                         f"not take it.")
 
 
+def _metrics(spec, model, data, X) -> list:
+    """The summary rows about the fit to DATA: the spec's `metrics`, else the likelihood
+    rows every model has."""
+    return (spec.metrics or options.metrics)(model, data, X)
+
+
+def _size_option(spec, args, model_options: dict) -> dict:
+    """--n-topics (the size parameter's own name, e.g. n_topics) as an alias of -k."""
+    flag = spec.size_param.replace("_", "-") if spec.size_param else None
+    if flag is None or flag not in model_options:
+        return model_options
+    if args.n_components is not None:
+        raise InvalidParameterError(f"give the size once: -k or --{flag}, not both.")
+    rest = dict(model_options)
+    args.n_components = options.coerce(rest.pop(flag))
+    return rest
+
+
 def _build(spec, args):
     """The unfitted model: the spec's defaults, its family flags, then the --options."""
     _check_family_flags(spec, args)
@@ -53,7 +71,7 @@ def _build(spec, args):
         raise InvalidParameterError(f"{spec.name} has no number of components; drop -k.")
     kwargs = {**dict(spec.defaults),
               **(spec.cli_kwargs(args) if spec.cli_kwargs is not None else {}),
-              **options.model_kwargs(spec, args.model_options)}
+              **options.model_kwargs(spec, _size_option(spec, args, args.model_options))}
     return spec.cls(**kwargs), kwargs
 
 
@@ -76,7 +94,7 @@ def _candidates(spec, args, n_rows: int) -> list[int] | None:
 def _fit(spec, model, X, args):
     """Fit, choosing the size by a criterion over a range of candidates; (model, selection
     or None)."""
-    candidates = _candidates(spec, args, len(X))
+    candidates = _candidates(spec, args, X.shape[0])
     if candidates is not None:
         from latentkit.metrics.selection import select_n_components
 
@@ -148,7 +166,7 @@ def _fit_input(spec, model, args):
     data = read_data(spec, args.data or spec.default_data, args)
     data = spec.align(model, match_features(data, spec.feature_names(model)))
     print_notes(data)
-    return data, model_input(data, named=True)
+    return data, given_to(spec, data, named=True)
 
 
 def run_fit(args) -> int:
@@ -163,7 +181,7 @@ def run_fit(args) -> int:
     model.save(out / "model.npz")
     interrupted = getattr(model, "stop_reason_", None) == "interrupted"
     rows = (options.describe(spec, model) + [("data", "data", data.describe())]
-            + options.metrics(model, data, X) + options.convergence(model, seconds))
+            + _metrics(spec, model, data, X) + options.convergence(model, seconds))
     job = FigureJob(model, data, out, selection)
     with matched_by_name():
         figures = spec.figures(job)
@@ -192,7 +210,7 @@ def run_fit(args) -> int:
 def run_evaluate(args) -> int:
     model, spec, data, X = load_with_data(args)[:4]
     rows = (options.describe(spec, model) + [("data", "data", data.describe())]
-            + options.metrics(model, data, X))
+            + _metrics(spec, model, data, X))
     if args.json:
         print(json.dumps(_jsonable({key: value for key, _, value in rows})))
     else:
@@ -204,7 +222,7 @@ def run_report(args) -> int:
     model, spec, data, X = load_with_data(args)[:4]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = options.describe(spec, model) + options.metrics(model, data, X)
+    rows = options.describe(spec, model) + _metrics(spec, model, data, X)
     rows += options.convergence(model, 0.0)[:2]
     job = FigureJob(model, data, out)
     with matched_by_name():

@@ -16,9 +16,15 @@ from .columns import match_features, model_input
 from .data import Data, TableOptions, load_data
 
 
-def read_data(spec: ModelSpec, source: str, args) -> Data:
+def read_data(spec: ModelSpec, source: str, args, model=None) -> Data:
     """DATA read with the --key, --max-rows, --columns, --drop, --index-col, --time-col and
-    --no-header options (text columns as categories for a model that takes them)."""
+    --no-header options (text columns as categories for a model that takes them), or by
+    the spec's own reader where it has one that takes DATA (given the fitted model when
+    there is one)."""
+    if spec.read_data is not None:
+        data = spec.read_data(source, model)
+        if data is not None:
+            return data
     options = TableOptions(columns=args.columns, drop=args.drop, index_col=args.index_col,
                            time_col=args.time_col, header=False if args.no_header else None,
                            categorical=spec.categorical)
@@ -68,13 +74,19 @@ def match(model, spec: ModelSpec, data: Data) -> tuple[Data, Any]:
     if data.X.shape[1] != expected:
         raise InvalidInputError(f"{data.name} has {data.X.shape[1]} columns but the model "
                                 f"was fitted on {expected} columns.")
-    return data, model_input(data, named=names is not None)
+    return data, given_to(spec, data, named=names is not None)
+
+
+def given_to(spec: ModelSpec, data: Data, *, named: bool):
+    """What the model is given of `data`: the spec's `model_input`, else the table (a
+    DataFrame when the model knows names)."""
+    return (spec.model_input or model_input)(data, named)
 
 
 def load_with_data(args) -> Loaded:
     """The saved model of args.model_file and args.data read and matched to it."""
     model, spec = load_model(args.model_file)
-    data = read_data(spec, args.data, args)
+    data = read_data(spec, args.data, args, model)
     file_columns = data.columns
     data, X = match(model, spec, data)
     return Loaded(model, spec, data, X, file_columns is not None, file_columns)

@@ -19,13 +19,16 @@ from latentkit.datasets.real import (
 from latentkit.datasets.synthetic import (
     make_bernoulli_mixture,
     make_categorical_mixture,
+    make_lda_corpus,
     make_mixture,
 )
+from latentkit.datasets.text import load_ap
 
 __all__ = [
     "cache_dir",
     "data_dirs",
     "find_data_file",
+    "load_ap",
     "load_binarized_mnist",
     "load_digits",
     "load_faithful",
@@ -36,5 +39,6 @@ __all__ = [
     "load_wine",
     "make_bernoulli_mixture",
     "make_categorical_mixture",
+    "make_lda_corpus",
     "make_mixture",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.spatial.distance import pdist
 from sklearn.utils import Bunch
 
@@ -24,7 +25,8 @@ _LOG_EIGEN_RANGE = (np.log(0.25), np.log(4.0))
 _BERNOULLI_MARGIN = 0.05  # probs lie in [0.05, 0.95]
 _DIRICHLET_ALPHA = 0.5  # concentration of each categorical column's probabilities
 
-__all__ = ["make_mixture", "make_bernoulli_mixture", "make_categorical_mixture"]
+__all__ = ["make_mixture", "make_bernoulli_mixture", "make_categorical_mixture", "make_lda_corpus",
+           "write_lda_corpus"]
 
 
 def check_arg(name: str, value, *allowed) -> None:
@@ -238,3 +240,110 @@ def make_categorical_mixture(
         columns.append(codes)
     X = np.stack(columns, axis=1).astype(np.float64)
     return Bunch(X=X, labels=labels, weights=weights, probs=probs)
+
+
+# -- topic models -------------------------------------------------------------------------
+
+#: documents drawn per block by make_lda_corpus (write_lda_corpus's default block_docs),
+#: so both give the same corpus for the same seed
+LDA_BLOCK_DOCS = 20_000
+
+
+def _check_lda_args(n_docs, n_words, n_topics, doc_length, alpha, eta, random_state):
+    """Check make_lda_corpus's arguments; returns alpha : (n_topics,) float64."""
+    check_arg("n_docs", n_docs, Interval(int, 1, None))
+    check_arg("n_words", n_words, Interval(int, 1, None))
+    check_arg("n_topics", n_topics, Interval(int, 1, None))
+    check_arg("doc_length", doc_length, Interval(float, 0, None, closed="neither"))
+    check_arg("eta", eta, Interval(float, 0, None, closed="neither"))
+    check_arg("random_state", random_state, *RANDOM_STATE)
+    given = np.asarray(alpha, dtype=np.float64) if not isinstance(alpha, str) else None
+    if (given is None or given.ndim > 1 or given.shape not in ((), (n_topics,))
+            or not np.all(np.isfinite(given)) or np.any(given <= 0)):
+        raise InvalidParameterError(
+            f"argument 'alpha' must be a positive number or {n_topics} positive numbers (one "
+            f"per topic); got {alpha!r}.")
+    return np.broadcast_to(given, (n_topics,)).copy()
+
+
+def _draw_lda_block(rng, topic_word, alpha, n_docs, doc_length):
+    """One block of LDA documents: (counts : (n_docs, V) CSR float64, doc_topic :
+    (n_docs, K), doc_lengths : (n_docs,) int64).
+
+    θ_d ~ Dir(α), N_d = max(1, Poisson(doc_length)), and each token draws its topic
+    z ~ Cat(θ_d) and then its word w ~ Cat(φ_z). Composing the two categoricals gives
+    w ~ Cat(θ_d φ), so counts_d ~ Multinomial(N_d, θ_d φ); drawing topic counts first,
+    n_dk ~ Multinomial(N_d, θ_d), then words per topic costs O(tokens log V), not the
+    O(n_docs V) of a multinomial over the whole vocabulary.
+    """
+    n_topics, n_words = topic_word.shape
+    doc_topic = rng.dirichlet(alpha, size=n_docs)
+    lengths = np.maximum(rng.poisson(doc_length, size=n_docs), 1).astype(np.int64)
+    topic_counts = rng.multinomial(lengths, doc_topic)  # (n_docs, K)
+    docs, words = [], []
+    for k in range(n_topics):
+        docs.append(np.repeat(np.arange(n_docs), topic_counts[:, k]))
+        words.append(rng.choice(n_words, size=docs[-1].size, p=topic_word[k]))
+    docs, words = np.concatenate(docs), np.concatenate(words)
+    counts = sp.csr_matrix((np.ones(docs.size), (docs, words)), shape=(n_docs, n_words))
+    counts.sum_duplicates()
+    return counts, doc_topic, lengths
+
+
+def _lda_blocks(rng, topic_word, alpha, n_docs, doc_length, block_docs):
+    for start in range(0, n_docs, block_docs):
+        yield _draw_lda_block(rng, topic_word, alpha, min(block_docs, n_docs - start),
+                              doc_length)
+
+
+def make_lda_corpus(n_docs: int, n_words: int, n_topics: int, *, doc_length: float = 150,
+                    alpha=0.1, eta: float = 0.05, random_state=None) -> Bunch:
+    """Draw a corpus from latent Dirichlet allocation with known topics.
+
+    φ_k ~ Dirichlet(η 1_V) for each topic k; for each document d, θ_d ~ Dirichlet(α),
+    N_d = max(1, N) with N ~ Poisson(doc_length), and counts_d ~ Multinomial(N_d, θ_d φ).
+    alpha : a number (symmetric prior) or (n_topics,) positive numbers (asymmetric).
+    Documents are drawn in blocks of `LDA_BLOCK_DOCS`, never as a dense (n_docs, n_words)
+    array, so the memory is that of the result.
+
+    Returns a Bunch with counts : (n_docs, n_words) CSR float64, topic_word : (n_topics,
+    n_words) φ, doc_topic : (n_docs, n_topics) θ, doc_lengths : (n_docs,) int64 N_d
+    (= counts.sum(axis=1)) and alpha : (n_topics,), eta.
+    """
+    alpha = _check_lda_args(n_docs, n_words, n_topics, doc_length, alpha, eta, random_state)
+    rng = as_generator(random_state)
+    topic_word = rng.dirichlet(np.full(n_words, float(eta)), size=n_topics)
+    blocks = list(_lda_blocks(rng, topic_word, alpha, n_docs, doc_length, LDA_BLOCK_DOCS))
+    return Bunch(counts=sp.vstack([b[0] for b in blocks], format="csr"),
+                 topic_word=topic_word, doc_topic=np.concatenate([b[1] for b in blocks]),
+                 doc_lengths=np.concatenate([b[2] for b in blocks]), alpha=alpha, eta=eta)
+
+
+def write_lda_corpus(path, n_docs: int, n_words: int, n_topics: int, *,
+                     doc_length: float = 150, alpha=0.1, eta: float = 0.05,
+                     random_state=None, block_docs: int = LDA_BLOCK_DOCS) -> Bunch:
+    """Draw `make_lda_corpus`'s corpus block by block straight into an uncompressed scipy
+    `.npz` file at `path` (scipy.sparse.load_npz reads it), with peak memory bounded by a
+    block of `block_docs` documents (plus topic_word and 8 bytes per document). With the
+    default `block_docs` the file holds exactly make_lda_corpus's counts for the same seed.
+
+    Returns a Bunch with path, shape (n_docs, n_words), topic_word : (n_topics, n_words),
+    doc_lengths : (n_docs,) int64, alpha, eta (doc_topic is not kept).
+    """
+    from latentkit.topics._streams import write_csr_npz
+
+    alpha = _check_lda_args(n_docs, n_words, n_topics, doc_length, alpha, eta, random_state)
+    check_arg("block_docs", block_docs, Interval(int, 1, None))
+    rng = as_generator(random_state)
+    topic_word = rng.dirichlet(np.full(n_words, float(eta)), size=n_topics)
+    lengths = []
+
+    def counts_blocks():
+        for counts, _, block_lengths in _lda_blocks(rng, topic_word, alpha, n_docs,
+                                                    doc_length, block_docs):
+            lengths.append(block_lengths)
+            yield counts
+
+    shape = write_csr_npz(path, n_words, counts_blocks())
+    return Bunch(path=path, shape=shape, topic_word=topic_word,
+                 doc_lengths=np.concatenate(lengths), alpha=alpha, eta=eta)

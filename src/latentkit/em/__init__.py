@@ -32,6 +32,7 @@ from .loop import (
     returned_iterate,
     run_em,
 )
+from .online import fit_online
 from .sources import (
     ArraySource,
     ChunkSource,
@@ -50,6 +51,7 @@ __all__ = [
     "ConvergenceWarning", "EMFamily", "EMIteration", "EMResult", "IterableSource", "Iterate",
     "MappedPages", "OnlineState", "ReseedWarning", "SparseSource", "StepInfo",
     "SufficientStats", "as_source", "auto_chunk_rows", "better_iterate", "e_pass", "fit_em",
+    "fit_online",
     "is_streaming", "monotone_tolerance", "num_threads", "online_em_step", "progress_bar",
     "returned_iterate", "run_em", "threaded_map",
 ]

@@ -289,11 +289,14 @@ class OnlineState:
 
 
 def online_em_step(family: EMFamily, config, params, state, online: OnlineState, X, *,
-                   learning_decay: float, learning_offset: float):
+                   learning_decay: float, learning_offset: float,
+                   total_rows: int | None = None, stacklevel: int = 4):
     """One step of online (stochastic) EM on a batch X : (n_batch, D).
 
     s_t = (1 - ρ_t) s_{t-1} + ρ_t s̄(batch), ρ_t = (t + τ)^(-κ), with s̄ the per-row average
-    of the batch statistics; the M-step sees s_t scaled back to the number of rows seen.
+    of the batch statistics; the M-step sees s_t scaled to `total_rows` (the size of the
+    corpus the batches are drawn from, as in Hoffman, Blei & Bach's online variational
+    Bayes: λ = (1 - ρ) λ + ρ (η + D s̄)), or by default to the number of rows seen.
     Returns (params, state, online, mean objective of the batch under the old params).
     """
     rows = _rows(X)
@@ -305,8 +308,9 @@ def online_em_step(family: EMFamily, config, params, state, online: OnlineState,
         rho = (online.n_updates + learning_offset) ** (-learning_decay)
         running = online.stats.scaled(1.0 - rho) + batch.scaled(rho)
     n_seen = online.n_seen + rows
-    params, state, info = family.m_step(running.scaled(n_seen), params, state, config)
-    _announce(info, stacklevel=4)  # online_em_step < partial_fit < user
+    params, state, info = family.m_step(running.scaled(total_rows or n_seen), params, state,
+                                        config)
+    _announce(info, stacklevel=stacklevel)  # online_em_step < partial_fit < user
     return params, state, OnlineState(running, online.n_updates + 1, n_seen), float(total) / rows
 
 

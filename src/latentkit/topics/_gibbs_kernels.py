@@ -1,0 +1,401 @@
+"""Collapsed Gibbs sampling for latent Dirichlet allocation (Griffiths & Steyvers 2004).
+
+With θ_d ~ Dir(α) and φ_k ~ Dir(η) integrated out, the state is the topic z_i of every token
+and the counts n_dk (document d, topic k), n_wk (word w, topic k), n_k = Σ_w n_wk. Token i of
+document d with word w is resampled from
+
+    p(z_i = k | z_-i, w) ∝ (n_dk^-i + α_k) (n_wk^-i + η) / (n_k^-i + Vη)
+
+(counts without token i). The dense kernel evaluates all K terms; the sparse kernel
+(`_gibbs_sparse`, SparseLDA) draws from the same distribution at a cost of the non-zero counts.
+
+Parallel sweeps follow AD-LDA (Newman, Asuncion, Smyth & Welling 2009): documents are split
+into contiguous blocks with balanced token counts, each block sweeps against private copies of
+n_wk and n_k, and after the sweep n_wk += Σ_b (n_wk^(b) − n_wk^before) (likewise n_k). Block b
+of sweep s draws from `stream(seed, s * n_blocks + b)`, so the output depends on the seed and
+the number of blocks only, never on thread scheduling. With one block the kernel is the exact
+sequential sampler.
+
+Arrays: doc_ptr : (D + 1,) int64 token offsets of the documents, words : (N,) int32,
+z : (N,) int32, n_dk : (D, K) int32, n_wk : (V, K) int32 (word-major rows, the sampler reads
+one word's K counts at a time), n_k : (K,) int64, alpha : (K,) float64, eta > 0.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from scipy.special import gammaln, psi
+
+from latentkit.topics._gibbs_sparse import (
+    FAST,
+    build_word_topic_lists,
+    sparse_block_sweep,
+    unpack_word_topic_lists,
+)
+from latentkit.topics._rng import next_double, stream
+
+# stream number of the initial assignments: far from the sweep streams s * n_blocks + b
+INIT_STREAM = 2**62
+# below this many topics the dense kernel is faster (measured: see the issue 13 report)
+SPARSE_MIN_TOPICS = 64
+
+
+@numba.njit(cache=True, nogil=True)
+def _tokens_from_counts(indptr, indices, counts):
+    n_docs = indptr.shape[0] - 1
+    doc_ptr = np.zeros(n_docs + 1, dtype=np.int64)
+    for d in range(n_docs):
+        total = 0
+        for j in range(indptr[d], indptr[d + 1]):
+            total += np.int64(counts[j])
+        doc_ptr[d + 1] = doc_ptr[d] + total
+    words = np.empty(doc_ptr[n_docs], dtype=np.int32)
+    position = 0
+    for j in range(indptr[n_docs]):
+        for _ in range(np.int64(counts[j])):
+            words[position] = indices[j]
+            position += 1
+    return doc_ptr, words
+
+
+def tokens_from_counts(indptr, indices, counts):
+    """Expand a CSR count matrix into a token list.
+
+    indptr : (D + 1,) int64, indices : (nnz,) int32 word ids, counts : (nnz,) positive
+    integer-valued float64. Returns doc_ptr : (D + 1,) int64 (document d owns tokens
+    doc_ptr[d]..doc_ptr[d+1]-1) and words : (N,) int32, N = Σ counts.
+    """
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    counts = np.ascontiguousarray(counts, dtype=np.float64)
+    if indptr.ndim != 1 or indptr.shape[0] < 1 or indptr[-1] != indices.shape[0]:
+        raise ValueError(f"indptr must be (n_docs + 1,) ending at nnz={indices.shape[0]}")
+    if counts.shape != indices.shape:
+        raise ValueError(f"counts must have shape {indices.shape}, got {counts.shape}")
+    if counts.size and (counts.min() <= 0 or not np.all(counts == np.round(counts))):
+        raise ValueError("counts must be positive integers (a document-term count matrix)")
+    return _tokens_from_counts(indptr, indices, counts)
+
+
+@numba.njit(cache=True, nogil=True)
+def _initial_assignments(n_tokens, n_topics, seed):
+    state = stream(seed, INIT_STREAM)
+    z = np.empty(n_tokens, dtype=np.int32)
+    for i in range(n_tokens):
+        z[i] = min(np.int32(next_double(state) * n_topics), n_topics - 1)
+    return z
+
+
+def initial_assignments(doc_ptr, words, n_topics, seed):
+    """Uniform random topics z : (N,) int32 for the tokens words : (N,) (doc_ptr : (D + 1,)
+    only fixes N's layout); drawn from stream(seed, INIT_STREAM)."""
+    if n_topics < 1:
+        raise ValueError(f"n_topics must be >= 1, got {n_topics}")
+    return _initial_assignments(np.int64(words.shape[0]), np.int64(n_topics), np.int64(seed))
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_matrices(doc_ptr, words, z, n_topics, n_words):
+    n_docs = doc_ptr.shape[0] - 1
+    n_dk = np.zeros((n_docs, n_topics), dtype=np.int32)
+    n_wk = np.zeros((n_words, n_topics), dtype=np.int32)
+    n_k = np.zeros(n_topics, dtype=np.int64)
+    for d in range(n_docs):
+        for i in range(doc_ptr[d], doc_ptr[d + 1]):
+            n_dk[d, z[i]] += 1
+            n_wk[words[i], z[i]] += 1
+            n_k[z[i]] += 1
+    return n_dk, n_wk, n_k
+
+
+def count_matrices(doc_ptr, words, z, n_topics, n_words):
+    """The counts of the assignments z : (N,) int32: n_dk : (D, K) int32, n_wk : (V, K) int32,
+    n_k : (K,) int64, with K = n_topics and V = n_words."""
+    z = np.ascontiguousarray(z, dtype=np.int32)
+    if z.shape != words.shape:
+        raise ValueError(f"z must have shape {words.shape}, got {z.shape}")
+    if z.size and (z.min() < 0 or z.max() >= n_topics):
+        raise ValueError(f"z must lie in [0, {n_topics}), got [{z.min()}, {z.max()}]")
+    if words.size and words.max() >= n_words:
+        raise ValueError(f"word ids must lie in [0, {n_words}), got max {words.max()}")
+    return _count_matrices(doc_ptr, words, z, np.int64(n_topics), np.int64(n_words))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def dense_block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi, state):
+    """One dense collapsed Gibbs sweep over documents doc_lo..doc_hi-1, in place on z, n_dk,
+    n_wk, n_k; ι_k = 1 / (n_k + Vη) is cached and refreshed for the two topics a token
+    changes. Draws one uniform per token from `state` : (1,) uint64 (inverse-CDF search)."""
+    n_words, n_topics = n_wk.shape
+    v_eta = n_words * eta
+    inv_nk = 1.0 / (n_k + v_eta)
+    cumulative = np.empty(n_topics)
+    for d in range(doc_lo, doc_hi):
+        doc_row = n_dk[d]
+        for i in range(doc_ptr[d], doc_ptr[d + 1]):
+            word_row = n_wk[words[i]]
+            topic = z[i]
+            doc_row[topic] -= 1
+            word_row[topic] -= 1
+            n_k[topic] -= 1
+            inv_nk[topic] = 1.0 / (n_k[topic] + v_eta)
+            total = 0.0
+            for k in range(n_topics):
+                total += (doc_row[k] + alpha[k]) * (word_row[k] + eta) * inv_nk[k]
+                cumulative[k] = total
+            u = next_double(state) * total
+            topic = 0
+            while topic < n_topics - 1 and cumulative[topic] <= u:
+                topic += 1
+            z[i] = topic
+            doc_row[topic] += 1
+            word_row[topic] += 1
+            n_k[topic] += 1
+            inv_nk[topic] = 1.0 / (n_k[topic] + v_eta)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi, state,
+                 sparse, word_lists, word_nnz):
+    """One sweep of a block by the dense or the sparse kernel (the sparse one works on packed
+    word lists : (V, K) int64 built from n_wk and written back to it after the sweep)."""
+    if sparse:
+        build_word_topic_lists(n_wk, word_lists, word_nnz)
+        sparse_block_sweep(doc_ptr, words, z, n_dk, n_k, alpha, eta, doc_lo, doc_hi,
+                           state, word_lists, word_nnz)
+        unpack_word_topic_lists(word_lists, word_nnz, n_wk)
+    else:
+        dense_block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi,
+                          state)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sequential_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
+                       first_sweep, sparse):
+    """n_sweeps exact sequential sweeps (one block: sweep s draws from stream(seed, s))."""
+    n_words, n_topics = n_wk.shape
+    list_rows = n_words if sparse else 0
+    word_lists = np.empty((list_rows, n_topics), dtype=np.int64)
+    word_nnz = np.empty(list_rows, dtype=np.int32)
+    n_docs = doc_ptr.shape[0] - 1
+    for sweep in range(first_sweep, first_sweep + n_sweeps):
+        state = stream(seed, sweep)
+        _block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, 0, n_docs, state,
+                     sparse, word_lists, word_nnz)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _parallel_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
+                     first_sweep, block_ptr, sparse):
+    """n_sweeps AD-LDA sweeps: the blocks (documents block_ptr[b]..block_ptr[b+1]-1) run in
+    parallel against private copies of n_wk and n_k, merged in block order afterwards."""
+    n_blocks = block_ptr.shape[0] - 1
+    n_words, n_topics = n_wk.shape
+    list_rows = n_words if sparse else 0
+    local_wk = np.empty((n_blocks, n_words, n_topics), dtype=np.int32)
+    local_k = np.empty((n_blocks, n_topics), dtype=np.int64)
+    word_lists = np.empty((n_blocks, list_rows, n_topics), dtype=np.int64)
+    word_nnz = np.empty((n_blocks, list_rows), dtype=np.int32)
+    for sweep in range(first_sweep, first_sweep + n_sweeps):
+        for b in numba.prange(n_blocks):
+            local_wk[b] = n_wk
+            local_k[b] = n_k
+            state = stream(seed, sweep * n_blocks + b)
+            _block_sweep(doc_ptr, words, z, n_dk, local_wk[b], local_k[b], alpha, eta,
+                         block_ptr[b], block_ptr[b + 1], state, sparse, word_lists[b],
+                         word_nnz[b])
+        for w in numba.prange(n_words):  # n_wk += Σ_b (n_wk^(b) − n_wk^before)
+            for k in range(n_topics):
+                merged = n_wk[w, k]
+                for b in range(n_blocks):
+                    merged += local_wk[b, w, k] - n_wk[w, k]
+                n_wk[w, k] = merged
+        for k in range(n_topics):
+            merged_k = n_k[k]
+            for b in range(n_blocks):
+                merged_k += local_k[b, k] - n_k[k]
+            n_k[k] = merged_k
+
+
+def balanced_blocks(doc_ptr, n_blocks):
+    """Document boundaries block_ptr : (n_blocks + 1,) int64 of n_blocks contiguous blocks
+    whose token counts are as equal as whole documents allow (block b ends at the first
+    document boundary at or past b N / n_blocks tokens)."""
+    n_tokens = doc_ptr[-1]
+    targets = (np.arange(1, n_blocks) * n_tokens) // n_blocks
+    inner = np.searchsorted(doc_ptr, targets, side="left")
+    block_ptr = np.concatenate([[0], inner, [doc_ptr.shape[0] - 1]]).astype(np.int64)
+    return np.maximum.accumulate(block_ptr)
+
+
+def _check_state(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta):
+    """Shapes and dtypes of the in-place sampler state (validated once, at the boundary)."""
+    n_docs, n_topics = n_dk.shape
+    expected = {
+        "doc_ptr": (doc_ptr, np.int64, (n_docs + 1,)),
+        "words": (words, np.int32, (z.shape[0],)),
+        "z": (z, np.int32, z.shape),
+        "n_dk": (n_dk, np.int32, (n_docs, n_topics)),
+        "n_wk": (n_wk, np.int32, (n_wk.shape[0], n_topics)),
+        "n_k": (n_k, np.int64, (n_topics,)),
+        "alpha": (alpha, np.float64, (n_topics,)),
+    }
+    for name, (array, dtype, shape) in expected.items():
+        if array.dtype != dtype or array.shape != shape or not array.flags.c_contiguous:
+            raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype).name} array of "
+                             f"shape {shape}, got {array.dtype} {array.shape}")
+    if doc_ptr[-1] != words.shape[0]:
+        raise ValueError(f"doc_ptr[-1] = {doc_ptr[-1]} must equal the number of tokens")
+    if not np.all(alpha > 0) or not eta > 0:
+        raise ValueError(f"alpha and eta must be positive, got alpha={alpha}, eta={eta}")
+
+
+def gibbs_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
+                 first_sweep=0, n_threads=1, sparse=None):
+    """Run n_sweeps collapsed Gibbs sweeps, updating z and the counts in place.
+
+    doc_ptr : (D + 1,) int64, words : (N,) int32, z : (N,) int32, n_dk : (D, K) int32,
+    n_wk : (V, K) int32, n_k : (K,) int64 (the counts of z), alpha : (K,) float64, eta > 0.
+    Sweep s (counted from first_sweep) of document block b draws from
+    stream(seed, s * n_threads + b). n_threads == 1 is the exact sequential sampler;
+    n_threads > 1 runs AD-LDA over n_threads token-balanced blocks in parallel (output fixed
+    by seed and n_threads). sparse: True for SparseLDA, False for the dense kernel, None for
+    SparseLDA when K >= SPARSE_MIN_TOPICS (both sample the same conditional exactly).
+    """
+    _check_state(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta)
+    if n_sweeps < 0 or first_sweep < 0 or n_threads < 1:
+        raise ValueError(f"need n_sweeps >= 0, first_sweep >= 0, n_threads >= 1, got "
+                         f"{n_sweeps}, {first_sweep}, {n_threads}")
+    if sparse is None:
+        sparse = n_dk.shape[1] >= SPARSE_MIN_TOPICS
+    args = (doc_ptr, words, z, n_dk, n_wk, n_k, alpha, np.float64(eta), np.int64(n_sweeps),
+            np.int64(seed), np.int64(first_sweep))
+    if n_threads == 1:
+        _sequential_sweeps(*args, bool(sparse))
+    else:
+        _parallel_sweeps(*args, balanced_blocks(doc_ptr, n_threads), bool(sparse))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def _fixed_topics_doc(words, phi_wk, alpha, n_burn, n_samples, state, theta_row):
+    """Gibbs chain of one document's topics with the topics fixed (φ_kw = phi_wk[w, k]),
+    p(z_i = k) ∝ (n_dk^-i + α_k) φ_kw; θ averaged over the n_samples sweeps after n_burn."""
+    n_topics = alpha.shape[0]
+    n_tokens = words.shape[0]
+    counts = np.zeros(n_topics, dtype=np.int64)
+    z = np.empty(n_tokens, dtype=np.int32)
+    cumulative = np.empty(n_topics)
+    for i in range(n_tokens):
+        z[i] = min(np.int32(next_double(state) * n_topics), n_topics - 1)
+        counts[z[i]] += 1
+    scale = 1.0 / ((n_tokens + alpha.sum()) * n_samples)
+    for sweep in range(n_burn + n_samples):
+        for i in range(n_tokens):
+            word_row = phi_wk[words[i]]
+            counts[z[i]] -= 1
+            total = 0.0
+            for k in range(n_topics):
+                total += (counts[k] + alpha[k]) * word_row[k]
+                cumulative[k] = total
+            u = next_double(state) * total
+            topic = 0
+            while topic < n_topics - 1 and cumulative[topic] <= u:
+                topic += 1
+            z[i] = topic
+            counts[topic] += 1
+        if sweep >= n_burn:
+            for k in range(n_topics):
+                theta_row[k] += (counts[k] + alpha[k]) * scale
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _fixed_topics_inference(doc_ptr, words, phi_wk, alpha, n_burn, n_samples, seed):
+    n_docs = doc_ptr.shape[0] - 1
+    theta = np.zeros((n_docs, alpha.shape[0]))
+    for d in numba.prange(n_docs):
+        state = stream(seed, d)
+        _fixed_topics_doc(words[doc_ptr[d]:doc_ptr[d + 1]], phi_wk, alpha, n_burn, n_samples,
+                          state, theta[d])
+    return theta
+
+
+def fixed_topics_inference(doc_ptr, words, phi, alpha, n_burn, n_samples, seed):
+    """Document-topic proportions of new documents under fixed topics, by Gibbs sampling.
+
+    doc_ptr : (D + 1,) int64, words : (N,) int32, phi : (K, V) topic-word distributions,
+    alpha : (K,). Each document's chain (stream(seed, d), so documents run in parallel)
+    resamples p(z_i = k | z_-i) ∝ (n_dk^-i + α_k) φ_kw and returns theta : (D, K), the mean
+    over the n_samples sweeps after n_burn of (n_dk + α_k) / (N_d + Σα) (α / Σα for an
+    empty document).
+    """
+    phi = np.asarray(phi, dtype=np.float64)
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    if phi.ndim != 2 or alpha.shape != (phi.shape[0],):
+        raise ValueError(f"phi must be (K, V) and alpha (K,), got {phi.shape}, {alpha.shape}")
+    if words.size and words.max() >= phi.shape[1]:
+        raise ValueError(f"word ids must lie in [0, {phi.shape[1]}), got max {words.max()}")
+    if n_burn < 0 or n_samples < 1 or not np.all(alpha > 0) or np.any(phi < 0):
+        raise ValueError("need n_burn >= 0, n_samples >= 1, alpha > 0 and phi >= 0")
+    phi_wk = np.ascontiguousarray(phi.T)  # word-major: one word's K values are contiguous
+    return _fixed_topics_inference(np.ascontiguousarray(doc_ptr, dtype=np.int64),
+                                   np.ascontiguousarray(words, dtype=np.int32), phi_wk, alpha,
+                                   np.int64(n_burn), np.int64(n_samples), np.int64(seed))
+
+
+def optimize_alpha(n_dk, doc_lengths, alpha, n_iter=20):
+    """Maximum-likelihood asymmetric α of the Dirichlet-multinomial p(n_d | α) by Minka's
+    (2000) fixed point,
+
+        α_k ← α_k Σ_d [ψ(n_dk + α_k) − ψ(α_k)] / Σ_d [ψ(N_d + Σα) − ψ(Σα)],
+
+    n_iter times. n_dk : (D, K) counts, doc_lengths : (D,) N_d = Σ_k n_dk, alpha : (K,) > 0
+    the start. A topic no document uses has the boundary optimum α_k → 0; α is kept at
+    least ALPHA_FLOOR so the sampler's conditional stays defined. Returns alpha : (K,).
+    """
+    n_dk = np.asarray(n_dk, dtype=np.float64)
+    doc_lengths = np.asarray(doc_lengths, dtype=np.float64)
+    alpha = np.array(alpha, dtype=np.float64)
+    if n_dk.ndim != 2 or alpha.shape != (n_dk.shape[1],) or doc_lengths.shape != n_dk.shape[:1]:
+        raise ValueError(f"need n_dk (D, K), doc_lengths (D,), alpha (K,), got {n_dk.shape}, "
+                         f"{doc_lengths.shape}, {alpha.shape}")
+    if not np.all(alpha > 0):
+        raise ValueError(f"alpha must be positive, got {alpha}")
+    used = doc_lengths > 0  # an empty document adds 0 to both sums
+    n_dk, doc_lengths = n_dk[used], doc_lengths[used]
+    if not n_dk.size:
+        return alpha
+    for _ in range(n_iter):
+        numerator = (psi(n_dk + alpha) - psi(alpha)).sum(axis=0)
+        denominator = (psi(doc_lengths + alpha.sum()) - psi(alpha.sum())).sum()
+        alpha = np.maximum(alpha * numerator / denominator, ALPHA_FLOOR)
+    return alpha
+
+
+ALPHA_FLOOR = 1e-10
+
+
+def collapsed_log_joint(n_dk, n_wk, n_k, alpha, eta):
+    """log p(w, z) of the token sequence and its topics, θ and φ integrated out:
+
+        Σ_d [log Γ(Σα) − log Γ(N_d + Σα) + Σ_k (log Γ(n_dk + α_k) − log Γ(α_k))]
+      + Σ_k [log Γ(Vη) − log Γ(n_k + Vη) + Σ_w (log Γ(n_wk + η) − log Γ(η))]
+
+    (the Dirichlet-multinomial closed form per document and per topic). n_dk : (D, K),
+    n_wk : (V, K), n_k : (K,), alpha : (K,), eta > 0.
+    """
+    alpha = np.asarray(alpha, dtype=np.float64)
+    n_words = n_wk.shape[0]
+    doc_lengths = np.asarray(n_dk, dtype=np.float64).sum(axis=1)
+    docs = (n_dk.shape[0] * gammaln(alpha.sum()) - gammaln(doc_lengths + alpha.sum()).sum()
+            + gammaln(n_dk + alpha).sum() - n_dk.shape[0] * gammaln(alpha).sum())
+    topics = (n_k.shape[0] * gammaln(n_words * eta) - gammaln(n_k + n_words * eta).sum()
+              + gammaln(n_wk + eta).sum() - n_wk.size * gammaln(eta))
+    return float(docs + topics)
+
+
+__all__ = [
+    "SPARSE_MIN_TOPICS", "balanced_blocks", "collapsed_log_joint", "count_matrices",
+    "dense_block_sweep", "fixed_topics_inference", "gibbs_sweeps", "initial_assignments",
+    "optimize_alpha", "tokens_from_counts",
+]
