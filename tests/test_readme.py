@@ -69,3 +69,22 @@ def test_pykalman_snippet_runs_and_matches_pykalman():
     np.testing.assert_allclose(namespace["covariances"], covariances, rtol=1e-10)
     mean, cov = peer.filter_update(means[-1], covariances[-1], observation=[2.4])
     np.testing.assert_allclose(namespace["mean"], mean, rtol=1e-10)
+
+
+def test_topic_model_snippet_runs(tmp_path, monkeypatch):
+    from latentkit.datasets import load_ap
+
+    try:
+        load_ap()
+    except FileNotFoundError:
+        pytest.skip("the AP corpus is not available (no ../shared/data, cache or network)")
+    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[4]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 -- our own README
+    lda = namespace["lda"]
+    assert namespace["theta"].shape == (246, 20)
+    assert all(word in set(namespace["ap"].vocabulary) for word in lda.top_words(8)[0])
+    # AP's completion perplexity is in the low thousands for 20 topics (a uniform model over
+    # its 10,473 words would give 10,473)
+    assert 1000 < lda.perplexity(namespace["test"]) < 5000
