@@ -12,6 +12,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..registry import ModelSpec, register
+from .demo import ap_lda
+from .figures import lda_figures
 from .lda import LDA
 
 AP_NOTE = "the AP corpus: 2,246 news articles over a 10,473-word vocabulary"
@@ -112,4 +114,4 @@ register(ModelSpec(
     "ap", AP_NOTE, size_param="n_topics", size_label="K (topics)", default_size=10,
     summary_params=("method",), read_data=read_corpus, model_input=corpus_input,
     metrics=corpus_metrics, predict_table=topic_table, tables=top_words_table,
-    example=lda_example))
+    figures=lda_figures, demo=ap_lda, example=lda_example))

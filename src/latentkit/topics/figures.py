@@ -109,7 +109,7 @@ def plot_topic_map(model, prevalence, n_labels: int = 3, ax=None, *, title=None)
     colors = cluster_colors(phi.shape[0])
     ax.scatter(coordinates[:, 0], coordinates[:, 1], s=areas, c=colors, alpha=0.55,
                edgecolors="black", linewidths=0.6)
-    words = model.top_words( n_labels)
+    words = model.top_words(n_labels)
     for k, (x, y) in enumerate(coordinates):
         ax.annotate(f"{k}: " + " ".join(words[k]), (x, y), fontsize=7.5, ha="center",
                     va="center", xytext=(0, -(math.sqrt(areas[k]) / 2 + 6)),
@@ -123,7 +123,7 @@ def plot_topic_map(model, prevalence, n_labels: int = 3, ax=None, *, title=None)
     return ax
 
 
-def plotmodel.top_words( n_words: int = 10, topics=None, *, ncols: int = 5,
+def plot_top_words(model, n_words: int = 10, topics=None, *, ncols: int = 5,
                    suptitle=None):
     """A grid of horizontal bar charts, one per topic, of its n_words most probable words
     and their probabilities φ_kw (most probable on top). topics : the topic numbers to draw
@@ -134,7 +134,7 @@ def plotmodel.top_words( n_words: int = 10, topics=None, *, ncols: int = 5,
     topics = list(range(phi.shape[0])) if topics is None else [int(k) for k in topics]
     if not topics or min(topics) < 0 or max(topics) >= phi.shape[0]:
         raise ValueError(f"topics must be numbers in 0..{phi.shape[0] - 1}; got {topics}.")
-    words = model.top_words( n_words)
+    words = model.top_words(n_words)
     order = np.argsort(-phi, axis=1, kind="stable")[:, :n_words]
     ncols = min(ncols, len(topics))
     nrows = math.ceil(len(topics) / ncols)
@@ -160,11 +160,11 @@ def plot_document_topics(proportions, model, title=None, ax=None):
     from latentkit.plot._figure import new_axes
 
     proportions = np.asarray(proportions, dtype=np.float64).ravel()
-    words = model.top_words( 3)
+    words = model.top_words(3)
     if proportions.shape != (len(words),):
         raise ValueError(f"proportions must hold one value per topic ({len(words)}); got "
                          f"shape {proportions.shape}.")
-    ax = new_axes(ax, figsize=(7.2, 0.8 + 0.28 * len(words)))
+    ax = new_axes(ax, figsize=(7.2, max(3.2, 0.8 + 0.28 * len(words))))
     positions = np.arange(len(words))
     ax.barh(positions, proportions, color="tab:orange", alpha=0.85)
     ax.set_yticks(positions, [f"{k}: " + " ".join(w) for k, w in enumerate(words)],
