@@ -20,13 +20,14 @@ def criterion_figure(job) -> list:
 
 
 def history_figure(job, *, caption: str = "EM log-likelihood per iteration",
-                   ylabel: str = "mean log-likelihood per row", min_length: int = 1) -> list:
+                   ylabel: str = "mean log-likelihood per row", min_length: int = 1,
+                   xlabel: str = "EM iteration", title: str | None = None) -> list:
     """The fitted model's `history_` (the EM objective per iteration) when it has at least
     `min_length` entries, else []."""
     history = getattr(job.model, "history_", None)
     if history is None or len(history) < min_length:
         return []
-    ax = plot_history(history, ylabel=ylabel)
+    ax = plot_history(history, ylabel=ylabel, xlabel=xlabel, title=title)
     return [(save_figure(ax, job.out_dir / "history.png"), caption)]
 
 

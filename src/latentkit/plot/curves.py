@@ -94,7 +94,8 @@ def plot_criterion_curve(table, ax=None, *, criterion=None, lower_is_better=None
     return ax
 
 
-def plot_history(history, ax=None, *, title=None, ylabel="mean log-likelihood per row"):
+def plot_history(history, ax=None, *, title=None, ylabel="mean log-likelihood per row",
+                 xlabel="EM iteration"):
     """The EM objective per iteration (a fitted model's `history_`).
 
     history : (n_iter,) values, or a mapping label -> (n_iter,) values to compare runs.
@@ -113,7 +114,7 @@ def plot_history(history, ax=None, *, title=None, ylabel="mean log-likelihood pe
                         label=f"{prefix}{values.size} iterations, final {values[-1]:.4g}")
         ax.plot(iterations[-1], values[-1], marker="s", color=line.get_color(), markersize=7)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("EM iteration")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title or "EM convergence")
     ax.grid(alpha=0.3)

@@ -231,7 +231,10 @@ def lda_figures(job) -> list:
     figures = criterion_figure(job) + history_figure(
         job, caption=("log p(w, z) per document per Gibbs sweep" if gibbs
                       else "ELBO per document per iteration (a lower bound)"),
-        ylabel="log p(w, z) per document" if gibbs else "ELBO per document")
+        ylabel="log p(w, z) per document" if gibbs else "ELBO per document",
+        xlabel="Gibbs sweep" if gibbs else "EM iteration" if model.method == "batch"
+        else "pass over the corpus",
+        title="Gibbs sampling trace" if gibbs else "variational EM convergence")
     prevalence = np.asarray(model.transform(corpus_input(job.data, True))).mean(axis=0)
     topic_map = plot_topic_map(model, prevalence)
     figures.append((plot.save_figure(topic_map, job.out_dir / "topic_map.png"),
