@@ -292,3 +292,33 @@ def test_optimize_alpha_matches_scipy_maximum_likelihood():
     short = optimize_alpha(n_dk, n_dk.sum(axis=1), start, n_iter=20)
     assert (dirichlet_multinomial_nll(np.log(short), n_dk)
             < dirichlet_multinomial_nll(np.log(start), n_dk))
+
+
+def test_sparse_list_width_does_not_change_the_chain():
+    """The packed word lists are int32 for realistic counts; the int64 layout (for counts
+    past 2^(31 - shift)) must give the same chain."""
+    from latentkit.topics._gibbs_kernels import _sequential_sweeps
+    from latentkit.topics._gibbs_sparse import list_layout
+
+    n_topics, n_words = 40, 25
+    doc_ptr, words = random_corpus()
+    alpha = np.full(n_topics, 0.1)
+    shift, dtype = list_layout(n_topics, len(words))
+    assert dtype == np.int32 and list_layout(n_topics, 2**30)[1] == np.int64
+    chains = []
+    for width in [np.int32, np.int64]:
+        state = fresh_state(doc_ptr, words, n_topics, n_words)
+        _sequential_sweeps(doc_ptr, words, *state, alpha, 0.1, 3, 5, 0,
+                           np.empty((n_words, n_topics), width), shift)
+        chains.append(state[0])
+    state = fresh_state(doc_ptr, words, n_topics, n_words)
+    gibbs_sweeps(doc_ptr, words, *state, alpha, 0.1, 3, seed=5, sparse=True)
+    assert np.array_equal(chains[0], chains[1]) and np.array_equal(chains[0], state[0])
+
+
+def test_inconsistent_counts_are_rejected():
+    doc_ptr, words = tiny_arrays()
+    z, n_dk, n_wk, n_k = fresh_state(doc_ptr, words, 2, 3)
+    n_wk[0, 0] += 1
+    with pytest.raises(ValueError, match="count_matrices"):
+        gibbs_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, TINY_ALPHA, 0.1, 1, 0)
