@@ -58,18 +58,27 @@ def _bounded_map(pool: ThreadPoolExecutor, fn, items: Iterable, window: int):
         yield pending.popleft().result()
 
 
-def threaded_map(fn: Callable, chunks: Iterable) -> list:
-    """fn over every chunk, in chunk order, on `num_threads()` threads with BLAS pinned to
-    one thread each (numpy releases the GIL in its kernels, so the cores share the
-    elementwise work, not only the GEMMs). One chunk runs inline."""
+def threaded_imap(fn: Callable, chunks: Iterable) -> Iterator:
+    """fn over every chunk, yielded in chunk order, on `num_threads()` threads with BLAS
+    pinned to one thread each (numpy releases the GIL in its kernels, so the cores share the
+    elementwise work, not only the GEMMs); at most 2 x threads chunks are in flight, so a
+    stream is never read further ahead and a consumer that reduces as it goes holds only
+    those results. One chunk runs inline."""
     threads = num_threads()
     chunks = iter(chunks)
     first, second = next(chunks, None), next(chunks, None)
     present = [c for c in (first, second) if c is not None]
     if threads > 1 and second is not None:
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-            return list(_bounded_map(pool, fn, chain(present, chunks), window=2 * threads))
-    return [fn(chunk) for chunk in chain(present, chunks)]
+            yield from _bounded_map(pool, fn, chain(present, chunks), window=2 * threads)
+        return
+    for chunk in chain(present, chunks):
+        yield fn(chunk)
+
+
+def threaded_map(fn: Callable, chunks: Iterable) -> list:
+    """`threaded_imap` as a list."""
+    return list(threaded_imap(fn, chunks))
 
 
 class ChunkSource:
@@ -94,14 +103,17 @@ class ChunkSource:
         """reduce(step(chunk) for each chunk), summing in chunk order by default, so that
         results never depend on the number of threads. The seam a distributed source
         overrides."""
-        results = threaded_map(step, self)
-        reduce = reduce or _sum_in_order
-        return reduce(results)
+        if reduce is not None:
+            return reduce(threaded_map(step, self))
+        return _sum_in_order(threaded_imap(step, self))
 
 
-def _sum_in_order(results: list):
-    total = results[0]
-    for item in results[1:]:
+def _sum_in_order(results: Iterable):
+    """The left-to-right sum of `results` as they come: memory of one running total (a
+    pass over a large stream must not hold every chunk's statistics)."""
+    results = iter(results)
+    total = next(results)
+    for item in results:
         total = total + item
     return total
 
@@ -375,5 +387,5 @@ def is_streaming(data) -> bool:
 
 
 __all__ = ["ArraySource", "ChunkSource", "IterableSource", "MappedPages", "ObservedColumns",
-           "SparseSource",
+           "SparseSource", "threaded_imap",
            "as_source", "auto_chunk_rows", "is_streaming", "num_threads", "threaded_map"]
