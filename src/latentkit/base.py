@@ -375,6 +375,13 @@ class EMModel(LatentModel):
         in-memory input)."""
         return self._validate_X(X, reset=reset)
 
+    def _initial_online_state(self, params, config) -> em.OnlineState:
+        """The running statistics online EM starts from: none by default (the first batch's
+        statistics are taken whole); a model whose initial parameters are worth keeping
+        (LDA's λ, as Hoffman et al.) returns statistics that reproduce them, which the first
+        step then blends with the batch's by its step size."""
+        return em.OnlineState()
+
     def _online_total_rows(self) -> int | None:
         """The rows online EM scales its running statistics to: None for the rows seen so
         far (a model of a corpus of known size, like LDA's total_samples, returns it)."""
@@ -401,7 +408,7 @@ class EMModel(LatentModel):
         else:
             params, state = self.em_family.init(X, as_generator(self.random_state), config, 0)
         if online is None:
-            online, self.history_ = em.OnlineState(), np.empty(0)
+            online, self.history_ = self._initial_online_state(params, config), np.empty(0)
         params, state, online, objective = em.online_em_step(
             self.em_family, config, params, state, online, X,
             learning_decay=self.learning_decay, learning_offset=self.learning_offset,

@@ -215,3 +215,20 @@ def test_sizes_taken_from_the_data_are_bounded_before_allocating():
     wide = sp.csr_matrix(np.ones((2, 2**21)))
     with pytest.raises(InvalidParameterError, match="n_topics=1000 topics over 2097152 words"):
         LDA(1000).fit(wide)
+
+
+def test_online_first_step_keeps_the_initial_topics_as_hoffman_et_al(planted):
+    """λ_1 = (1 - ρ_1) λ_0 + ρ_1 (η + D s̄(batch)), ρ_1 = τ0^-κ: the start is blended with
+    the first minibatch's estimate, not replaced by it."""
+    from latentkit.topics._vb import e_step
+
+    X = planted.counts
+    model = LDA(5, method="online", max_iter=1, batch_size=600, tol=0, random_state=0,
+                learning_offset=4.0, learning_decay=0.6)
+    zero = fit_quietly(model.set_params(max_iter=0), X)  # the initial λ_0, no step
+    config = zero._em_config(600, 60)
+    stats, _ = e_step(zero._current_params(), None, config, X)
+    rho = 4.0 ** -0.6
+    expected = (1 - rho) * zero.components_ + rho * (zero.topic_word_prior_ + stats.topic_word)
+    one = fit_quietly(LDA(**{**model.get_params(), "max_iter": 1}), X)
+    np.testing.assert_allclose(one.components_, expected, rtol=1e-10)

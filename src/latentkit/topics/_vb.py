@@ -151,6 +151,17 @@ def m_step(stats: TopicStats, params: TopicParams, state, config: TopicConfig):
     return TopicParams(topic_word, alpha, eta), state, em.NOTHING
 
 
+def initial_online_state(params: TopicParams, total_rows: int) -> em.OnlineState:
+    """Online VB's running statistics that reproduce the initial λ, so that its first step
+    keeps it with weight 1 - ρ_1, as Hoffman, Blei & Bach's λ_t = (1 - ρ_t) λ_{t-1} + ρ_t λ̂:
+    per document, s_0 = (λ_0 - η) / D, and E[log θ] under the prior Dir(α) (whose Newton
+    estimate is α itself)."""
+    alpha = np.asarray(params.alpha, dtype=np.float64)
+    topic_word = (np.asarray(params.topic_word) - params.eta) / float(total_rows)
+    elog_theta = dirichlet_expectation(alpha[None])[0]
+    return em.OnlineState(TopicStats(1.0, topic_word, elog_theta), 0, 0)
+
+
 def log_prior(params: TopicParams, config: TopicConfig) -> float:
     """The topics' share of the ELBO: Σ_k E_q[log p(β_k | η)] - E_q[log q(β_k | λ_k)]."""
     return float(global_bound(params.topic_word, params.eta))
@@ -162,4 +173,4 @@ VB_FAMILY = em.EMFamily(
 
 
 __all__ = ["VB_FAMILY", "TopicConfig", "TopicParams", "TopicStats", "expected_topics",
-           "infer_documents"]
+           "infer_documents", "initial_online_state"]

@@ -39,7 +39,14 @@ from ..io import register_model
 from . import _gibbs_fit, _heldout
 from ._coherence import npmi_coherence, umass_coherence
 from ._inputs import as_documents, corpus_source
-from ._vb import VB_FAMILY, TopicConfig, TopicParams, expected_topics, infer_documents
+from ._vb import (
+    VB_FAMILY,
+    TopicConfig,
+    TopicParams,
+    expected_topics,
+    infer_documents,
+    initial_online_state,
+)
 
 #: each method's default max_iter: EM iterations, passes over the corpus, Gibbs sweeps
 DEFAULT_MAX_ITER = {"batch": 100, "online": 10, "gibbs": 200}
@@ -221,7 +228,8 @@ class LDA(EMModel):
                 params, online = self._current_params(), vars(self).get("online_state_")
             else:
                 sample = source.init_sample(100_000, rng)
-                params, online = self.em_family.init(sample, rng, config, restart)[0], None
+                params = self.em_family.init(sample, rng, config, restart)[0]
+                online = initial_online_state(params, source.n_samples)
             result, online = em.fit_online(
                 self.em_family, config, source, params, None, online=online,
                 max_passes=self._max_iter, tol=self.tol, learning_decay=self.learning_decay,
@@ -247,6 +255,9 @@ class LDA(EMModel):
                 "partial_fit is online variational Bayes; a Gibbs model (method='gibbs') "
                 "learns by fit only. Use LDA(method='online') for streams.")
         return super().partial_fit(X)
+
+    def _initial_online_state(self, params, config) -> em.OnlineState:
+        return initial_online_state(params, self._online_total_rows())
 
     def _partial_fit_input(self, X, *, reset: bool):
         return self._documents(X, reset=reset)
