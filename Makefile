@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# PyTorch pinned: the CPU wheel; an unpinned torch pulls gigabytes of CUDA packages.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,parquet]"
+	$(PY) -m pip install --quiet -e ".[test,parquet,deep]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,7 +25,8 @@ test-all: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -m "slow or not slow"
 
 bench: $(STAMP)
-	for b in gmm linear lds bayesnet tables; do $(PY) benchmarks/$$b.py || exit 1; done
+	$(PY) -m pip install --quiet -e ".[bench]"
+	for b in gmm linear lds bayesnet tables lda; do $(PY) benchmarks/$$b.py || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
