@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from latentkit.dynamics.lds import LinearDynamicalSystem
 from latentkit.exceptions import InvalidInputError, InvalidParameterError, UserError
@@ -133,11 +134,18 @@ def test_fastica_constant_data_given_as_white_stays_finite(algorithm, fun):
     assert_finite(ica.components_, ica.transform(np.ones((3, 2))))
 
 
-def test_fastica_overflow_on_data_given_as_white_is_a_clear_error():
-    """Today: numpy's LinAlgError from the NaN unmixing."""
+def test_fastica_on_data_given_as_white_does_not_overflow():
+    """Was numpy's LinAlgError from the NaN unmixing, then the "whiten=False needs centred
+    data" error: the fixed-point step (~1e32) squared in sym_decorrelation overflowed. The
+    decorrelation is invariant to the step's scale and now divides it out first (exactly),
+    so the iteration runs to an orthogonal unmixing with finite outputs."""
     X = np.random.default_rng(0).standard_normal((20, 2)) * 1e-3 + 1e8
-    with pytest.raises(InvalidInputError, match="whiten=False needs centred data"):
-        FastICA(fun="cube", whiten=False, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ica = FastICA(fun="cube", whiten=False, random_state=0).fit(X)
+    np.testing.assert_allclose(ica.components_ @ ica.components_.T, np.eye(2), atol=1e-12)
+    assert_finite(ica.score_samples(X), ica.transform(X))
 
 
 def test_unit_orthogonal_never_divides_zero_by_zero():

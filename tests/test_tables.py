@@ -311,7 +311,7 @@ def test_text_columns_are_read_as_categories_when_asked(tmp_path):
                                                                 "No"]
     assert frame["age"].dtype == np.float64
     with pytest.raises(InvalidInputError, match=r"line 2, column 1 \(smoker\): 'yes' is not a "
-                       r"number.*--drop smoker.*categorical models \(cmm, bayesnet\)"):
+                       r"number.*--drop smoker.*categorical models \(cmm, bayesnet, lca\)"):
         read_table(path)  # categorical=False: unchanged, the error names the fix
     plain = read_table(path, drop=["smoker", "grade"], categorical=True)
     assert plain.categories is None and plain.columns == ["age"]

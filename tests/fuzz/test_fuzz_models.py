@@ -54,12 +54,7 @@ def fitted_by_exact_em(spec) -> bool:
 
 #: properties a model does not hold yet, each an open defect with its reason; strict, so a
 #: fix that makes the property hold is reported and must remove the entry
-OPEN_DEFECTS = {
-    ("exact_em", "lds"): "issue 12: on ill-conditioned data (2 steps of 1e7-scale values, R's "
-                         "eigenvalues 1e-2 and 2e13) the LDS M-step's likelihood is round-off "
-                         "and EM drops by ~1.5 nats (warned as a numerical failure); needs a "
-                         "scale-relative covariance floor",
-}
+OPEN_DEFECTS: dict[tuple[str, str], str] = {}
 
 
 def models(prop: str, names) -> list:

@@ -10,29 +10,33 @@ others are maximized given them); μ0, V0 from the first states. `order="pykalma
 updates as pykalman's `em` does instead: a matrix given the old offset, the covariance
 given both, then the offset given the new matrix (the same when either is held).
 
-`em_init`, `em_e_step` and `em_m_step` are these kernels in the engine's contract
-(`latentkit.em.EMFamily`), over an `LDSConfig`; LDS EM keeps no state between iterations.
+R is maximized over R ⪰ diag(f), a floor relative to each column's mean square that keeps
+the filter's arithmetic accurate where the likelihood is unbounded as R -> 0
+(`_covariance`); inactive, and without effect, on well-posed data.
+
+`_family` wraps these kernels in the engine's contract (`latentkit.em.EMFamily`), over an
+`LDSConfig`, with the state between iterations (`_covariance.LDSState`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ..em import NOTHING, ChunkSource, StepInfo, SufficientStats
-from ..exceptions import InvalidInputError
+from ..em import ChunkSource, SufficientStats
 from ..io import register_record
 from . import kalman
+from ._covariance import clip_psd, covariance_update
 from ._em_stats import completed_means, observation_stats, transition_stats
 from ._params import PUBLIC_NAMES, LDSParams
 
 __all__ = ["LDSConfig", "LDSStats", "e_step", "m_step", "completed_means", "initial_params",
-           "em_init", "em_e_step", "em_m_step"]
+           "regularization_slack"]
 
 
 class LDSConfig(NamedTuple):
@@ -177,33 +181,6 @@ def _residual_scatter(yy, yx, xx, y, x, n, M, c):
     return 0.5 * (S + S.T)
 
 
-def _covariance(scatter, count, covariance_type, reg_covar):
-    """scatter / count (its diagonal for "diag") + reg_covar I, with the scatter's
-    eigenvalues (diagonal entries) clipped at 0 first: it is an expected outer product, so
-    positive semi-definite, but formed from moment sums it can come out slightly negative by
-    cancellation (a constant sequence at scale 1e8: its residual variance is round-off).
-    The result is symmetric with eigenvalues >= reg_covar."""
-    S = scatter / count
-    if covariance_type == "diag":
-        S = np.diag(np.maximum(np.diag(S), 0.0))
-    else:
-        S = _clip_psd(S)
-    return S + reg_covar * np.eye(len(S))
-
-
-def _clip_psd(S):
-    """The symmetric S with negative eigenvalues (round-off) raised to 0; S itself when it
-    has none (so that a well-posed update is unchanged to the last bit)."""
-    S = 0.5 * (S + S.T)
-    if not np.all(np.isfinite(S)):
-        return S
-    w, U = np.linalg.eigh(S)
-    if w[0] >= 0:
-        return S
-    S = (U * np.maximum(w, 0.0)) @ U.T
-    return 0.5 * (S + S.T)
-
-
 def regularization_slack(stats: LDSStats, old: LDSParams, new: LDSParams, fixed,
                          reg_covar: float) -> float:
     """How far the M-step from `old` to `new` may lower the log-likelihood: a bound >= 0.
@@ -256,12 +233,13 @@ def _shift(uu, uz, u, z, n, c, cross):
     return uu - cu - cu.T + cc, uz - cz, u - cs
 
 
-def _fit_side(sums, cross, old, free, order, covariance_type, reg_covar):
+def _fit_side(sums, cross, old, free, order, covariance_type, reg_covar, floor=None):
     """(M, c, S) of one regression u = M z + c + noise(S) (transition or observation).
 
     sums = (Σ E[u u^T], Σ E[u z^T], Σ E[u], Σ E[z z^T], Σ E[z], count); old = (M, c, S);
-    free = (M, c, S) flags. A held M or c is inside the target u already (`_em_stats`), so
-    it acts as 0 here; in pykalman's order the old offset shifts the target (`_shift`).
+    free = (M, c, S) flags; floor : (k,) or None, S's floor (`_covariance`). A held M or c
+    is inside the target u already (`_em_stats`), so it acts as 0 here; in pykalman's
+    order the old offset shifts the target (`_shift`).
     """
     uu, uz, u, zz, z, n = sums
     (M_old, c_old, S_old), (free_M, free_c, free_S) = old, free
@@ -274,16 +252,19 @@ def _fit_side(sums, cross, old, free, order, covariance_type, reg_covar):
         M, _ = _regression_pair(yz, y, zz, z, n, zero_M, zero_c, free_M, False)
         scatter = _residual_scatter(yy, yz, zz, y, z, n, M, zero_c)
         c = (u - M @ z) / n if free_c else c_old
-    S = _covariance(scatter, n, covariance_type, reg_covar) if free_S else S_old
+    S = covariance_update(scatter, n, covariance_type, reg_covar, floor) if free_S else S_old
     return (M if free_M else M_old), c, S
 
 
 def m_step(stats: LDSStats, fixed: frozenset, covariance_type: str = "full",
-           reg_covar: float = 0.0, order: str = "joint") -> LDSParams:
+           reg_covar: float = 0.0, order: str = "joint", obs_floor=None,
+           obs_reg=None) -> LDSParams:
     """θ maximizing the expected complete-data log-likelihood; parameters named in `fixed`
     (public names) keep the values in stats.params. order "joint": each (matrix, offset)
     pair maximized together; "pykalman": the matrix given the old offset, the covariance
-    given both, then the offset given the new matrix (pykalman's `em`)."""
+    given both, then the offset given the new matrix (pykalman's `em`). obs_floor : (p,)
+    or None: R is maximized over R ⪰ diag(obs_floor) (`_covariance`); obs_reg : (p,) or
+    None: what R's diagonal gets instead of reg_covar (reg_covar in rescaled units)."""
     A, b, C, d, Q, R, mu0, V0 = stats.params
     free = {name: name not in fixed for name in PUBLIC_NAMES}
     if stats.n_trans > 0:
@@ -298,13 +279,14 @@ def m_step(stats: LDSStats, fixed: frozenset, covariance_type: str = "full",
             (stats.xx, stats.xz, stats.x, stats.zz_obs, stats.z_obs, stats.n_obs),
             (stats.k_obs, stats.kk_obs, stats.ku_obs, stats.kz_obs), (C, d, R),
             (free["observation_matrix"], free["observation_offset"],
-             free["observation_covariance"]), order, covariance_type, reg_covar)
+             free["observation_covariance"]), order, covariance_type,
+            reg_covar if obs_reg is None else obs_reg, obs_floor)
     if free["initial_state_mean"]:
         mu0 = stats.z1 / stats.n_seq
     if free["initial_state_covariance"]:
         cross = np.outer(mu0, stats.z1)
         V0 = (stats.z1z1 - cross - cross.T) / stats.n_seq + np.outer(mu0, mu0)
-        V0 = _clip_psd(V0) + reg_covar * np.eye(len(V0))
+        V0 = clip_psd(V0) + reg_covar * np.eye(len(V0))
     return LDSParams(A, b, C, d, Q, R, mu0, V0)
 
 
@@ -404,74 +386,3 @@ def _floor(S, reference, covariance_type, reg_covar):
     w, U = np.linalg.eigh(S)
     S = (U * np.maximum(w, floor)) @ U.T
     return 0.5 * (S + S.T) + reg_covar * np.eye(len(S))
-
-
-# -- the family's EM contract (latentkit.em.EMFamily) -------------------------------------
-
-
-#: what the user can change when EM's arithmetic leaves the range of float64
-_OUT_OF_RANGE = (
-    "the data's scale is beyond what float64 EM can handle here (columns with very large "
-    "magnitudes, or of very different scales, overflow or make a covariance singular). "
-    "Rescale (standardize) the columns, or increase reg_covar.")
-
-
-def _finite(value) -> bool:
-    if isinstance(value, tuple):  # a parameter record
-        return all(_finite(v) for v in value)
-    if isinstance(value, SufficientStats):
-        return all(_finite(getattr(value, f)) for f in value.additive)
-    return bool(np.all(np.isfinite(value)))
-
-
-def _in_range(what: str, kernel, *args):
-    """kernel(*args), with float64 overflow and LinAlgError turned into an InvalidInputError
-    that names the remedy (`_OUT_OF_RANGE`): an intermediate that overflows and a result
-    that is not finite raise, with no RuntimeWarning on the way."""
-    try:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            result = kernel(*args)
-    except np.linalg.LinAlgError as exc:
-        raise InvalidInputError(f"LinearDynamicalSystem {what} failed ({exc}): "
-                                f"{_OUT_OF_RANGE}") from exc
-    if not _finite(result[0]) or (what == "E-step" and not math.isfinite(result[1])):
-        raise InvalidInputError(f"LinearDynamicalSystem {what} gave non-finite values: "
-                                f"{_OUT_OF_RANGE}")
-    return result
-
-
-def em_init(sequences, rng: np.random.Generator, config: LDSConfig, restart: int):
-    """(θ, None): PCA + least squares (`initial_params`) on sequences, a list of (T_i, p)
-    (or one (T, p) array), overridden by the given values. Restarts after the first
-    (restart >= 1, n_init > 1) perturb a learned transition matrix, rescaled to spectral
-    radius <= 0.99. LDS EM keeps no state between iterations."""
-    if isinstance(sequences, np.ndarray):
-        sequences = [sequences]
-    params, _ = _in_range("initialization", lambda: (initial_params(
-        sequences, config.state_dim, config.covariance_type, config.reg_covar), None))
-    params = params._replace(**{PUBLIC_NAMES[k]: v for k, v in config.given.items()})
-    if restart and "transition_matrix" not in config.fixed:
-        A = params.A + 0.2 * rng.standard_normal(params.A.shape) / math.sqrt(len(params.A))
-        radius = np.max(np.abs(np.linalg.eigvals(A)))
-        params = params._replace(A=A / max(1.0, radius / 0.99))
-    return params, None
-
-
-def em_e_step(params: LDSParams, state, config: LDSConfig, chunk):
-    """(LDSStats, total log-likelihood) of a chunk: a SequenceBatch (B, T, p), or one
-    sequence (T, p) (a partial_fit batch)."""
-    X = chunk.X if isinstance(chunk, SequenceBatch) else np.asarray(
-        chunk, dtype=np.float64)[None]
-    return _in_range("E-step", e_step, params, np.ascontiguousarray(X, dtype=np.float64),
-                     config.method, config.fixed)
-
-
-def em_m_step(stats: LDSStats, params: LDSParams, state, config: LDSConfig):
-    """(θ', state, info): the closed-form M-step, held parameters kept at `params`; with
-    reg_covar > 0 the info's slack bounds how far the step may lower the log-likelihood
-    (`regularization_slack`)."""
-    new, _ = _in_range("M-step", lambda: (m_step(
-        replace(stats, params=params), config.fixed, config.covariance_type,
-        config.reg_covar, config.order), None))
-    slack = regularization_slack(stats, params, new, config.fixed, config.reg_covar)
-    return new, state, (StepInfo(slack=slack) if slack > 0 else NOTHING)

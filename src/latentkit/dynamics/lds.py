@@ -21,13 +21,14 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
+from .._io_schemas import Fitted, linear_dynamical_system
 from .._validation import InstanceOf, Interval, Options, as_generator
 from ..base import EMModel
 from ..distributions import Gaussian
 from ..em import EXACT, EMFamily, auto_chunk_rows
 from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
-from . import _em, kalman
+from . import _em, _family, kalman
 from ._params import (
     FIELD_NAMES,
     PUBLIC_NAMES,
@@ -68,7 +69,9 @@ class LinearDynamicalSystem(EMModel):
         d (T, p), as in pykalman) for sequences of T steps; EM then holds them (name them
         in `fixed`) and learns the others.
     covariance_type : {"full", "diag"}, the form of Q and R learned by EM.
-    reg_covar : float >= 0, added to the diagonal of each covariance EM estimates.
+    reg_covar : float >= 0, added to the diagonal of each covariance EM estimates. EM also
+        keeps R above a floor of 1e-12 times each column's mean square, and runs its
+        kernels on the columns rescaled to order 1 (`dynamics._covariance`, `_family`).
     method : {"auto", "serial", "parallel"}, the inference kernels (see
         `latentkit.dynamics.kalman`).
     tol, max_iter, n_init, random_state, warm_start, verbose, max_time, callbacks,
@@ -86,7 +89,7 @@ class LinearDynamicalSystem(EMModel):
 
     _rows_are_time_steps: ClassVar[bool] = True  # X is a sequence: rows are time steps
     em_family: ClassVar[EMFamily] = EMFamily(
-        _em.em_init, _em.em_e_step, _em.em_m_step, objective=EXACT,
+        _family.em_init, _family.em_e_step, _family.em_m_step, objective=EXACT,
         remedy="increase reg_covar, hold some parameters fixed, or use a smaller state_dim")
 
     _parameter_constraints: ClassVar[dict] = {
@@ -207,6 +210,13 @@ class LinearDynamicalSystem(EMModel):
         check_is_fitted(self)
         return LDSParams(*(np.asarray(getattr(self, FIELD_NAMES[f] + "_"), dtype=np.float64)
                            for f in LDSParams._fields))
+
+    def _fitted_schema(self) -> dict:
+        """The fitted attributes checked on load: `_io_schemas.linear_dynamical_system`
+        and the EM state's observation floor (`_covariance.LDSState`)."""
+        return {**linear_dynamical_system(self),
+                "em_state_.obs_floor": Fitted("f", ("n_features_in_",), low=0),
+                "em_state_.scale": Fitted("f", ("n_features_in_",), low=0)}
 
     def _n_parameters(self):
         """Free parameters, less the n^2 of the latent similarity transform when A, C and a

@@ -126,8 +126,23 @@ def centre(X: np.ndarray):
 
 
 def sym_decorrelation(W: np.ndarray) -> np.ndarray:
-    """(W W^T)^{-1/2} W : the orthogonal matrix nearest W. W : (M, M)."""
+    """(W W^T)^{-1/2} W : the orthogonal matrix nearest W. W : (M, M).
+
+    The result is invariant to W -> c W, so W is first divided by the power of two nearest
+    its largest entry (exactly, in floating point): W W^T cannot overflow then (the
+    fixed-point step on unwhitened data at 1e49 is ~1e196, its square beyond float64).
+    A W singular to working precision gets its polar factor (the orthogonal matrix
+    nearest it) from an SVD."""
+    largest = np.max(np.abs(W), initial=0.0)
+    if np.isfinite(largest) and largest > 0:
+        W = np.ldexp(W, -int(np.frexp(largest)[1]))
     s, u = np.linalg.eigh(W @ W.T)
+    if s[-1] > 0 and s[0] <= np.finfo(W.dtype).eps * len(W) * s[-1]:
+        # W singular to working precision (rows parallel: the step of data far from white),
+        # where (W W^T)^{-1/2} is round-off: the polar factor U V^T of W = U Σ V^T is the
+        # same matrix where that is defined, and orthogonal always
+        left, _, right = np.linalg.svd(W)
+        return left @ right
     s = np.clip(s, np.finfo(W.dtype).tiny, None)
     return (u * (1.0 / np.sqrt(s))) @ u.T @ W
 
@@ -176,7 +191,13 @@ def unit_orthogonal(w: np.ndarray, found: np.ndarray) -> np.ndarray:
     """w : (M,) made orthogonal to the orthonormal rows found : (j, M) (Gram-Schmidt) and
     normalized. When only round-off is left (the Newton step of degenerate data, such as
     constant white data, vanishes or falls in their span) a unit vector orthogonal to them
-    instead, so that a row is never 0 / 0."""
+    instead, so that a row is never 0 / 0. The result is invariant to w -> c w, so w is
+    first divided by the power of two nearest its largest entry (exactly): its norm
+    cannot overflow then (a step of ~1e196 on unwhitened data at 1e49 had norm inf, and
+    w / inf = 0 was returned as a row of zeros)."""
+    largest = np.max(np.abs(w), initial=0.0)
+    if np.isfinite(largest) and largest > 0:
+        w = np.ldexp(w, -int(np.frexp(largest)[1]))
     size = np.linalg.norm(w)
     w = w - found.T @ (found @ w)
     norm = np.linalg.norm(w)

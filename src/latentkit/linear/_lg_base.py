@@ -139,14 +139,17 @@ def init(X, rng, config: lg.LGConfig, restart: int):
 
     init_params="pca": closed-form PPCA on the (mean-filled) data's covariance,
     W = U_M (Λ_M - σ² I)^½, ψ = diag(S - W W^T) (FA) or σ² (PPCA), floored;
-    "random": W with N(0, mean variance / M) entries and ψ = the feature variances.
-    The state keeps the data mean as the statistics' centre and the noise floor."""
+    "random": W with N(0, var_d / M) entries in row d (each feature's own scale: a row
+    drawn at the mean variance "explained" a column at 1e-9 with loadings of 1e99 when
+    another column was at 1e99, and EM's first step went to 1e205) and ψ = the feature
+    variances (their mean for PPCA). The state keeps the data mean as the statistics'
+    centre and the noise floor."""
     shift, S = data_moments(X)
     floor = noise_floor(S, config.isotropic)
     params = params_from_covariance(shift, S, config, floor)
     if config.init_params == "random":
         var = np.diag(S)
-        W = rng.standard_normal(params.W.shape) * np.sqrt(var.mean() / config.n_components)
+        W = rng.standard_normal(params.W.shape) * np.sqrt(var / config.n_components)[:, None]
         psi = np.full_like(var, var.mean()) if config.isotropic else var
         params = params._replace(W=W, psi=np.maximum(psi, floor))
     return params, lg.LGState(shift, floor)

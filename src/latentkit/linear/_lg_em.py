@@ -28,6 +28,7 @@ family's half of the EM contract (`latentkit.em.EMFamily`); `init` is in `_lg_ba
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -107,6 +108,14 @@ class Moments:
     def covariance(self) -> np.ndarray:
         """(D, D) the maximum-likelihood covariance S = scatter / n."""
         return self.scatter / self.n
+
+    @functools.cached_property
+    def covariance_root(self) -> np.ndarray:
+        """(D, D) L with L L^T = S (the symmetric root, round-off negative eigenvalues
+        clipped to 0), computed once: EM-PCA's objective ||(I - P) L||_F² needs no
+        difference of large traces (`ppca.em_pca_e_step`)."""
+        w, U = np.linalg.eigh(self.covariance)
+        return U * np.sqrt(np.maximum(w, 0.0))
 
 
 def scatter(Xc: np.ndarray) -> np.ndarray:
@@ -266,7 +275,7 @@ def m_step(stats: LGStats, params: LGParams, state: LGState, config: LGConfig):
     """The family's M-step: [W μ'] = sxz szz^{-1}; ψ_d = (sxx_d - [W μ']_d · sxz_d) / n,
     floored at state.psi_floor; isotropic (PPCA): σ² = mean_d ψ_d (before the floor).
     Returns (LGParams, LGState without a σ² -> 0 EM basis, NOTHING)."""
-    Wmu = cho_solve(cho_factor(stats.szz, lower=True), stats.sxz.T).T  # (D, M+1)
+    Wmu = _normal_equations(stats.szz, stats.sxz)  # (D, M+1)
     psi = (stats.sxx - np.einsum("dj,dj->d", Wmu, stats.sxz)) / stats.n
     if config.isotropic:
         psi = np.full_like(psi, psi.mean())
@@ -274,6 +283,18 @@ def m_step(stats: LGStats, params: LGParams, state: LGState, config: LGConfig):
     M = Wmu.shape[1] - 1
     params = LGParams(Wmu[:, M] + state.shift, Wmu[:, :M].copy(), psi)
     return params, plain_state(state), NOTHING
+
+
+def _normal_equations(szz: np.ndarray, sxz: np.ndarray) -> np.ndarray:
+    """B : (D, M+1) solving B szz = sxz, szz : (M+1, M+1) symmetric PSD, sxz : (D, M+1):
+    a Cholesky solve, or least squares (the minimum-norm solution) when szz is singular to
+    working precision (more components than the data's directions, e.g. M = D on columns
+    whose scales differ by 1e8: its smallest eigenvalue is round-off). Every solution of
+    the normal equations maximizes Q(θ) over [W μ'], so EM's guarantee is kept."""
+    try:
+        return cho_solve(cho_factor(szz, lower=True), sxz.T).T
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(szz, sxz.T, rcond=None)[0].T
 
 
 def plain_state(state: LGState) -> LGState:

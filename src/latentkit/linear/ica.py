@@ -141,9 +141,10 @@ class FastICA(LatentModel):
                 "must be in [1,2] (the slope of log cosh).")
         return args
 
-    def _n_sources(self, n_samples: int, n_features: int, rank: int, constant=()) -> int:
+    def _n_sources(self, n_samples: int, n_features: int, rank: int, note: str = "") -> int:
         """M from n_components, the data's size and its numerical rank (module doc);
-        constant : the indices of X's constant columns, named in the error."""
+        note : what the error adds about X's columns (constant ones, ones of far smaller
+        scale: `_constant_note`, `_faint_note`)."""
         M = self.n_components
         if not self.whiten:
             if M not in (None, n_features):
@@ -169,10 +170,10 @@ class FastICA(LatentModel):
                 "components.")
         if M > rank:
             raise InvalidInputError(
-                f"FastICA: X has only {rank} directions with non-zero variance (constant or "
-                f"linearly dependent columns), fewer than n_components={M}; whitening would "
-                f"divide by zero.{_constant_note(constant)} Use n_components <= {rank}, or "
-                "remove the constant/duplicated columns.")
+                f"FastICA: X has only {rank} directions with non-zero variance (constant, "
+                f"linearly dependent, or far smaller-scale columns), fewer than "
+                f"n_components={M}; whitening would divide by zero.{note} Use n_components "
+                f"<= {rank}, or remove the constant/duplicated columns.")
         return M
 
     def _initial_unmixings(self, M: int, rng: np.random.Generator, dtype):
@@ -231,12 +232,12 @@ class FastICA(LatentModel):
         scale = float(np.max(np.einsum("nd,nd->d", X, X, dtype=np.float64))) / n
         rank = ik.numerical_rank(variances, self.whiten_solver, max(n, D), X.dtype, scale)
         constant = np.flatnonzero(np.ptp(X, axis=0) == 0).tolist()
+        note = _constant_note(constant) + _faint_note(Xc, max(n, D))
         if rank == 0:
             raise InvalidInputError(
                 "FastICA: X has no direction with non-zero variance (every row is the same, "
-                f"up to round-off), so there is no independent component to find."
-                f"{_constant_note(constant)}")
-        M = self._n_sources(n, D, rank, constant)
+                f"up to round-off), so there is no independent component to find.{note}")
+        M = self._n_sources(n, D, rank, note)
         K = (axes[:, :M] / np.sqrt(variances[:M])).T  # Λ_M^{-1/2} U_M^T : (M, D)
         return mean, K, variances, K @ Xc.T
 
@@ -448,6 +449,23 @@ def _check_contrast_output(g, probe: np.ndarray, fun) -> None:
             f"axis), e.g. lambda x: (x**3, (3 * x**2).mean(axis=-1)); on an array of shape "
             f"{probe.shape} it returned {type(out).__name__}"
             f"{getattr(out, 'shape', '')}.")
+
+
+def _faint_note(Xc: np.ndarray, size: int) -> str:
+    """' Columns [...] vary, but ...' naming the columns of the centred Xc : (n, D) whose
+    variance is non-zero but below the whitening's resolution next to the largest one
+    (eps · max(n, D) times it: a column at 1e-150 beside one at 1e100), or ''."""
+    variances = np.einsum("nd,nd->d", Xc, Xc, dtype=np.float64) / len(Xc)
+    largest = float(np.max(variances, initial=0.0))
+    faint = np.flatnonzero((variances > 0)
+                           & (variances < np.finfo(Xc.dtype).eps * size * largest)).tolist()
+    if not faint:
+        return ""
+    return (f" Columns {faint[:10]} of X vary, but on a scale float{Xc.dtype.itemsize * 8} "
+            f"cannot resolve next to the largest column's (standard deviations down to "
+            f"{math.sqrt(float(variances[faint].min())):.3g} against "
+            f"{math.sqrt(largest):.3g}): standardize the columns first, e.g. with "
+            "sklearn.preprocessing.StandardScaler.")
 
 
 def _constant_note(constant: list) -> str:

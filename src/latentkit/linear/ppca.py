@@ -149,12 +149,16 @@ def em_pca_init(X, rng, config, restart):
 
 def em_pca_e_step(params, state, config, chunk):
     """(MomentStats, n times -1/2 the mean squared reconstruction error of the projection
-    on span(state.basis)): -1/2 (tr S - tr(W A S)), tr(W A S) = Σ W ⊙ S A^T."""
+    on span(state.basis)): -1/2 tr((I - P) S (I - P)) = -1/2 ||(I - P) L||_F², with P the
+    orthogonal projection on the span (Q Q^T, Q an orthonormal basis of it) and L L^T = S
+    (`Moments.covariance_root`). Not tr S - tr(P S): that difference of two large traces
+    is round-off (~eps tr S) when the span holds nearly all the variance, and EM's
+    history then rose and fell at that level (3 points of scale 1e5 in 2 components)."""
     _need_moments(chunk)
-    S = chunk.covariance
-    basis = _basis(params, state)
-    _, SAt = _projection(S, basis)
-    objective = -0.5 * (float(np.trace(S)) - float(np.sum(basis * SAt)))
+    L = chunk.covariance_root
+    Q = qr(_basis(params, state), mode="economic")[0]  # (D, M) orthonormal
+    residual = L - Q @ (Q.T @ L)
+    objective = -0.5 * float(np.sum(residual * residual))
     return moment_stats(chunk, state.shift), chunk.n * objective
 
 

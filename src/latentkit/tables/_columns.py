@@ -33,9 +33,16 @@ _QUARTER = re.compile(r"^\d{4}\s*-?\s*Q[1-4]$", re.IGNORECASE)
 
 #: where a row is, for messages: row number (0-based, in the table) -> "file, line N"
 Where = Callable[[int], str]
-#: what the text-column error adds: the models that read text
-_CATEGORICAL_MODELS = ("categorical models (cmm, bayesnet) read a text column's values as "
-                       "states")
+
+
+def _categorical_models() -> str:
+    """What the text-column error adds: the registered models that read text (the specs
+    with categorical=True, e.g. "cmm, bayesnet, lca"). The registry is imported here, not
+    at module level: it imports the model families, which may import tables."""
+    from latentkit.registry import registered_specs
+
+    names = [name for name, spec in registered_specs().items() if spec.categorical]
+    return f"categorical models ({', '.join(names)}) read a text column's values as states"
 
 
 def _numeric_kind(kind: pa.DataType) -> bool:
@@ -82,7 +89,7 @@ def not_a_number(where: str, position: int, name: str, value) -> InvalidInputErr
     return InvalidInputError(
         f"{where}, column {position} ({name}): {value!r} is not a number; leave the column "
         f"out with --drop {flag} (drop= in Python), or use it as row labels with --index-col "
-        f"{flag}; {_CATEGORICAL_MODELS}.")
+        f"{flag}; {_categorical_models()}.")
 
 
 def _parsed(cleaned: pa.ChunkedArray, position: int, name: str, where: Where) -> np.ndarray:
