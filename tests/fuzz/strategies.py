@@ -11,6 +11,10 @@ The domain of a model comes from its spec's own example problem (`spec.example`)
 
     real    any finite floats (PCA, FA, ICA, mixtures of Gaussians, LDS, ...)
     binary  0/1 (the example's values are all 0 or 1 and the spec is not categorical)
+    counts  non-negative integer counts (the example's values are whole numbers >= 0 with
+            some above 1, and the model takes no NaN: LDA's document-term matrices); drawn
+            at rates from 0.01 to 1e4 per entry, with empty rows (documents) and columns
+            (words) among them
     codes   integer codes 0..c_j - 1 of a categorical spec; a spec whose example passes
             `cardinalities` (a Bayesian network) keeps the example's columns and their levels
 
@@ -86,6 +90,9 @@ def domain_of(spec: ModelSpec) -> Domain:
         kind = "codes"
     elif np.isin(observed, (0.0, 1.0)).all():
         kind = "binary"
+    elif (not model._allow_nan and np.all(observed >= 0)
+          and np.all(observed == np.round(observed))):
+        kind = "counts"
     else:
         kind = "real"
     levels = tuple(int(np.nanmax(X[:, j])) + 1 for j in range(X.shape[1])) if fixed else None
@@ -161,10 +168,27 @@ def data_in_domain(draw, domain: Domain) -> np.ndarray:
         p = np.array(draw(st.lists(st.sampled_from((0.0, 0.1, 0.5, 0.9, 1.0)),
                                    min_size=D, max_size=D)))
         X = (rng.random((n, D)) < p).astype(np.float64)
+    elif domain.kind == "counts":
+        X = draw(count_values(rng, n, D))
     else:
         levels = domain.levels or draw(st.lists(st.integers(1, 4), min_size=D, max_size=D))
         X = code_values(rng, n, levels)
     return draw(degenerate(rng, X, domain))
+
+
+#: a count's expected value: rare words, ordinary ones, and very long documents
+COUNT_RATES = (0.0, 0.01, 1.0, 100.0, 1e4)
+
+
+@st.composite
+def count_values(draw, rng: np.random.Generator, n: int, D: int) -> np.ndarray:
+    """(n, D) Poisson counts as float64, each column at its own rate (a rate of 0 makes an
+    empty word), some rows emptied (documents with no words)."""
+    rates = np.array(draw(st.lists(st.sampled_from(COUNT_RATES), min_size=D, max_size=D)))
+    X = rng.poisson(rates, size=(n, D)).astype(np.float64)
+    if draw(st.booleans()):
+        X[rng.random(n) < 0.3] = 0.0
+    return X
 
 
 # -- hyper-parameters ---------------------------------------------------------------------
@@ -254,11 +278,25 @@ def _lds(draw, n, D):
             "method": draw(st.sampled_from(("auto", "serial", "parallel")))}
 
 
+def _lda(draw, n, D):
+    method = draw(st.sampled_from(("batch", "online", "gibbs")))
+    options = {"n_topics": draw(st.integers(1, 4)), "method": method,
+               "init": draw(st.sampled_from(("seeded", "random"))),
+               "doc_topic_prior": draw(st.sampled_from((None, 1e-3, 0.1, 10.0))),
+               "topic_word_prior": draw(st.sampled_from((None, 1e-3, 0.1, 10.0))),
+               "optimize_alpha": draw(st.booleans()),
+               "batch_size": draw(st.integers(1, 64)), "thin": draw(st.integers(1, 5)),
+               "n_threads": draw(st.integers(1, 2))}
+    if method != "gibbs":
+        options["optimize_eta"] = draw(st.booleans())
+    return options
+
+
 #: name -> (draw, n_samples, n_features) -> the model's own hyper-parameters
 MODEL_OPTIONS = {"pca": _pca, "ppca": _ppca, "fa": _fa, "ica": _ica, "gmm": _gmm,
                  "bmm": _discrete("n_components"), "cmm": _discrete("n_components"),
                  "lca": _discrete("n_classes"), "mppca": _mppca, "bayesnet": _bayesnet,
-                 "lds": _lds}
+                 "lds": _lds, "lda": _lda}
 
 
 @st.composite

@@ -232,3 +232,16 @@ def test_online_first_step_keeps_the_initial_topics_as_hoffman_et_al(planted):
     expected = (1 - rho) * zero.components_ + rho * (zero.topic_word_prior_ + stats.topic_word)
     one = fit_quietly(LDA(**{**model.get_params(), "max_iter": 1}), X)
     np.testing.assert_allclose(one.components_, expected, rtol=1e-10)
+
+
+def test_a_corpus_without_any_word_and_degenerate_priors_are_handled():
+    """Found by the fuzz suite: a corpus of empty documents is a clear error; one topic
+    with optimize_alpha (θ = 1 whatever α) and optimize_eta in online VB fit finitely."""
+    with pytest.raises(InvalidInputError, match="no words at all"):
+        LDA(2).fit(np.zeros((3, 4)))
+    X = np.array([[0.0, 0.0, 104.0, 0.0], [0.0, 0.0, 75.0, 0.0], [0.0, 3.0, 103.0, 0.0]])
+    one = fit_quietly(LDA(1, optimize_alpha=True, max_iter=3), X)
+    assert np.all(np.isfinite(one.components_))
+    online = fit_quietly(LDA(2, method="online", optimize_eta=True, batch_size=1, max_iter=2,
+                             random_state=1), X)
+    assert np.all(np.isfinite(online.components_)) and online.topic_word_prior_ > 0

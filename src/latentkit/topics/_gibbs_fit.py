@@ -113,7 +113,8 @@ def fit(model, counts, config, warm: bool):
                 stop = "interrupted"
                 break
             done = sweep + 1
-            if model.optimize_alpha and done >= burn_in // 2 and done % ALPHA_EVERY == 0:
+            if (model.optimize_alpha and config.n_topics > 1 and done >= burn_in // 2
+                    and done % ALPHA_EVERY == 0):
                 alpha = optimize_alpha(chain.n_dk, chain.lengths, alpha)
             if done > burn_in and (done - burn_in) % model.thin == 0:
                 kept += chain.n_wk.T

@@ -142,9 +142,10 @@ def m_step(stats: TopicStats, params: TopicParams, state, config: TopicConfig):
     eta = params.eta
     topic_word = eta + stats.topic_word
     alpha = params.alpha
-    if config.optimize_alpha and stats.n_docs > 0:
+    # with one topic θ = 1 whatever α (and with one word β = 1 whatever η): nothing to fit
+    if config.optimize_alpha and stats.n_docs > 0 and config.n_topics > 1:
         alpha = newton_dirichlet(stats.elog_theta, stats.n_docs, alpha)
-    if config.optimize_eta:
+    if config.optimize_eta and config.n_words > 1:
         s_total = float(dirichlet_expectation(topic_word).sum())
         eta = float(newton_symmetric(s_total, config.n_topics, config.n_words, eta))
         topic_word = eta + stats.topic_word
@@ -154,10 +155,11 @@ def m_step(stats: TopicStats, params: TopicParams, state, config: TopicConfig):
 def initial_online_state(params: TopicParams, total_rows: int) -> em.OnlineState:
     """Online VB's running statistics that reproduce the initial λ, so that its first step
     keeps it with weight 1 - ρ_1, as Hoffman, Blei & Bach's λ_t = (1 - ρ_t) λ_{t-1} + ρ_t λ̂:
-    per document, s_0 = (λ_0 - η) / D, and E[log θ] under the prior Dir(α) (whose Newton
-    estimate is α itself)."""
+    per document, s_0 = max(λ_0 - η, 0) / D (statistics are counts: never negative, so λ
+    stays above η even when η is re-estimated), and E[log θ] under the prior Dir(α) (whose
+    Newton estimate is α itself)."""
     alpha = np.asarray(params.alpha, dtype=np.float64)
-    topic_word = (np.asarray(params.topic_word) - params.eta) / float(total_rows)
+    topic_word = np.maximum(np.asarray(params.topic_word) - params.eta, 0.0) / float(total_rows)
     elog_theta = dirichlet_expectation(alpha[None])[0]
     return em.OnlineState(TopicStats(1.0, topic_word, elog_theta), 0, 0)
 

@@ -34,7 +34,7 @@ from .. import em
 from .._validation import Interval, Options, as_generator, check_n_samples
 from ..base import EMModel
 from ..distributions import Dirichlet
-from ..exceptions import InvalidParameterError
+from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from . import _gibbs_fit, _heldout
 from ._coherence import npmi_coherence, umass_coherence
@@ -181,6 +181,10 @@ class LDA(EMModel):
             check_is_fitted(self)
         docs = as_documents(X, vocabulary=self.vocabulary_ if fitted else None,
                             n_words=self.n_features_in_ if fitted else None)
+        if reset and docs.counts.nnz == 0:
+            raise InvalidInputError(
+                f"the corpus has {docs.counts.shape[0]} document(s) but no words at all: there "
+                "is nothing to learn topics from. Check that X holds word counts.")
         if reset:
             self.vocabulary_ = docs.vocabulary
             self.n_features_in_ = docs.counts.shape[1]
