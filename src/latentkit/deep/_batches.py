@@ -1,0 +1,114 @@
+"""The data side of the Trainer: seeds per (stream, epoch), each epoch's row order, KL
+warm-up weights, dynamic binarization, the device, and the rows themselves (`Rows`: a
+tensor held on the device, or a Dataset fetched by index)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from ..exceptions import InvalidInputError, InvalidInputTypeError, InvalidParameterError
+
+#: seed streams of a run: the data order, binarization draws, the validation rows'
+#: binarization, the validation split, the module's torch generator
+ORDER, BINARIZE, VALID, SPLIT, TORCH = range(5)
+
+
+def derive_seed(seed: int, stream: int, epoch: int = 0) -> int:
+    """A 64-bit seed for one (stream, epoch) of a run, independent across both."""
+    return int(np.random.SeedSequence([seed, stream, epoch]).generate_state(1, np.uint64)[0])
+
+
+def epoch_order(n_rows: int, seed: int, epoch: int) -> torch.Tensor:
+    """The row order of epoch `epoch` (0-based): (n_rows,) int64 permutation, on the CPU
+    whatever the device, so the data order never depends on it."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, ORDER, epoch))
+    return torch.randperm(n_rows, generator=generator)
+
+
+def kl_warmup_weight(step: int, steps_per_epoch: int, warmup_epochs: float) -> float:
+    """KL weight at global step `step` (0-based): min(1, step / (warmup_epochs *
+    steps_per_epoch)), rising linearly from 0 at the first step; 1 without warm-up."""
+    if warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, step / (warmup_epochs * steps_per_epoch))
+
+
+def binarize(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A Bernoulli(x) draw of x : (B, *event) with entries in [0, 1] (NaN stays NaN): the
+    indicator u < x for u ~ Uniform[0, 1), since P(u < x) = x."""
+    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return torch.where(torch.isnan(x), x, (u < x).to(x.dtype))
+
+
+def resolve_device(device) -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else as torch.device reads it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidParameterError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got "
+                                    f"{device!r}.") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidParameterError(f"device={device!r} but no CUDA device is available; use "
+                                    "device='auto' or 'cpu'.")
+    if chosen.type == "cuda" and chosen.index is None:  # the RNG states are per device
+        chosen = torch.device("cuda", torch.cuda.current_device())
+    return chosen
+
+
+class Rows:
+    """Rows of a tensor / array (held on the device when they fit), or items of a
+    torch.utils.data.Dataset (an item (x, label, ...) contributes x), fetched by index."""
+
+    def __init__(self, data, device: torch.device, dtype: torch.dtype, name: str):
+        self.device, self.dtype, self.dataset, self.tensor = device, dtype, None, None
+        if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.Tensor):
+            self.dataset, self.n_rows = data, len(data)
+            return
+        try:
+            tensor = torch.as_tensor(data)
+        except (TypeError, ValueError, RuntimeError):
+            raise InvalidInputTypeError(f"{name} must be a torch Tensor, a numpy array or a "
+                                        f"torch Dataset; got {type(data).__name__}.") from None
+        if tensor.ndim < 1 or len(tensor) == 0:
+            raise InvalidInputError(f"{name} must have at least one row; got shape "
+                                    f"{tuple(tensor.shape)}.")
+        if tensor.is_floating_point():
+            if torch.isinf(tensor).any():
+                raise InvalidInputError(f"{name} contains inf; replace it (NaN means missing).")
+            tensor = tensor.to(dtype)
+        try:
+            self.tensor = tensor.to(device)
+        except torch.OutOfMemoryError:  # too large for the device: fetched batch by batch
+            self.tensor = tensor
+        self.n_rows = len(tensor)
+
+    def take(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices : (B,) int64 on the CPU -> rows (B, *event) on the device."""
+        if self.tensor is not None:
+            rows = self.tensor.index_select(0, indices.to(self.tensor.device))
+            return rows.to(self.device, non_blocking=True)
+        items = [self.dataset[i] for i in indices.tolist()]
+        items = [item[0] if isinstance(item, (tuple, list)) else item for item in items]
+        rows = torch.stack([torch.as_tensor(item) for item in items])
+        return rows.to(self.device, self.dtype if rows.is_floating_point() else None)
+
+    def subset(self, indices: torch.Tensor) -> Rows:
+        rows = copy.copy(self)
+        if self.tensor is not None:
+            rows.tensor = self.tensor.index_select(0, indices.to(self.tensor.device))
+        else:
+            rows.dataset = torch.utils.data.Subset(self.dataset, indices.tolist())
+        rows.n_rows = len(indices)
+        return rows
+
+    def row_shape(self) -> list[int]:
+        return list(self.take(torch.zeros(1, dtype=torch.long)).shape[1:])
+
+
+__all__ = ["BINARIZE", "ORDER", "SPLIT", "TORCH", "VALID", "Rows", "binarize", "derive_seed",
+           "epoch_order", "kl_warmup_weight", "resolve_device"]

@@ -1,0 +1,468 @@
+"""A Trainer's run (see `trainer`): the epochs and batches, the NaN/inf guard, validation
+and early stopping, checkpoints and resume. `_Run` holds the module, the optimizer, the
+scheduler and the run's position (`_Loop`); `Trainer.fit` builds one per call."""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..em.contract import ConvergenceWarning
+from ..exceptions import (
+    InvalidInputError,
+    InvalidParameterError,
+    UserError,
+)
+from ._batches import (
+    BINARIZE,
+    SPLIT,
+    TORCH,
+    VALID,
+    Rows,
+    binarize,
+    derive_seed,
+    epoch_order,
+    kl_warmup_weight,
+    resolve_device,
+)
+from .checkpoint import CheckpointError, save_checkpoint
+
+if TYPE_CHECKING:  # the Trainer's options, read by the run
+    from . import trainer
+
+LR_SCHEDULES = (None, "exponential", "cosine", "plateau")
+#: options of each schedule unless `lr_schedule_options` says otherwise (plateau: mode "max",
+#: as the monitored objective is maximized; cosine: T_max = epochs)
+SCHEDULE_DEFAULTS = {"exponential": {"gamma": 0.99}, "cosine": {"eta_min": 0.0},
+                     "plateau": {"factor": 0.5, "patience": 5}}
+_RESUME_KEYS = ("batch_size", "dynamic_binarization", "n_train", "n_valid", "row_shape")
+
+
+class NonFiniteStepWarning(ConvergenceWarning):
+    """A training step had a non-finite loss or gradient and was skipped."""
+
+
+class TrainingDivergedError(UserError, RuntimeError):
+    """Too many non-finite steps in a row: the options (lr, clipping) or the data must change."""
+
+
+@dataclass
+class TrainResult:
+    """What `Trainer.fit` reports. Epochs are numbered from 1; `history[e - 1]` is the mean
+    per-row objective over the rows of epoch e (measured while the parameters moved),
+    `valid_history[e - 1]` the validation objective after it (empty without validation).
+    `converged` is True when the run ended as asked (all epochs, or early stopping)."""
+
+    history: list[float]
+    valid_history: list[float]
+    best_epoch: int | None
+    best_objective: float
+    stop_reason: str  # epochs | early_stopping | max_time | interrupted | callback
+    epochs_run: int
+    converged: bool
+    skipped_steps: list[tuple[int, int]] = field(default_factory=list)  # (epoch, batch index)
+
+
+@dataclass
+class EpochInfo:
+    """What a callback receives after each epoch; a callback returning True stops the run."""
+
+    epoch: int
+    objective: float
+    valid_objective: float | None
+    lr: float
+    elapsed: float
+    history: tuple[float, ...]
+    valid_history: tuple[float, ...]
+    module: torch.nn.Module
+
+
+@dataclass
+class _Loop:
+    """Everything about a run's progress that a checkpoint must carry (JSON-able)."""
+
+    seed: int
+    epoch: int = 0  # 0-based index of the epoch under way
+    batch: int = 0  # index of its next batch
+    epoch_sum: float = 0.0  # sum of the logged values of its good steps so far
+    epoch_rows: int = 0
+    history: list = field(default_factory=list)
+    valid_history: list = field(default_factory=list)
+    best_value: float = -math.inf
+    best_epoch: int | None = None
+    since_best: int = 0
+    bad_in_row: int = 0
+    skipped: list = field(default_factory=list)
+
+
+def _float_dtype(module: torch.nn.Module) -> torch.dtype:
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return torch.get_default_dtype()
+
+
+def _all_finite(tensors) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors
+               if isinstance(t, torch.Tensor) and t.is_floating_point())
+
+
+class _Run:
+    """One call of `Trainer.fit`: the module, its optimizer and scheduler, the data, the loop
+    state, and the steps of the loop."""
+
+    def __init__(self, cfg: trainer.Trainer, module, loss_fn, train_data, valid_data, saved):
+        self.cfg, self.module, self.loss_fn = cfg, module, loss_fn
+        self.device = resolve_device(cfg.device)
+        module.to(self.device)
+        self.loop = _Loop(self._seed(saved))
+        self.train_rows, self.valid_rows = self._data(train_data, valid_data,
+                                                      _float_dtype(module))
+        self.n_batches = -(-self.train_rows.n_rows // cfg.batch_size)
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = self._scheduler()
+        self.binarizer = (torch.Generator(device=self.device) if cfg.dynamic_binarization
+                          else None)
+        self.best_state, self.saved_at, self.mark, self.bar = None, None, None, None
+        if saved is not None:
+            self._restore(saved)
+        self.snapshot, self.good_buffers = None, None
+
+    def _seed(self, saved) -> int:
+        seed = self.cfg.random_state
+        if saved is None:
+            return int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
+        if seed is not None and seed != saved["loop"]["seed"]:
+            raise CheckpointError(f"the checkpoint was written with random_state="
+                                  f"{saved['loop']['seed']}; resume with that one (or None), "
+                                  f"not {seed}.")
+        return saved["loop"]["seed"]
+
+    def _data(self, train_data, valid_data, dtype):
+        cfg = self.cfg
+        train = Rows(train_data, self.device, dtype, "train_data")
+        valid = None if valid_data is None else Rows(valid_data, self.device, dtype,
+                                                      "valid_data")
+        if valid is not None and cfg.validation_fraction > 0:
+            raise InvalidParameterError("give valid_data or validation_fraction > 0, not both.")
+        if cfg.validation_fraction > 0:
+            n_valid = round(cfg.validation_fraction * train.n_rows)
+            if not 1 <= n_valid < train.n_rows:
+                raise InvalidParameterError(
+                    f"validation_fraction={cfg.validation_fraction} of {train.n_rows} rows "
+                    f"leaves {n_valid} for validation; it needs at least one on each side.")
+            split = torch.Generator().manual_seed(derive_seed(self.loop.seed, SPLIT))
+            order = torch.randperm(train.n_rows, generator=split)
+            train, valid = train.subset(order[n_valid:]), train.subset(order[:n_valid])
+        for rows, name in ((train, "train_data"), (valid, "valid_data")):
+            if cfg.dynamic_binarization and rows is not None and rows.tensor is not None and (
+                    not rows.tensor.is_floating_point()
+                    or bool(((rows.tensor < 0) | (rows.tensor > 1)).any())):
+                raise InvalidInputError(f"dynamic_binarization draws Bernoulli(x): {name} must "
+                                        "be floating point in [0, 1] (scale the intensities "
+                                        "first, e.g. X / 255).")
+        return train, valid
+
+    def _scheduler(self):
+        cfg = self.cfg
+        if cfg.lr_schedule is None:
+            return None
+        options = {**SCHEDULE_DEFAULTS[cfg.lr_schedule], **(cfg.lr_schedule_options or {})}
+        schedules = torch.optim.lr_scheduler
+        try:
+            if cfg.lr_schedule == "exponential":
+                return schedules.ExponentialLR(self.optimizer, **options)
+            if cfg.lr_schedule == "cosine":
+                return schedules.CosineAnnealingLR(self.optimizer,
+                                                   **{"T_max": cfg.epochs, **options})
+            return schedules.ReduceLROnPlateau(self.optimizer, **{"mode": "max", **options})
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"lr_schedule_options={cfg.lr_schedule_options!r} "
+                                        f"does not fit lr_schedule={cfg.lr_schedule!r}: {exc}"
+                                        ) from None
+
+    def _config(self) -> dict:
+        return {"batch_size": self.cfg.batch_size,
+                "dynamic_binarization": bool(self.cfg.dynamic_binarization),
+                "n_train": self.train_rows.n_rows,
+                "n_valid": 0 if self.valid_rows is None else self.valid_rows.n_rows,
+                "row_shape": self.train_rows.row_shape()}
+
+    def _restore(self, saved: dict) -> None:
+        """Load a checkpoint's module, optimizer, scheduler and loop state (RNGs: see
+        `seed_or_restore_rng`)."""
+        config = self._config()
+        for key in _RESUME_KEYS:
+            if saved["config"].get(key) != config[key]:
+                raise CheckpointError(
+                    f"the checkpoint was written with {key}={saved['config'].get(key)!r} and "
+                    f"this run has {config[key]!r}: resume with the same data and options.")
+        if (saved["scheduler"] is None) != (self.scheduler is None):
+            raise CheckpointError("the checkpoint and this Trainer differ in lr_schedule; "
+                                  "resume with the same lr_schedule.")
+        try:
+            self.module.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(saved["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"the checkpoint does not fit this module: {exc}") from None
+        self.best_state = saved["best"]
+        self.loop = _Loop(**saved["loop"])
+
+    def seed_or_restore_rng(self, saved) -> None:
+        """Seed torch's global generator for a fresh run, or restore it (and the
+        binarization generator) from a checkpoint."""
+        if saved is None:
+            torch.default_generator.manual_seed(derive_seed(self.loop.seed, TORCH))
+            if self.device.type == "cuda":
+                with torch.cuda.device(self.device):
+                    torch.cuda.manual_seed(derive_seed(self.loop.seed, TORCH))
+        else:
+            rng = saved["rng"]
+            torch.set_rng_state(rng["torch"])
+            if self.device.type == "cuda" and rng["cuda"] is not None:
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+            if self.binarizer is not None and rng["binarizer"] is not None:
+                self.binarizer.set_state(rng["binarizer"])
+        self._mark()
+
+    def _mark(self) -> None:
+        """Record the RNG states at the current position (what a checkpoint written now, or
+        after an interruption before the next mark, must restore)."""
+        self.mark = {"torch": torch.get_rng_state(),
+                     "cuda": (torch.cuda.get_rng_state(self.device)
+                              if self.device.type == "cuda" else None),
+                     "binarizer": None if self.binarizer is None else self.binarizer.get_state()}
+
+    def _save(self) -> None:
+        loop = self.loop
+        save_checkpoint(self.cfg.checkpoint_path, {
+            "config": self._config(), "loop": loop.__dict__, "model": self.module.state_dict(),
+            "best": self.best_state, "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "rng": self.mark})
+        self.saved_at, self.last_checkpoint = (loop.epoch, loop.batch), time.monotonic()
+
+    def _take_snapshot(self) -> None:
+        """Keep the module's and the optimizer's state (at the start of an epoch) and a copy
+        of the buffers (after each good step)."""
+        self.snapshot = {
+            "model": {k: v.detach().clone() for k, v in self.module.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "epoch": self.loop.epoch + 1, "batch": self.loop.batch}
+        self.good_buffers = [b.detach().clone() for b in self.module.buffers()]
+
+    def _keep_buffers(self) -> None:
+        for kept, buffer in zip(self.good_buffers, self.module.buffers()):
+            kept.copy_(buffer)
+
+    def train(self) -> TrainResult:
+        cfg, loop = self.cfg, self.loop
+        self.start = self.last_checkpoint = time.monotonic()
+        self.deadline = None if cfg.max_time is None else self.start + cfg.max_time
+        delay = (1.0 if sys.stderr.isatty() else None) if cfg.verbose is None else (
+            0.0 if cfg.verbose else None)
+        with tqdm(total=cfg.epochs * self.n_batches, desc="train", disable=delay is None,
+                  initial=loop.epoch * self.n_batches + loop.batch, leave=False,
+                  file=sys.stderr, delay=delay or 0.0) as self.bar:
+            self.postfix_at = 0.0
+            try:
+                reason = self._epochs()
+            except KeyboardInterrupt:
+                reason = "interrupted"
+            except TrainingDivergedError:
+                self._finish("diverged")
+                raise
+        return self._finish(reason)
+
+    def _epochs(self) -> str:
+        cfg, loop = self.cfg, self.loop
+        while loop.epoch < cfg.epochs:
+            order = epoch_order(self.train_rows.n_rows, loop.seed, loop.epoch)
+            if loop.batch == 0 and self.binarizer is not None:
+                self.binarizer.manual_seed(derive_seed(loop.seed, BINARIZE, loop.epoch))
+                self._mark()
+            self._take_snapshot()
+            for index in range(loop.batch, self.n_batches):
+                self._batch(order, index)
+                if cfg.checkpoint_path is not None and (
+                        time.monotonic() - self.last_checkpoint
+                        >= 60 * cfg.checkpoint_every_minutes):
+                    self._save()
+                if (self.deadline is not None and index + 1 < self.n_batches
+                        and time.monotonic() > self.deadline):  # the epoch's end checks too
+                    return "max_time"
+            reason = self._end_epoch()
+            if reason is not None:
+                return reason
+        return "epochs"
+
+    def _batch(self, order: torch.Tensor, index: int) -> None:
+        """Fetch batch `index` of the epoch's `order`, take one guarded step, advance."""
+        cfg, loop = self.cfg, self.loop
+        x = self.train_rows.take(order[index * cfg.batch_size:(index + 1) * cfg.batch_size])
+        if self.binarizer is not None:
+            x = binarize(x, self.binarizer)
+        weight = kl_warmup_weight(loop.epoch * self.n_batches + index, self.n_batches,
+                                  cfg.kl_warmup_epochs)
+        bad, total = self._step(x, weight)
+        if bad is None:
+            loop.epoch_sum, loop.epoch_rows, loop.bad_in_row = (
+                loop.epoch_sum + total, loop.epoch_rows + len(x), 0)
+        loop.batch = index + 1
+        self._mark()
+        if bad is not None:
+            self._nonfinite(bad, index)
+        if not self.bar.disable:
+            self.bar.update(1)
+            if time.monotonic() - self.postfix_at > 0.5 and loop.epoch_rows:
+                self.bar.set_postfix(objective=f"{loop.epoch_sum / loop.epoch_rows:.6g}")
+                self.postfix_at = time.monotonic()
+
+    def _step(self, x: torch.Tensor, kl_weight: float) -> tuple[str | None, float]:
+        """One Adam step on batch x : (B, *event), unless the loss, the values or the gradient
+        are non-finite. Returns (None or the name of what was non-finite, sum of the values);
+        a single device synchronization reads all three."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, value = self.loss_fn(self.module, x, kl_weight=kl_weight)
+        if value.shape != (len(x),):
+            raise ValueError(f"loss_fn must return (loss, value) with value of shape "
+                             f"({len(x)},), one objective per row; got {tuple(value.shape)}.")
+        loss.backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if self.cfg.clip_grad_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
+        else:
+            norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
+        checks = torch.stack([loss.detach().double(), value.detach().double().sum(),
+                              norm.detach().double().to(loss.device)]).tolist()
+        for name, number in zip(("loss", "objective values", "gradient"), checks):
+            if not math.isfinite(number):
+                return name, checks[1]
+        self.optimizer.step()
+        if self.good_buffers:
+            self._keep_buffers()
+        return None, checks[1]
+
+    def _nonfinite(self, what: str, index: int) -> None:
+        """After a skipped step: put back the buffers of the last good step (and the epoch's
+        snapshot if the parameters or the optimizer state were damaged), warn, or give up
+        after too many."""
+        loop = self.loop
+        loop.bad_in_row += 1
+        loop.skipped.append((loop.epoch + 1, index))
+        rolled = ""
+        for kept, buffer in zip(self.good_buffers, self.module.buffers()):
+            if not torch.equal(kept, buffer):
+                buffer.copy_(kept)
+                rolled = "; the buffers its forward pass had changed were put back"
+        optimizer_tensors = [t for state in self.optimizer.state.values()
+                             for t in state.values()]
+        if not _all_finite(list(self.module.parameters()) + optimizer_tensors):
+            self.module.load_state_dict(self.snapshot["model"])
+            self.optimizer.load_state_dict(copy.deepcopy(self.snapshot["optimizer"]))
+            rolled = (f"; its parameters or optimizer state were damaged: restored the "
+                      f"snapshot of epoch {self.snapshot['epoch']}, batch index "
+                      f"{self.snapshot['batch']}")
+        where = f"epoch {loop.epoch + 1}, batch index {index} (of {self.n_batches})"
+        advice = (f"lower lr (now {self.optimizer.param_groups[0]['lr']:g}), set "
+                  "clip_grad_norm (e.g. 10.0), lengthen kl_warmup_epochs, or check the data "
+                  "for extreme values")
+        if loop.bad_in_row >= self.cfg.max_nonfinite_steps:
+            raise TrainingDivergedError(
+                f"{loop.bad_in_row} non-finite steps in a row, the last at {where}: training "
+                f"stopped, keeping the best state{self._checkpoint_note()}. To continue, "
+                f"{advice}.")
+        warnings.warn(f"non-finite {what} at {where}: the step was skipped and training "
+                      f"continues from the last good state{rolled}. If this recurs, {advice}.",
+                      NonFiniteStepWarning, stacklevel=6)  # < _batch < _epochs < train < fit
+
+    def _checkpoint_note(self) -> str:
+        path = self.cfg.checkpoint_path
+        return "" if path is None else f" (checkpoint in {str(path)!r}: resume_from=it)"
+
+    def _validate(self) -> float:
+        """Mean per-row objective on the validation rows, kl_weight 1, in eval mode, with
+        one fixed binarization draw when dynamic_binarization is on."""
+        rows, size = self.valid_rows, self.cfg.batch_size
+        generator = None
+        if self.binarizer is not None:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(derive_seed(self.loop.seed, VALID))
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, rows.n_rows, size):
+                    x = rows.take(torch.arange(start, min(rows.n_rows, start + size)))
+                    if generator is not None:
+                        x = binarize(x, generator)
+                    _, value = self.loss_fn(self.module, x, kl_weight=1.0)
+                    total = total + value.detach().double().sum().to(self.device)
+        finally:
+            self.module.train()
+        return float(total) / rows.n_rows
+
+    def _end_epoch(self) -> str | None:
+        """Validation, history, schedule, best state, checkpoint, callbacks and the stopping
+        rules at the end of an epoch; the stop reason, or None to go on."""
+        cfg, loop = self.cfg, self.loop
+        valid = None if self.valid_rows is None else self._validate()
+        train = loop.epoch_sum / loop.epoch_rows if loop.epoch_rows else math.nan
+        monitored = train if valid is None else valid
+        loop.history.append(train)
+        if valid is not None:
+            loop.valid_history.append(valid)
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(monitored)
+        elif self.scheduler is not None:
+            self.scheduler.step()
+        if monitored > loop.best_value:
+            loop.best_value, loop.best_epoch, loop.since_best = monitored, loop.epoch + 1, 0
+            self.best_state = {k: v.detach().clone()
+                               for k, v in self.module.state_dict().items()}
+        else:
+            loop.since_best += 1
+        loop.epoch, loop.batch, loop.epoch_sum, loop.epoch_rows = loop.epoch + 1, 0, 0.0, 0
+        self._mark()
+        if cfg.checkpoint_path is not None:
+            self._save()
+        info = EpochInfo(loop.epoch, train, valid, self.optimizer.param_groups[0]["lr"],
+                         time.monotonic() - self.start, tuple(loop.history),
+                         tuple(loop.valid_history), self.module)
+        if any(callback(info) is True for callback in cfg.callbacks):
+            return "callback"
+        if cfg.early_stopping_patience and loop.since_best >= cfg.early_stopping_patience:
+            return "early_stopping"
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return "max_time"
+        return None
+
+    def _finish(self, reason: str) -> TrainResult:
+        """The last checkpoint, the best state back into the module (with validation data,
+        after early stopping or divergence), and the report."""
+        loop = self.loop
+        if self.cfg.checkpoint_path is not None and self.saved_at != (loop.epoch, loop.batch):
+            self._save()
+        if reason == "interrupted":
+            warnings.warn(f"training interrupted at epoch {loop.epoch + 1}, batch index "
+                          f"{loop.batch}; keeping the best state (epoch {loop.best_epoch})"
+                          f"{self._checkpoint_note()}.", ConvergenceWarning, stacklevel=4)
+        keep_best = self.valid_rows is not None or reason in ("early_stopping", "diverged")
+        if keep_best and self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+        return TrainResult(list(loop.history), list(loop.valid_history), loop.best_epoch,
+                           loop.best_value, reason, len(loop.history),
+                           reason in ("epochs", "early_stopping"),
+                           [tuple(step) for step in loop.skipped])
