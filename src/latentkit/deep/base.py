@@ -115,6 +115,10 @@ class DeepModel(LatentModel):
 
     def _validate_params(self):
         super()._validate_params()
+        self._check_architecture()
+
+    def _check_architecture(self) -> None:
+        """The layer widths (`hidden`), beyond what constraints as data can say."""
         if not _hidden_ok(self.hidden):
             raise InvalidParameterError(f"hidden must be {_Hidden.description}; got "
                                         f"{self.hidden!r}.")

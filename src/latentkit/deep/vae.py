@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .._validation import Interval
+from ..exceptions import InvalidParameterError
 from ..io import register_model
-from .base import DeepModel
+from .base import DeepModel, _hidden_ok
 from .blocks import build_vae_modules
+from .hierarchical import HierarchicalVAEModule
 from .module import VAEModule
 
 
@@ -92,4 +94,68 @@ class IWAE(VAE):
         return module.iwae(x, observed, k=self.k)
 
 
-__all__ = ["IWAE", "VAE"]
+@register_model
+class HierarchicalVAE(VAE):
+    """A VAE with L stochastic layers (`hierarchical.HierarchicalVAEModule`): a top-down
+    generative path p(z_L) Π p(z_l | z_{l+1}) p(x | z_1) and the bottom-up inference network
+    q(z_1 | x) Π q(z_l | z_{l-1}, x); `ladder=True` shares a deterministic bottom-up path
+    between the layers. latent_dims : (d_1, ..., d_L), z_1 nearest x; hidden : one tuple of
+    widths for every block, or one tuple per block (Burda et al.'s MNIST model:
+    latent_dims=(100, 50), hidden=((200, 200), (100, 100))). `latent_dim` is d_1, the
+    dimension of the representation transform returns (q(z_1 | x)'s mean). Trained on the
+    ELBO, or on IWAE_k with k > 1."""
+
+    _parameter_constraints: ClassVar[dict] = {"k": [Interval(int, 1, 100_000)]}
+
+    def __init__(self, latent_dims=(64, 32), *, k=1, ladder=False, likelihood="bernoulli",
+                 hidden=(400,), activation="tanh", sigma="fixed", sigma_init=1.0, epochs=10,
+                 batch_size=100, lr=1e-3, lr_schedule=None, clip_grad_norm=None,
+                 kl_warmup_epochs=0.0, beta=1.0, early_stopping_patience=None,
+                 validation_fraction=0.0, dynamic_binarization=False, checkpoint_path=None,
+                 checkpoint_every_minutes=10.0, device="auto", random_state=None,
+                 verbose=None, max_time=None, callbacks=None):
+        self._store_init_args(locals())
+
+    # the VAE's options that this model fixes
+    architecture, image_shape = "mlp", None
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.latent_dims[0]) if len(self.latent_dims) else 0
+
+    def _validate_params(self):
+        self._check_architecture()  # latent_dims first: latent_dim is derived from it
+        super()._validate_params()
+
+    def _check_architecture(self) -> None:
+        dims, hidden = self.latent_dims, self.hidden
+        if not (isinstance(dims, tuple | list) and len(dims) >= 1 and all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims)):
+            raise InvalidParameterError(f"latent_dims must be a tuple of positive ints, one "
+                                        f"per stochastic layer; got {dims!r}.")
+        per_layer = bool(hidden) and all(isinstance(h, tuple | list) for h in hidden)
+        if per_layer and len(hidden) != len(dims):
+            raise InvalidParameterError(
+                f"hidden has {len(hidden)} per-layer tuples for {len(dims)} stochastic "
+                "layers; give one tuple per layer, or one tuple for all.")
+        if not all(_hidden_ok(block) for block in (hidden if per_layer else [hidden])):
+            raise InvalidParameterError(
+                f"hidden must be a tuple of positive widths, or one such tuple per "
+                f"stochastic layer; got {hidden!r}.")
+
+    def _build_module(self, n_features: int):
+        hidden = self.hidden
+        if hidden and isinstance(hidden[0], tuple | list):
+            hidden = tuple(tuple(block) for block in hidden)
+        return HierarchicalVAEModule(n_features, tuple(self.latent_dims), hidden,
+                                     self.likelihood, self.ladder, self.activation,
+                                     uses_mask=True, sigma=self.sigma,
+                                     sigma_init=self.sigma_init)
+
+    def _objective(self, module, x, observed, beta: float):
+        if self.k > 1:
+            return module.iwae(x, observed, k=self.k)
+        return module.elbo(x, observed, beta=beta)
+
+
+__all__ = ["IWAE", "HierarchicalVAE", "VAE"]
