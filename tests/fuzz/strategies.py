@@ -281,7 +281,7 @@ def _lds(draw, n, D):
 def _lda(draw, n, D):
     method = draw(st.sampled_from(("batch", "online", "gibbs")))
     options = {"n_topics": draw(st.integers(1, 4)), "method": method,
-               "init": draw(st.sampled_from(("seeded", "random"))),
+               "init": draw(st.sampled_from(("kmeans", "random"))),
                "doc_topic_prior": draw(st.sampled_from((None, 1e-3, 0.1, 10.0))),
                "topic_word_prior": draw(st.sampled_from((None, 1e-3, 0.1, 10.0))),
                "optimize_alpha": draw(st.booleans()),

@@ -72,9 +72,9 @@ class LDA(EMModel):
     n_topics : int, K.
     method : "batch" (variational EM), "online" (online variational Bayes) or "gibbs"
         (collapsed Gibbs sampling).
-    init : how the variational methods start λ: "seeded" (near-uniform random topics,
-        each tilted towards a document chosen by k-means++ seeding) or "random" (the
-        near-uniform topics alone, as scikit-learn and gensim start).
+    init : how the variational methods start λ: "kmeans" (near-uniform random topics,
+        each tilted towards the word distribution of a k-means cluster of the documents)
+        or "random" (the near-uniform topics alone, as scikit-learn and gensim start).
     doc_topic_prior : α > 0 (symmetric), or None for 1 / K (scikit-learn's default).
     topic_word_prior : η > 0, or None for 1 / K.
     optimize_alpha : estimate an asymmetric α (Newton's method for VB, Minka's fixed point
@@ -115,7 +115,7 @@ class LDA(EMModel):
     _parameter_constraints: ClassVar[dict] = {
         "n_topics": [Interval(int, 1, 100_000)],
         "method": [Options("batch", "online", "gibbs")],
-        "init": [Options("seeded", "random")],
+        "init": [Options("kmeans", "random")],
         "doc_topic_prior": _positive_or_none(),
         "topic_word_prior": _positive_or_none(),
         "optimize_alpha": [Options(True, False)],
@@ -130,7 +130,7 @@ class LDA(EMModel):
         "n_threads": [Interval(int, 1, 1024)],
     }
 
-    def __init__(self, n_topics=10, *, method="batch", init="seeded", doc_topic_prior=None,
+    def __init__(self, n_topics=10, *, method="batch", init="kmeans", doc_topic_prior=None,
                  topic_word_prior=None, optimize_alpha=False, optimize_eta=False,
                  max_iter=None, tol=0.1, max_doc_iter=100, doc_tol=1e-3, batch_size=128,
                  learning_decay=0.7, learning_offset=10.0, total_samples=1e6, burn_in=None,
