@@ -88,3 +88,14 @@ def test_topic_model_snippet_runs(tmp_path, monkeypatch):
     # AP's completion perplexity is in the low thousands for 20 topics (a uniform model over
     # its 10,473 words would give 10,473)
     assert 1000 < lda.perplexity(namespace["test"]) < 5000
+
+
+def test_deep_snippet_runs(tmp_path, monkeypatch):
+    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[5]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 -- our own README
+    elbo, log_px = namespace["elbo"], namespace["log_px"]
+    assert namespace["codes"].shape == (1797, 8) and namespace["images"].shape == (16, 64)
+    # the importance estimate is a tighter bound than the ELBO (on average over rows)
+    assert log_px.mean() > elbo.mean()
