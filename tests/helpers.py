@@ -85,7 +85,6 @@ def assert_resumes_after_save(model, X, tmp_path, first: int = 3, then: int = 15
 
     from latentkit import load
     from latentkit.em import ConvergenceWarning
-    from latentkit.io import saved_state
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -96,14 +95,13 @@ def assert_resumes_after_save(model, X, tmp_path, first: int = 3, then: int = 15
             m.set_params(warm_start=True, max_iter=then, tol=0.0).fit(X)
     assert len(model.history_) == then
     np.testing.assert_array_equal(loaded.history_, model.history_)
-    _assert_same_state(saved_state(model), saved_state(loaded))
+    _assert_same_state(model._saved_state(), loaded._saved_state())
 
 
 def assert_online_resumes_after_save(model, batches, tmp_path, split: int = 2) -> None:
     """partial_fit the first `split` batches, save and load, then partial_fit the rest on
     both: bit-identical histories and state (online_state_ travels with the file)."""
     from latentkit import load
-    from latentkit.io import saved_state
 
     for batch in batches[:split]:
         model.partial_fit(batch)
@@ -113,7 +111,7 @@ def assert_online_resumes_after_save(model, batches, tmp_path, split: int = 2) -
         for batch in batches[split:]:
             m.partial_fit(batch)
     np.testing.assert_array_equal(loaded.history_, model.history_)
-    _assert_same_state(saved_state(model), saved_state(loaded))
+    _assert_same_state(model._saved_state(), loaded._saved_state())
 
 
 def _assert_same_state(before: dict, after: dict) -> None:

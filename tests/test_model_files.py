@@ -343,7 +343,8 @@ def variants(array: np.ndarray):
         yield np.full_like(array, np.nan)
     elif array.dtype.kind in "iub":
         yield array.astype(np.float64)
-        yield np.full_like(array, -1)
+        # a negative value, or for an unsigned array its largest
+        yield np.full_like(array, np.iinfo(array.dtype).max if array.dtype.kind == "u" else -1)
     else:
         yield np.zeros(array.shape)
 

@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from . import compat, datasets, metrics  # noqa: E402, F401 -- latentkit.compat: peer adapters
 from .bayesnet import DiscreteBayesNet, LatentClassModel  # noqa: E402
+from .deep import IWAE, VAE, HierarchicalVAE  # noqa: E402
 from .distributions import Categorical, Dirichlet, Gaussian  # noqa: E402
 from .dynamics import LinearDynamicalSystem  # noqa: E402
 from .em import Checkpoint, ConvergenceWarning, ReseedWarning  # noqa: E402
@@ -27,7 +28,7 @@ from .topics import LDA  # noqa: E402
 
 __all__ = [
     "BernoulliMixture", "Categorical", "CategoricalMixture", "Checkpoint", "ConvergenceWarning",
-    "Dirichlet",
+    "Dirichlet", "HierarchicalVAE", "IWAE", "VAE",
     "FactorAnalysis", "FastICA", "Gaussian", "LDA", "MixtureOfPPCA", "PCA", "PPCA",
     "GaussianMixture", "LinearDynamicalSystem", "ModelFileError", "ReseedWarning", "ResultTable",
     "DiscreteBayesNet", "LatentClassModel", "datasets", "load",

@@ -22,7 +22,6 @@ from latentkit import em, load
 from latentkit.base import EMModel
 from latentkit.distributions import Categorical, Dirichlet, Gaussian
 from latentkit.exceptions import InvalidParameterError
-from latentkit.io import saved_state
 
 
 def problem(spec, dtype=np.float64):
@@ -123,7 +122,7 @@ def check_save_load_is_bit_identical(spec, tmp_path):
     model.save(path)
     loaded = load(path)
     assert type(loaded) is type(model)
-    before, after = saved_state(model), saved_state(loaded)
+    before, after = model._saved_state(), loaded._saved_state()
     assert before.keys() == after.keys()
     for name in before:
         assert same_value(before[name], after[name]), name
@@ -168,7 +167,7 @@ def check_partial_fit_after_load_continues_exactly(spec, tmp_path):
         for batch in batches[2:]:
             m.partial_fit(batch)
     assert same_value(loaded.history_, model.history_)
-    before, after = saved_state(model), saved_state(loaded)
+    before, after = model._saved_state(), loaded._saved_state()
     for name in before:
         assert same_value(before[name], after[name]), name
 

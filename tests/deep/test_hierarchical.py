@@ -330,3 +330,18 @@ def test_bad_method_and_counts_are_refused():
         module.elbo(x, beta=-1.0)
     with pytest.raises(InvalidParameterError, match="k"):
         module.iwae(x, k=0)
+
+
+def test_importance_latents_are_the_first_layer_with_the_hierarchy_weights():
+    """Imputation's view of the module: z_1 draws and log w equal to log_weights on the
+    same generator state."""
+    from latentkit.deep.hierarchical import HierarchicalVAEModule
+
+    torch.manual_seed(0)
+    module = HierarchicalVAEModule(6, latent_dims=(3, 2), hidden=(8,))
+    x = (torch.rand(5, 6) < 0.5).float()
+    z_1, log_w = module.importance_latents(x, n_samples=7,
+                                           generator=torch.Generator().manual_seed(1))
+    same = module.log_weights(x, n_samples=7, generator=torch.Generator().manual_seed(1))
+    assert z_1.shape == (7, 5, 3)
+    torch.testing.assert_close(log_w, same, rtol=0, atol=0)

@@ -35,7 +35,6 @@ from latentkit.base import EMModel
 from latentkit.distributions import Categorical, Gaussian
 from latentkit.em import EXACT, ReseedWarning, StepInfo, loop, monotone_tolerance
 from latentkit.exceptions import UserError
-from latentkit.io import saved_state
 
 PACKAGE_DIR = str(Path(latentkit.__file__).parent)
 
@@ -271,7 +270,7 @@ def assert_round_trip_bit_identical(model, X: np.ndarray) -> None:
         output("save", model.save, path)
         loaded = output("load(save(model))", load, path)
     assert type(loaded) is type(model)
-    before, after = saved_state(model), saved_state(loaded)
+    before, after = model._saved_state(), loaded._saved_state()
     assert before.keys() == after.keys()
     for name in before:
         assert same_value(before[name], after[name]), f"saved {name} changed on load"

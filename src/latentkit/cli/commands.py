@@ -109,11 +109,14 @@ def _fit(spec, model, X, args):
 
 
 def _fit_with_progress(spec, model, kwargs: dict, X, args):
-    """_fit with progress bars when stderr is a terminal and --verbose was not set."""
-    progress = ("verbose" in spec.options() and "verbose" not in kwargs and not args.quiet
-                and sys.stderr.isatty())
+    """_fit with progress bars when stderr is a terminal and --verbose was not set (none
+    with --quiet, even for a model whose default verbose=None shows one on a terminal)."""
+    settable = "verbose" in spec.options() and "verbose" not in kwargs
+    progress = settable and not args.quiet and sys.stderr.isatty()
     if progress:
         model.set_params(verbose=1)
+    elif settable and args.quiet:
+        model.set_params(verbose=0)
     model, selection = _fit(spec, model, X, args)
     if progress:
         model.set_params(verbose=kwargs.get("verbose", 0))
@@ -207,10 +210,29 @@ def run_fit(args) -> int:
     return 0
 
 
+def _importance_row(model, X, k: int) -> tuple[str, str, float]:
+    """evaluate --iwae K: the mean of score_samples(X, method="importance", n_samples=K),
+    for a model whose score_samples names its estimator."""
+    import inspect
+
+    score = getattr(model, "score_samples", None)
+    takes = score is not None and {"method", "n_samples"} <= set(
+        inspect.signature(score).parameters)
+    if not takes:
+        raise InvalidParameterError(
+            f"--iwae applies to models whose log-likelihood is estimated by sampling (e.g. "
+            f"vae, iwae); {type(model).__name__} has no importance-sampling estimator: drop "
+            f"--iwae.")
+    value = float(np.mean(score(X, method="importance", n_samples=k)))
+    return ("mean_log_likelihood_importance",
+            f"mean log-likelihood (importance sampling, k={k})", value)
+
+
 def run_evaluate(args) -> int:
     model, spec, data, X = load_with_data(args)[:4]
+    extra = [] if args.iwae is None else [_importance_row(model, X, args.iwae)]
     rows = (options.describe(spec, model) + [("data", "data", data.describe())]
-            + _metrics(spec, model, data, X))
+            + _metrics(spec, model, data, X) + extra)
     if args.json:
         print(json.dumps(_jsonable({key: value for key, _, value in rows})))
     else:

@@ -38,14 +38,27 @@ def print_notes(data: Data) -> None:
         print(f"latentkit: note: {note}", file=sys.stderr)
 
 
+def model_path(path) -> str:
+    """The model file MODEL_FILE names: itself, or DIR/model.npz for a folder DIR written by
+    `latentkit fit`."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        inside = os.path.join(path, "model.npz")
+        if not os.path.isfile(inside):
+            raise FileNotFoundError(f"{path} is a folder without a model.npz; give the model "
+                                    f"file, or the folder `latentkit fit --out` wrote.")
+        return inside
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such model file: {path}")
+    return path
+
+
 def load_model(path: str):
-    """(model, spec) of a saved model file."""
+    """(model, spec) of a saved model file, or of DIR/model.npz for a folder DIR."""
     from latentkit.io import load
 
     registered_specs()  # every family imported: `load` knows their classes
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such model file: {path}")
-    model = load(path)
+    model = load(model_path(path))
     return model, spec_for(model)
 
 
@@ -84,9 +97,11 @@ def given_to(spec: ModelSpec, data: Data, *, named: bool):
 
 
 def load_with_data(args) -> Loaded:
-    """The saved model of args.model_file and args.data read and matched to it."""
+    """The saved model of args.model_file and args.data (None: the spec's default data)
+    read and matched to it."""
     model, spec = load_model(args.model_file)
-    data = read_data(spec, args.data, args, model)
+    source = args.data if args.data is not None else spec.default_data
+    data = read_data(spec, source, args, model)
     file_columns = data.columns
     data, X = match(model, spec, data)
     return Loaded(model, spec, data, X, file_columns is not None, file_columns)

@@ -183,13 +183,19 @@ def _add_model_file_commands(sub, formatter) -> None:
     evaluate = sub.add_parser(
         "evaluate", formatter_class=formatter, help="score a saved model on data",
         description=_fill("Print the mean log-likelihood, BIC, AIC and number of rows of DATA "
-                          "under the model saved in MODEL_FILE (by `latentkit fit` or "
-                          "model.save).", _DATA_HELP))
+                          "(default: the model's own dataset) under the model saved in "
+                          "MODEL_FILE (by `latentkit fit` or model.save; a folder written by "
+                          "`fit` stands for its model.npz). A model fitted by variational "
+                          "inference prints its bounds instead; --iwae K adds its "
+                          "importance-sampling estimate of log p(x) with K samples.",
+                          _DATA_HELP))
     sample = sub.add_parser(
         "sample", formatter_class=formatter, help="draw samples from a saved model",
         description=_fill("Draw N rows x ~ p(x) from a saved model and write them as .csv or "
                           ".tsv (with a header x1..xD), .parquet, .npy or .npz, by the file "
-                          "name's suffix."))
+                          "name's suffix, or as an image grid (.png) for a model fitted on "
+                          "images. Without --out, a model fitted on images writes "
+                          "samples.png beside MODEL_FILE (in the folder `fit` wrote)."))
     impute = sub.add_parser(
         "impute", formatter_class=formatter, help="fill missing values with a saved model",
         description=_fill("Replace every missing value (empty cell, NA, NaN) of DATA by its "
@@ -203,19 +209,31 @@ def _add_model_file_commands(sub, formatter) -> None:
                           "its metrics and hyper-parameters.", _DATA_HELP))
     predict, transform, forecast = _add_use_commands(sub, formatter)
     for command in (evaluate, sample, impute, report, predict, transform, forecast):
-        command.add_argument("model_file", metavar="MODEL_FILE")
-    for command in (evaluate, impute, report, predict, transform, forecast):
+        command.add_argument("model_file", metavar="MODEL_FILE",
+                             help="a saved model, or a folder written by `latentkit fit`")
+    evaluate.add_argument("data", metavar="DATA", nargs="?",
+                          help="a data file or bundled dataset (default: the model's own)")
+    _add_data_options(evaluate)
+    for command in (impute, report, predict, transform, forecast):
         command.add_argument("data", metavar="DATA")
         _add_data_options(command)
     evaluate.add_argument("--json", action="store_true",
                           help="print the figures as one JSON object, at full precision")
+    evaluate.add_argument("--iwae", type=_positive_int, metavar="K",
+                          help="add the mean log-likelihood estimated by importance sampling "
+                          "with K samples per row (models with score_samples(method=...), "
+                          "e.g. vae); e.g. --iwae 5000")
     sample.add_argument("-n", "--n-samples", type=_positive_int, required=True, metavar="N")
     sample.add_argument("--random-state", type=int, metavar="SEED", help="seed for the draws")
     sample.add_argument("--with-components", action="store_true",
                         help="add a last column `component` with each row's latent z")
-    for command in (sample, impute, predict, transform, forecast):
+    for command in (impute, predict, transform, forecast):
         command.add_argument("-o", "--out", required=True, metavar="FILE",
                              help="a .csv, .tsv, .parquet, .npy or .npz")
+    sample.add_argument("-o", "--out", metavar="FILE",
+                        help="a .csv, .tsv, .parquet, .npy or .npz, or a .png image grid "
+                        "(default for a model fitted on images: samples.png beside "
+                        "MODEL_FILE; required otherwise)")
     forecast.add_argument("--steps", type=_positive_int, required=True, metavar="N",
                           help="how many steps past the end of DATA to forecast")
     forecast.add_argument("--level", type=float, default=0.95, metavar="P",

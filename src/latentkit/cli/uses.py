@@ -1,6 +1,8 @@
 """The commands that use a saved model row by row: sample, impute, predict, transform and
 forecast. Each writes one table (.csv, .tsv, .parquet, .npy or .npz) whose header has as
-many names as each row has values, and, for DATA's rows, DATA's row index.
+many names as each row has values, and, for DATA's rows, DATA's row index; `sample` of a
+model fitted on images (rows of shape (height, width): its `input_shape_`) may write an
+image grid (.png) instead, its default output.
 
 The command line knows no family: a model predicts when it has `predict` (the spec's
 `predict_table` says what that means for it), transforms when it has `transform`, and
@@ -10,6 +12,7 @@ forecasts when it has `forecast`.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,14 +48,61 @@ def _with_latents(X, columns, z):
     return np.column_stack([X, z]), [*columns, *(f"z{j + 1}" for j in range(z.shape[1]))]
 
 
+def image_shape(model) -> tuple[int, int] | None:
+    """(height, width) when the model was fitted on images: rows of 2 or more axes
+    (`input_shape_`, e.g. (28, 28) or (1, 28, 28)) with one channel; else None."""
+    shape = tuple(int(s) for s in (getattr(model, "input_shape_", None) or ()))
+    if len(shape) >= 2 and int(np.prod(shape[:-2])) == 1:
+        return shape[-2], shape[-1]
+    return None
+
+
+def _sample_path(args, shape) -> Path:
+    """sample's output: --out, else (images only) samples.png beside MODEL_FILE."""
+    if args.out is not None:
+        path = Path(args.out)
+        if path.suffix.lower() == ".png" and shape is None:
+            raise InvalidParameterError(
+                f"{path.name}: an image grid needs a model fitted on images (rows of shape "
+                f"(height, width)); write a table instead (.csv, .tsv, .parquet, .npy, .npz).")
+        return path
+    if shape is None:
+        raise InvalidParameterError(
+            "sample needs --out FILE (.csv, .tsv, .parquet, .npy or .npz): only a model "
+            "fitted on images has a default output (an image grid, samples.png).")
+    folder = Path(args.model_file)
+    if folder.is_dir():
+        return folder / "samples.png"
+    stem = folder.stem
+    return folder.with_name("samples.png" if stem == "model" else f"{stem}-samples.png")
+
+
+def _write_grid(path: Path, X: np.ndarray, shape) -> Path:
+    """The draws X : (n, height * width) as an image grid PNG at `path`."""
+    from latentkit import plot
+
+    X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    grid = plot.plot_image_grid(X, shape, suptitle=f"{len(X)} samples x ~ p(x)")
+    return plot.save_figure(grid, path)
+
+
 def run_sample(args) -> int:
     model, spec = load_model(args.model_file)
+    shape = image_shape(model)
+    out = _sample_path(args, shape)
+    if out.suffix.lower() == ".png" and args.with_components:
+        raise InvalidParameterError("--with-components adds latent columns to a table; it "
+                                    "does not apply to a .png image grid.")
     X, z = model.sample(args.n_samples, random_state=args.random_state)
+    if out.suffix.lower() == ".png":
+        path = _write_grid(out, X, shape)
+        print(f"wrote an image grid of {len(X)} samples to {path}")
+        return 0
     X, columns, categories = as_table(X)
     columns = columns or spec.feature_names(model) or [f"x{j + 1}" for j in range(X.shape[1])]
     if args.with_components:
         X, columns = _with_latents(X, columns, np.asarray(z, dtype=np.float64))
-    path = _write(args.out, X, columns, categories=categories)
+    path = _write(out, X, columns, categories=categories)
     print(f"wrote {len(X)} samples to {path}")
     return 0
 

@@ -27,9 +27,9 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
-from .._validation import Interval, Options, as_generator, check_n_samples
+from .._validation import Interval, Options, as_generator, check_n_samples, unmask
 from ..base import LatentModel
 from ..distributions import Gaussian
 from ..exceptions import InvalidInputError, InvalidParameterError
@@ -83,6 +83,12 @@ DEEP_CONSTRAINTS = {
 }
 
 
+def _out_dtype(X) -> np.dtype:
+    """Results in the input's float dtype (float32 stays float32; anything else float64)."""
+    dtype = getattr(X, "dtype", None)
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
 def _check_unit_interval(X: np.ndarray) -> None:
     seen = X[~np.isnan(X)]
     if seen.size and (seen.min() < 0 or seen.max() > 1 or not np.isfinite(seen).all()):
@@ -128,16 +134,23 @@ class DeepModel(LatentModel):
         return torch.float32
 
     def _rows(self, X, *, reset: bool) -> np.ndarray:
-        """X : (n, D) or (n, *image_shape) -> (n, D) float32 rows, NaN = missing; the
-        decoder's domain checked (binary for Bernoulli, ...)."""
+        """X : (n, D) or (n, *image_shape) -> (n, D) float32 rows, NaN = missing (a masked
+        array's masked entries too); a DataFrame's columns recorded (`feature_names_in_`)
+        at fit and checked after; the decoder's domain checked (binary for Bernoulli...).
+        Fit needs at least 2 rows."""
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
-        X = np.asarray(X)
+        _check_feature_names(self, X, reset=reset)  # records, checks or forgets names
+        X = np.asarray(unmask(X, allow_nan=True, model=type(self).__name__))
         if X.dtype.kind not in "biuf":
             raise InvalidInputError(f"X must be numeric; got dtype {X.dtype}.")
-        if X.ndim < 2 or X.shape[0] == 0:
-            raise InvalidInputError(f"X must be (n_samples, n_features) or (n_samples, "
-                                    f"*image_shape) with n_samples >= 1; got shape {X.shape}.")
+        if X.ndim < 2 or X.shape[0] < (2 if reset else 1):
+            raise InvalidInputError(
+                f"X must be (n_samples, n_features) or (n_samples, *image_shape) with "
+                f"n_samples >= {2 if reset else 1}; got shape {X.shape}.")
+        if X.ndim > 4:
+            raise InvalidInputError(f"X must have 2 to 4 axes (rows, or images (n, H, W) or "
+                                    f"(n, C, H, W)); got shape {X.shape}.")
         shape = tuple(X.shape[1:])
         if reset:
             self.input_shape_ = shape
@@ -238,7 +251,7 @@ class DeepModel(LatentModel):
             parts = [self.module_.log_px(method, x, observed, n_samples=n,
                                          generator=generator)
                      for x, observed in self._batches(X)]
-        return torch.cat(parts).numpy().astype(np.float64)
+        return torch.cat(parts).numpy().astype(_out_dtype(X))
 
     @staticmethod
     def _seed_of(random_state) -> int:
@@ -265,8 +278,8 @@ class DeepModel(LatentModel):
         """E_q[z | x] : (n_samples, latent_dim), the representation."""
         check_is_fitted(self)
         with torch.no_grad():
-            return torch.cat([self.module_.posterior(x, observed).mean
-                              for x, observed in self._batches(X)]).numpy()
+            return torch.cat([self.module_.posterior(x, observed).mean for x, observed
+                              in self._batches(X)]).numpy().astype(_out_dtype(X))
 
     @property
     def _n_features_out(self) -> int:

@@ -191,6 +191,15 @@ class HierarchicalVAEModule(nn.Module):
                                                      generator=generator)
         return log_lik + log_p - log_q
 
+    def importance_latents(self, x, observed=None, *, n_samples: int, generator=None):
+        """(z_1 : (n_samples, B, d_1), log w : (n_samples, B)), z_{1:L} ~ q: the first
+        layer's draws with the whole hierarchy's importance weights, which is all that
+        imputation needs (p(x | z_{1:L}) = p(x | z_1); `impute`)."""
+        _check_count(n_samples, "n_samples")
+        z, log_q = self._infer(x, observed, self._noise(n_samples, x.shape[0], x, generator))
+        log_w = self.decoder(z[0]).log_prob(x, observed) + self._log_prior(z) - log_q
+        return z[0], log_w
+
     def elbo(self, x, observed=None, *, beta: float = 1.0, n_samples: int = 1, generator=None):
         """E[log p(x_obs | z_1)] - β E[log q(z_{1:L} | x) - log p(z_{1:L})], Monte Carlo: (B,)."""
         if isinstance(beta, bool) or not (isinstance(beta, (int, float)) and
