@@ -4,7 +4,6 @@ collapsed Gibbs sampling, evaluated by one held-out estimator.
 Run: python examples/topics.py
 """
 
-import numpy as np
 
 from latentkit import load
 from latentkit.datasets import make_lda_corpus

@@ -2,7 +2,8 @@
 
 `posterior(X)` of every model returns one of these: a batch of distributions with batch shape
 (n_rows,) and an event shape that depends on the latent (scalar for a categorical z, (M,) for
-a Gaussian z or a Dirichlet's proportions). Each has `.mean`, `.sample(n, random_state)` and `.log_prob(z)`.
+a Gaussian z or a Dirichlet's proportions). Each has `.mean`, `.sample(n, random_state)` and
+`.log_prob(z)`.
 """
 
 from __future__ import annotations
