@@ -292,11 +292,36 @@ def _lda(draw, n, D):
     return options
 
 
+def _deep(draw, n, D):
+    """Tiny networks and one or two epochs: the properties, not the quality, are at stake."""
+    return {"hidden": draw(st.sampled_from(((), (4,), (8, 4)))),
+            "epochs": draw(st.integers(1, 2)), "batch_size": draw(st.integers(1, 64)),
+            "lr": draw(st.sampled_from((1e-3, 1e-1))),
+            "beta": draw(st.sampled_from((0.0, 1.0, 4.0))),
+            "kl_warmup_epochs": draw(st.sampled_from((0.0, 1.0))),
+            "clip_grad_norm": draw(st.sampled_from((None, 1.0))),
+            "random_state": draw(st.integers(0, 2**16))}
+
+
+def _vae(draw, n, D):
+    return {**_deep(draw, n, D), "latent_dim": draw(st.integers(1, 3))}
+
+
+def _iwae(draw, n, D):
+    return {**_vae(draw, n, D), "k": draw(st.integers(1, 4))}
+
+
+def _hvae(draw, n, D):
+    return {**_deep(draw, n, D), "k": draw(st.integers(1, 3)),
+            "latent_dims": tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))),
+            "ladder": draw(st.booleans())}
+
+
 #: name -> (draw, n_samples, n_features) -> the model's own hyper-parameters
 MODEL_OPTIONS = {"pca": _pca, "ppca": _ppca, "fa": _fa, "ica": _ica, "gmm": _gmm,
                  "bmm": _discrete("n_components"), "cmm": _discrete("n_components"),
                  "lca": _discrete("n_classes"), "mppca": _mppca, "bayesnet": _bayesnet,
-                 "lds": _lds, "lda": _lda}
+                 "lds": _lds, "lda": _lda, "vae": _vae, "iwae": _iwae, "hvae": _hvae}
 
 
 @st.composite

@@ -75,7 +75,7 @@ class VAE(DeepModel):
 class IWAE(VAE):
     """The importance-weighted autoencoder: a VAE trained on the k-sample bound IWAE_k
     (k = `k`), which tightens towards log p(x) as k grows; scored by importance sampling
-    (score_samples' default method "iwae", n_samples = 5000)."""
+    (score_samples' default method "iwae", n_samples = 1000 unless given)."""
 
     _parameter_constraints: ClassVar[dict] = {"k": [Interval(int, 1, 100_000)]}
     score_kind = "iwae"
