@@ -263,6 +263,8 @@ class EMModel(LatentModel):
     em_family: ClassVar[em.EMFamily]
     #: whether fit takes a scipy.sparse matrix (streamed as CSR row blocks)
     _accept_sparse: ClassVar[bool] = False
+    #: the most rows the initialization sees (a random subset of a larger input)
+    _max_init_rows: ClassVar[int] = 100_000
 
     def _validate_params(self):
         super()._validate_params()
@@ -361,7 +363,7 @@ class EMModel(LatentModel):
         result = em.fit_em(self.em_family, config, source, n_init=self.n_init,
                            rng=as_generator(self.random_state), init=init,
                            bound=self._warm_bound() if warm else -math.inf,
-                           **self._engine_options())
+                           max_init_rows=self._max_init_rows, **self._engine_options())
         self._store_fit(result.params, result.state, source.dtype, converged=result.converged,
                         n_iter=result.n_iter, history=result.history,
                         stop_reason=result.stop_reason, best_iteration=result.best_iteration,

@@ -52,6 +52,8 @@ from ._vb import (
 DEFAULT_MAX_ITER = {"batch": 100, "online": 10, "gibbs": 200}
 #: the most entries of a (n_topics, n_words) array a model may hold (8 GiB in float64)
 MAX_TOPIC_WORDS = 2**30
+#: documents the variational start's k-means sees at most
+INIT_DOCS = 20_000
 #: documents per chunk of the E-step (a chunk's cost grows with its tokens, not its size)
 CHUNK_DOCS = 512
 #: sweeps of the fixed-topics sampler that infers θ of new documents for a Gibbs model
@@ -111,6 +113,9 @@ class LDA(EMModel):
 
     _allow_nan = False
     _accept_sparse = True
+    #: documents the k-means start clusters (a random subset of a larger corpus): its
+    #: memory, not the corpus's, bounds a streamed fit's start
+    _max_init_rows = INIT_DOCS
     em_family = VB_FAMILY
     _parameter_constraints: ClassVar[dict] = {
         "n_topics": [Interval(int, 1, 100_000)],
@@ -231,7 +236,7 @@ class LDA(EMModel):
             if warm:
                 params, online = self._current_params(), vars(self).get("online_state_")
             else:
-                sample = source.init_sample(100_000, rng)
+                sample = source.init_sample(INIT_DOCS, rng)
                 params = self.em_family.init(sample, rng, config, restart)[0]
                 online = initial_online_state(params, source.n_samples)
             result, online = em.fit_online(
