@@ -265,6 +265,8 @@ class EMModel(LatentModel):
     _accept_sparse: ClassVar[bool] = False
     #: the most rows the initialization sees (a random subset of a larger input)
     _max_init_rows: ClassVar[int] = 100_000
+    #: rows per block of a partial_fit batch's threaded E-step (None: one block)
+    _online_split_rows: ClassVar[int | None] = None
 
     def _validate_params(self):
         super()._validate_params()
@@ -414,7 +416,7 @@ class EMModel(LatentModel):
         params, state, online, objective = em.online_em_step(
             self.em_family, config, params, state, online, X,
             learning_decay=self.learning_decay, learning_offset=self.learning_offset,
-            total_rows=self._online_total_rows())
+            total_rows=self._online_total_rows(), split_rows=self._online_split_rows)
         self._store_fit(params, state, X.dtype, converged=False, n_iter=online.n_updates,
                         history=np.append(self.history_, objective), stop_reason="online")
         self.online_state_ = online

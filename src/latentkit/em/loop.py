@@ -38,7 +38,7 @@ from ..exceptions import InvalidInputError
 from ..io import register_record
 from .callbacks import EMIteration, progress_bar
 from .contract import NOTHING, ConvergenceWarning, EMFamily, ReseedWarning, StepInfo
-from .sources import ChunkSource
+from .sources import ChunkSource, _sum_in_order, threaded_imap
 
 
 @dataclass(frozen=True)
@@ -288,19 +288,36 @@ class OnlineState:
     n_seen: int = 0
 
 
+def batch_e_step(family: EMFamily, config, params, state, X, split_rows: int | None = None):
+    """The E-step of one batch X : (n_batch, D): (stats, summed objective). With
+    `split_rows`, a batch of at least twice that many rows is cut into blocks of
+    `split_rows` rows whose E-steps run on the thread pool and are summed in order (the
+    blocks, hence the result, do not depend on the number of threads): for families whose
+    rows are costly, e.g. LDA's documents."""
+    rows = _rows(X)
+    if split_rows is None or rows < 2 * split_rows:
+        return family.e_step(params, state, config, X)
+    blocks = (X[start:start + split_rows] for start in range(0, rows, split_rows))
+    total = _sum_in_order(threaded_imap(
+        partial(_chunk_e_step, family, config, params, state), blocks))
+    return total.stats, total.objective
+
+
 def online_em_step(family: EMFamily, config, params, state, online: OnlineState, X, *,
                    learning_decay: float, learning_offset: float,
-                   total_rows: int | None = None, stacklevel: int = 4):
+                   total_rows: int | None = None, stacklevel: int = 4,
+                   split_rows: int | None = None):
     """One step of online (stochastic) EM on a batch X : (n_batch, D).
 
     s_t = (1 - ρ_t) s_{t-1} + ρ_t s̄(batch), ρ_t = (t + τ)^(-κ), with s̄ the per-row average
     of the batch statistics; the M-step sees s_t scaled to `total_rows` (the size of the
     corpus the batches are drawn from, as in Hoffman, Blei & Bach's online variational
-    Bayes: λ = (1 - ρ) λ + ρ (η + D s̄)), or by default to the number of rows seen.
+    Bayes: λ = (1 - ρ) λ + ρ (η + D s̄)), or by default to the number of rows seen;
+    split_rows : see `batch_e_step`.
     Returns (params, state, online, mean objective of the batch under the old params).
     """
     rows = _rows(X)
-    stats, total = family.e_step(params, state, config, X)
+    stats, total = batch_e_step(family, config, params, state, X, split_rows)
     batch = stats.scaled(1.0 / rows)
     if online.stats is None:
         running = batch
@@ -314,5 +331,6 @@ def online_em_step(family: EMFamily, config, params, state, online: OnlineState,
     return params, state, OnlineState(running, online.n_updates + 1, n_seen), float(total) / rows
 
 
-__all__ = ["ChunkResult", "EMResult", "Iterate", "OnlineState", "better_iterate", "e_pass",
+__all__ = ["ChunkResult", "EMResult", "Iterate", "OnlineState", "batch_e_step", "better_iterate",
+           "e_pass",
            "fit_em", "monotone_tolerance", "online_em_step", "returned_iterate", "run_em"]

@@ -43,18 +43,19 @@ def fit_online(family: EMFamily, config, source: ChunkSource, params, state, *,
                online: OnlineState | None = None, max_passes: int, tol: float,
                learning_decay: float, learning_offset: float, total_rows: int | None = None,
                max_time: float | None = None, callbacks=(), progress: float | None = None,
-               model=None) -> tuple[EMResult, OnlineState]:
+               model=None, split_rows: int | None = None) -> tuple[EMResult, OnlineState]:
     """Online EM from (params, state): up to `max_passes` passes over `source`'s chunks (the
     minibatches), continuing the running statistics `online` (None: a fresh start).
 
     total_rows : the rows the statistics are scaled to (the corpus size; see
-    `online_em_step`), by default the source's n_samples. Returns the EMResult (history =
+    `online_em_step`), by default the source's n_samples; split_rows : a minibatch's
+    E-step in blocks on the thread pool (`loop.batch_e_step`). Returns the EMResult (history =
     one mean objective per pass) and the final OnlineState.
     """
     online = online or OnlineState()
     total_rows = total_rows or source.n_samples
     options = dict(learning_decay=learning_decay, learning_offset=learning_offset,
-                   total_rows=total_rows)
+                   total_rows=total_rows, split_rows=split_rows)
     result, start, prev = EMResult(params, state), time.perf_counter(), None
     with progress_bar(max_passes, "online EM", progress) as bar:
         for it in range(1, max_passes + 1):

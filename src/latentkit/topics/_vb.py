@@ -22,6 +22,7 @@ slot, which the engine adds once per pass). Exact coordinate updates never decre
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
@@ -78,6 +79,27 @@ class TopicStats(em.SufficientStats):
 def expected_topics(topic_word: np.ndarray, dtype=np.float64) -> np.ndarray:
     """exp(E[log β]) : (K, V) under q(β_k) = Dir(λ_k), in `dtype` (the E-step's)."""
     return np.exp(dirichlet_expectation(topic_word)).astype(dtype, copy=False)
+
+
+class _LastTopics:
+    """exp(E[log β]) of the last λ the E-step saw: every chunk of one E-pass (and every
+    block of a minibatch) runs at the same λ, and its K x V digammas cost as much as the
+    documents' fixed points of a small chunk. Keyed by the λ array itself (its identity,
+    held here so it cannot be recycled), one entry, thread-safe."""
+
+    def __init__(self):
+        self.lock, self.key, self.value = threading.Lock(), None, None
+
+    def __call__(self, topic_word: np.ndarray, dtype) -> np.ndarray:
+        with self.lock:
+            if self.key is not None and self.key[0] is topic_word and self.key[1] == dtype:
+                return self.value
+            value = expected_topics(topic_word, dtype)
+            self.key, self.value = (topic_word, np.dtype(dtype)), value
+            return value
+
+
+_last_topics = _LastTopics()
 
 
 def infer_documents(X, exp_elog_beta: np.ndarray, alpha: np.ndarray, config: TopicConfig):
@@ -149,7 +171,7 @@ def init(X_sample, rng: np.random.Generator, config: TopicConfig, restart: int):
 def e_step(params: TopicParams, state, config: TopicConfig, X):
     """Statistics of a chunk X : (n_docs, V) and its summed document bounds."""
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-    gamma, sstats, doc_bound = infer_documents(X, expected_topics(params.topic_word, dtype),
+    gamma, sstats, doc_bound = infer_documents(X, _last_topics(params.topic_word, dtype),
                                                params.alpha, config)
     elog_theta = dirichlet_expectation(gamma.astype(np.float64)).sum(axis=0)
     stats = TopicStats(float(X.shape[0]), sstats.astype(np.float64), elog_theta)

@@ -116,6 +116,8 @@ class LDA(EMModel):
     #: documents the k-means start clusters (a random subset of a larger corpus): its
     #: memory, not the corpus's, bounds a streamed fit's start
     _max_init_rows = INIT_DOCS
+    #: a minibatch's E-step runs in blocks of documents on the thread pool
+    _online_split_rows = 32
     em_family = VB_FAMILY
     _parameter_constraints: ClassVar[dict] = {
         "n_topics": [Interval(int, 1, 100_000)],
@@ -244,7 +246,8 @@ class LDA(EMModel):
                 max_passes=self._max_iter, tol=self.tol, learning_decay=self.learning_decay,
                 learning_offset=self.learning_offset, total_rows=source.n_samples,
                 max_time=self.max_time, callbacks=self.callbacks or (),
-                progress=self._progress_delay(), model=self)
+                progress=self._progress_delay(), model=self,
+                split_rows=self._online_split_rows)
             if best is None or result.lower_bound > best[0].lower_bound:
                 best = result, online
         result, online = best
