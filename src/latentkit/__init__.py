@@ -10,7 +10,6 @@ __version__ = "0.1.0"
 
 from . import compat, datasets, metrics  # noqa: E402, F401 -- latentkit.compat: peer adapters
 from .bayesnet import DiscreteBayesNet, LatentClassModel  # noqa: E402
-from .deep import IWAE, VAE, HierarchicalVAE  # noqa: E402
 from .distributions import Categorical, Dirichlet, Gaussian  # noqa: E402
 from .dynamics import LinearDynamicalSystem  # noqa: E402
 from .em import Checkpoint, ConvergenceWarning, ReseedWarning  # noqa: E402
@@ -35,3 +34,25 @@ __all__ = [
     "metrics", "select_n_components",
     "ModelSpec", "get_spec", "register", "registered_specs", "spec_for",
 ]
+
+
+#: families imported on first use, for what importing them costs (latentkit.deep: PyTorch,
+#: about 1.6 s and 400 MB): `latentkit.VAE` imports it, as do the registry and `load`
+_ON_FIRST_USE = {"VAE": "deep", "IWAE": "deep", "HierarchicalVAE": "deep"}
+
+
+def __getattr__(name):
+    if name in _ON_FIRST_USE:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_ON_FIRST_USE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def import_families() -> None:
+    """Import every model family (those imported on first use included), so that each has
+    registered its models (`latentkit.registry`)."""
+    import importlib
+
+    for family in sorted(set(_ON_FIRST_USE.values())):
+        importlib.import_module(f".{family}", __name__)

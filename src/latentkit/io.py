@@ -169,6 +169,11 @@ def load(path):
             header = _read_header(npz, path)
             members = _member_names(npz, path)
             cls = _REGISTRY.get(header["class"])
+            if cls is None:  # a family imported on first use (latentkit.deep: torch)
+                from .registry import registered_specs
+
+                registered_specs()
+                cls = _REGISTRY.get(header["class"])
             if cls is None:
                 raise ModelFileError(
                     f"{path!r} holds a {header['class']!r}, which is not a registered "

@@ -193,8 +193,9 @@ def register(spec: ModelSpec) -> ModelSpec:
 def registered_specs() -> dict[str, ModelSpec]:
     """A copy of the registry, name -> spec, in registration order (every family that ships
     with latentkit is registered once `latentkit` is imported)."""
-    import latentkit  # noqa: F401 -- importing the package registers its families
+    import latentkit
 
+    latentkit.import_families()  # every family, those imported on first use included
     return dict(_SPECS)
 
 
