@@ -395,3 +395,34 @@ def test_ppca_missing_entries_on_columns_of_very_different_scales_stays_monotone
     model = _quiet_fit(latentkit.PPCA(1, random_state=0, max_iter=2, tol=0), X)
     h = model.history_
     assert h[1] - h[0] >= -1.28e-7, h
+
+
+
+def test_em_pca_at_its_round_off_floor_is_not_a_failure():
+    """Fuzz (ci profile): a constant column at 4e50 beside one of spread 1e50; one component
+    holds all the variance, the reconstruction error falls from 7e99 to round-off (3e70)
+    and then moves up and down at that level. The M-step declares that round-off as its
+    slack, so EM's guard does not call it a failure; the history stays within it."""
+    import warnings
+
+    from latentkit import PPCA
+    from latentkit.em import ConvergenceWarning
+
+    second = np.array([
+        3.959659228211643e+49, -1.4069408772141501e+49, 2.7114454561992325e+50,
+        1.0644760251936154e+50, 6.677476009785938e+48, -4.851175977735374e+49,
+        3.652755758507208e+49, 2.0226343970537646e+50, -1.3143529258748489e+50,
+        2.591950744608753e+50, 5.489097424433037e+49, 6.853511073257952e+49,
+        7.889562160945022e+49, 3.265995958084383e+50, 2.3261354556313237e+50,
+        -3.0314390579755346e+49, 1.8035211414273407e+50, 5.196138107978694e+49,
+        2.237838969369654e+50, -1.8446422832136986e+50, -1.0969595635997308e+50,
+        3.547343151677558e+50, -3.315546869963074e+49, 2.107973464567321e+50,
+        -2.717169363159422e+48, -6.08495342196623e+49])
+    X = np.column_stack([np.full(len(second), 4.244626621659088e+50), second])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="EM did not converge")
+        model = PPCA(1, solver="em_pca", max_iter=5, tol=0, random_state=10,
+                     init_params="pca").fit(X)
+    scale = np.trace(np.cov(X.T, bias=True))
+    assert np.all(np.abs(np.diff(model.history_[1:])) < 16 * np.finfo(float).eps * scale)
