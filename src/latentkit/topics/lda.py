@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
 from .. import em
 from .._validation import Interval, Options, as_generator, check_n_samples
@@ -186,6 +186,10 @@ class LDA(EMModel):
         fitted = not reset
         if fitted:
             check_is_fitted(self)
+        # a DataFrame's columns are its words: recorded at fit and checked after, as
+        # scikit-learn checks feature names (an array, a corpus or texts carry none)
+        _check_feature_names(self, X if hasattr(X, "columns") else np.empty((0, 0)),
+                             reset=reset)
         docs = as_documents(X, vocabulary=self.vocabulary_ if fitted else None,
                             n_words=self.n_features_in_ if fitted else None)
         if reset and docs.counts.nnz == 0:
