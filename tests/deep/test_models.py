@@ -133,3 +133,18 @@ def test_a_wrong_image_shape_is_refused():
     assert model.transform(images).shape == (30, 2)
     with pytest.raises(InvalidInputError, match="shape"):
         model.transform(images[:, :7, :7])
+
+
+def test_the_encoder_takes_the_mask_only_when_training_had_missing_entries():
+    rng = np.random.default_rng(5)
+    X = (rng.random((120, 10)) < 0.4).astype(np.float32)
+    complete = VAE(2, hidden=(8,), epochs=1, random_state=0).fit(X)
+    assert not complete.uses_mask_
+    assert complete.module_.encoder.uses_mask is False
+    holes = X.copy()
+    holes[rng.random(X.shape) < 0.2] = np.nan
+    masked = VAE(2, hidden=(8,), epochs=1, random_state=0).fit(holes)
+    assert masked.uses_mask_ and masked.module_.encoder.uses_mask is True
+    # either model scores rows with missing entries by their observed part
+    for model in (complete, masked):
+        assert np.all(np.isfinite(model.score_samples(holes)))

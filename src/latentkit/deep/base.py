@@ -213,6 +213,10 @@ class DeepModel(LatentModel):
         saved in the Trainer checkpoint `resume_from`. Returns self."""
         self._validate_params()
         X = self._rows(X, reset=True)
+        # the encoder sees the mask only when training has missing entries to learn it
+        # from: a mask input of ones doubles the first layer's width and, in the deep
+        # benchmark, cost 21% of the time and 20 nats of test ELBO after 6 epochs
+        self.uses_mask_ = bool(np.isnan(X).any())
         torch.manual_seed(self._seed())  # the initial weights
         module = self._build_module(X.shape[1]).to(self._dtype)
         result = self._trainer().fit(module, self._loss, torch.from_numpy(X),
@@ -348,7 +352,8 @@ class DeepModel(LatentModel):
         from .._io_schemas import Fitted
 
         return {"history_": Fitted("f", ("H",), finite=False), "n_iter_": Fitted("iu", low=0),
-                "converged_": Fitted("b"), "stop_reason_": Fitted("U")}
+                "converged_": Fitted("b"), "stop_reason_": Fitted("U"),
+                "uses_mask_": Fitted("b", optional=True)}
 
 
 __all__ = ["DEEP_CONSTRAINTS", "DeepModel", "resolve_device"]

@@ -61,7 +61,9 @@ class VAE(DeepModel):
         self._store_init_args(locals())
 
     def _uses_mask(self) -> bool:
-        return True
+        """Whether the encoder takes the missing-data mask as input (when the training
+        data had missing entries; `uses_mask_`)."""
+        return bool(getattr(self, "uses_mask_", True))
 
     def _build_module(self, n_features: int):
         prior, encoder, decoder = build_vae_modules(
@@ -149,7 +151,7 @@ class HierarchicalVAE(VAE):
             hidden = tuple(tuple(block) for block in hidden)
         return HierarchicalVAEModule(n_features, tuple(self.latent_dims), hidden,
                                      self.likelihood, self.ladder, self.activation,
-                                     uses_mask=True, sigma=self.sigma,
+                                     uses_mask=self._uses_mask(), sigma=self.sigma,
                                      sigma_init=self.sigma_init)
 
     def _objective(self, module, x, observed, beta: float):
