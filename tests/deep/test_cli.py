@@ -96,10 +96,10 @@ def test_evaluate_without_data_reads_the_models_default_dataset(run_dir, capsys)
 
 
 def test_evaluate_iwae_of_a_model_without_sampling_is_a_clear_error(tmp_path, capsys):
-    code, _, err = run_cli(["fit", "gmm", "faithful", "-k", "2", "-q", "--out", tmp_path],
+    code, _, err = run_cli(["fit", "gmm", "iris", "-k", "2", "-q", "--out", tmp_path],
                            capsys)
     assert code == 0, err
-    assert_user_error(["evaluate", tmp_path, "faithful", "--iwae", "10"], capsys, "--iwae",
+    assert_user_error(["evaluate", tmp_path, "iris", "--iwae", "10"], capsys, "--iwae",
                       "GaussianMixture")
 
 
@@ -125,7 +125,7 @@ def test_sample_to_a_table_matches_python(run_dir, tmp_path, capsys):
 
 
 def test_sample_of_a_model_without_images_needs_out(tmp_path, capsys):
-    code, _, err = run_cli(["fit", "gmm", "faithful", "-k", "2", "-q", "--out", tmp_path],
+    code, _, err = run_cli(["fit", "gmm", "iris", "-k", "2", "-q", "--out", tmp_path],
                            capsys)
     assert code == 0, err
     assert_user_error(["sample", tmp_path, "-n", "4"], capsys, "--out")
