@@ -178,6 +178,20 @@ def _add_fit(sub, formatter) -> tuple[frozenset, list]:
     return flags, [(name, action.dest, action.option_strings[0]) for name, action in family]
 
 
+def _add_evaluate_and_sample_options(evaluate, sample) -> None:
+    """evaluate's --json and --iwae; sample's -n, --random-state and --with-components."""
+    evaluate.add_argument("--json", action="store_true",
+                          help="print the figures as one JSON object, at full precision")
+    evaluate.add_argument("--iwae", type=_positive_int, metavar="K",
+                          help="add the mean log-likelihood estimated by importance sampling "
+                          "with K samples per row (models with score_samples(method=...), "
+                          "e.g. vae); e.g. --iwae 5000")
+    sample.add_argument("-n", "--n-samples", type=_positive_int, required=True, metavar="N")
+    sample.add_argument("--random-state", type=int, metavar="SEED", help="seed for the draws")
+    sample.add_argument("--with-components", action="store_true",
+                        help="add a last column `component` with each row's latent z")
+
+
 def _add_model_file_commands(sub, formatter) -> None:
     """evaluate, sample, impute and report: commands on a saved model."""
     evaluate = sub.add_parser(
@@ -217,16 +231,7 @@ def _add_model_file_commands(sub, formatter) -> None:
     for command in (impute, report, predict, transform, forecast):
         command.add_argument("data", metavar="DATA")
         _add_data_options(command)
-    evaluate.add_argument("--json", action="store_true",
-                          help="print the figures as one JSON object, at full precision")
-    evaluate.add_argument("--iwae", type=_positive_int, metavar="K",
-                          help="add the mean log-likelihood estimated by importance sampling "
-                          "with K samples per row (models with score_samples(method=...), "
-                          "e.g. vae); e.g. --iwae 5000")
-    sample.add_argument("-n", "--n-samples", type=_positive_int, required=True, metavar="N")
-    sample.add_argument("--random-state", type=int, metavar="SEED", help="seed for the draws")
-    sample.add_argument("--with-components", action="store_true",
-                        help="add a last column `component` with each row's latent z")
+    _add_evaluate_and_sample_options(evaluate, sample)
     for command in (impute, predict, transform, forecast):
         command.add_argument("-o", "--out", required=True, metavar="FILE",
                              help="a .csv, .tsv, .parquet, .npy or .npz")
