@@ -317,6 +317,15 @@ def as_generator(random_state) -> np.random.Generator:
     return np.random.default_rng(random_state)
 
 
+def as_seed(random_state, *, high: int = 2**31 - 1) -> int:
+    """An int seed for a kernel or library that takes one (torch, numba streams): an int
+    random_state as it is, anything else (None: fresh entropy; a Generator) drawn from it
+    in [0, high)."""
+    if isinstance(random_state, int | np.integer):
+        return int(random_state)
+    return int(as_generator(random_state).integers(0, high))
+
+
 RANDOM_STATE = [
     Interval(int, 0, None),
     InstanceOf(np.random.Generator, np.random.RandomState, type(None), description="None"),

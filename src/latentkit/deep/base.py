@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
-from .._validation import Interval, Options, as_generator, check_n_samples, unmask
+from .._validation import Interval, Options, as_seed, check_n_samples, unmask
 from ..base import LatentModel
 from ..distributions import Gaussian
 from ..exceptions import InvalidInputError, InvalidParameterError
@@ -199,9 +199,7 @@ class DeepModel(LatentModel):
                        dynamic_binarization=self.dynamic_binarization)
 
     def _seed(self) -> int:
-        if isinstance(self.random_state, int | np.integer):
-            return int(self.random_state)
-        return int(as_generator(self.random_state).integers(0, 2**31 - 1))
+        return as_seed(self.random_state)
 
     def _loss(self, module, batch, *, kl_weight: float):
         x, observed = self._split(batch)
@@ -262,11 +260,8 @@ class DeepModel(LatentModel):
 
     @staticmethod
     def _seed_of(random_state) -> int:
-        if random_state is None:
-            return 0
-        if isinstance(random_state, int | np.integer):
-            return int(random_state)
-        return int(as_generator(random_state).integers(0, 2**31 - 1))
+        """The seed of a use's draws: None is 0 (the same numbers on every call)."""
+        return 0 if random_state is None else as_seed(random_state)
 
     def posterior(self, X) -> Gaussian:
         """q(z | x) per row: a Gaussian with diagonal covariance (the encoder's)."""

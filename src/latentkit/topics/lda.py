@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
 from .. import em
-from .._validation import Interval, Options, as_generator, check_n_samples
+from .._validation import Interval, Options, as_generator, as_seed, check_n_samples
 from ..base import EMModel
 from ..distributions import Dirichlet
 from ..exceptions import InvalidInputError, InvalidParameterError
@@ -419,11 +419,7 @@ class LDA(EMModel):
 
 def _seed(random_state) -> int:
     """An int seed for the held-out kernels from an int, None (0) or a Generator."""
-    if random_state is None:
-        return 0
-    if isinstance(random_state, int | np.integer):
-        return int(random_state)
-    return int(as_generator(random_state).integers(0, 2**62))
+    return 0 if random_state is None else as_seed(random_state, high=2**62)
 
 
 __all__ = ["LDA"]
