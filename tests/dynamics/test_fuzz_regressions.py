@@ -333,14 +333,12 @@ CONSTANT_SPREAD = np.array([[2e-08, -2e-08, -2e+50], [2e-08, -2e-08, -2e+50],
                             [2e-08, -2e-08, nan]])
 
 
-@pytest.mark.xfail(strict=True, raises=np.linalg.LinAlgError, reason=(
-    "open (issue 12, long fuzz profile): EM runs on the rescaled columns, but inference "
-    "after the fit (filter/smooth) runs on x's units; the parallel kernels' solve is "
-    "singular on constant columns at 2e-8 and 2e50 (serial works). Fix: run inference "
-    "on x / em_state_.scale too (the posterior of z is invariant to it)"))
 @pytest.mark.parametrize("state_dim, covariance_type", [(2, "full"), (1, "diag")])
 def test_parallel_inference_on_constant_columns_of_very_different_scales(state_dim,
                                                                          covariance_type):
+    # EM ran on the rescaled columns, inference on x's units: the parallel smoother's
+    # solve with Pp was singular (LinAlgError) on constant columns at 2e-8 and 2e50. It now
+    # runs on x / em_state_.scale too (`dynamics._scaling`).
     model = _fit_quietly(LinearDynamicalSystem(state_dim, max_iter=1, tol=0, random_state=0,
                                                covariance_type=covariance_type,
                                                method="parallel"), CONSTANT_SPREAD)

@@ -9,9 +9,10 @@ holds, and the log-likelihood it records, stay in x's units:
 
     C = D C~,  d = D d~,  R = D R~ D,   log p(x) = log p(x / D) - Σ_{observed x_td} log D_d
 
-(A, b, Q, μ0, V0 are the state's, unchanged). Division by a power of two is exact, so on
-data of ordinary scale the fit is the unscaled one up to the rounding of log D. The EM
-state (`_covariance.LDSState`) holds D and the observation floor.
+(A, b, Q, μ0, V0 are the state's, unchanged; the maps are `_scaling`'s, which the model's
+inference methods run on too). Division by a power of two is exact, so on data of ordinary
+scale the fit is the unscaled one up to the rounding of log D. The EM state
+(`_covariance.LDSState`) holds D and the observation floor.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ._em import (
     regularization_slack,
 )
 from ._params import PUBLIC_NAMES
+from ._scaling import scaled_params, state_scale, unscaled_params
 
 __all__ = ["em_init", "em_e_step", "em_m_step"]
 
@@ -73,24 +75,6 @@ def _in_range(what: str, kernel, *args):
     return result
 
 
-def _rescaled(params: LDSParams, D: np.ndarray) -> LDSParams:
-    """θ of the observations x / D (D : (p,) powers of two, exact): C / D, d / D,
-    D^{-1} R D^{-1}; the state's parameters are unchanged. A, b, C, d may be time-varying."""
-    return params._replace(C=params.C / D[:, None], d=params.d / D,
-                           R=params.R / np.outer(D, D))
-
-
-def _restored(params: LDSParams, D: np.ndarray) -> LDSParams:
-    """The inverse of `_rescaled`: θ of x from θ of x / D."""
-    return params._replace(C=params.C * D[:, None], d=params.d * D,
-                           R=params.R * np.outer(D, D))
-
-
-def _scale_of(state, p: int) -> np.ndarray:
-    """The state's column scales D : (p,); ones for a state saved before they existed."""
-    return state.scale if isinstance(state, LDSState) else np.ones(p)
-
-
 def em_init(sequences, rng: np.random.Generator, config: LDSConfig, restart: int):
     """(θ, LDSState): PCA + least squares (`initial_params`) on the rescaled sequences
     x / D (a list of (T_i, p), or one (T, p) array; D : (p,) the columns' scales,
@@ -122,8 +106,9 @@ def _starting_params(sequences, config: LDSConfig, state: LDSState) -> LDSParams
         params = initial_params(sequences, config.state_dim, config.covariance_type,
                                 config.reg_covar)
     else:
-        params = _restored(initial_params([s / D for s in sequences], config.state_dim,
-                                          config.covariance_type, config.reg_covar), D)
+        params = unscaled_params(initial_params([s / D for s in sequences],
+                                                config.state_dim, config.covariance_type,
+                                                config.reg_covar), D)
     params = params._replace(**{PUBLIC_NAMES[k]: v for k, v in config.given.items()})
     if "observation_covariance" in config.fixed:
         return params
@@ -139,9 +124,9 @@ def em_e_step(params: LDSParams, state, config: LDSConfig, chunk):
     1; log p(x) = log p(x / D) - Σ_{observed x_td} log D_d (the change of variables)."""
     X = chunk.X if isinstance(chunk, SequenceBatch) else np.asarray(
         chunk, dtype=np.float64)[None]
-    D = _scale_of(state, X.shape[-1])
+    D = state_scale(state, X.shape[-1])
     X = np.ascontiguousarray(X, dtype=np.float64) / D
-    stats, ll = _in_range("E-step", e_step, _rescaled(params, D), X, config.method,
+    stats, ll = _in_range("E-step", e_step, scaled_params(params, D), X, config.method,
                           config.fixed)
     return stats, ll - float((~np.isnan(X)).sum(axis=(0, 1)) @ np.log(D))
 
@@ -152,10 +137,10 @@ def em_m_step(stats: LDSStats, params: LDSParams, state, config: LDSConfig):
     floor (none for a state saved before the floor existed) and reg_covar added to R in
     x's units (reg_covar / D² in x / D's). With reg_covar > 0 the info's slack bounds how
     far the step may lower the log-likelihood (`regularization_slack`)."""
-    D = _scale_of(state, params.obs_dim)
+    D = state_scale(state, params.obs_dim)
     floor = state.obs_floor / D**2 if isinstance(state, LDSState) else None
-    new, _ = _in_range("M-step", lambda: (_restored(m_step(
-        replace(stats, params=_rescaled(params, D)), config.fixed, config.covariance_type,
+    new, _ = _in_range("M-step", lambda: (unscaled_params(m_step(
+        replace(stats, params=scaled_params(params, D)), config.fixed, config.covariance_type,
         config.reg_covar, config.order, floor, config.reg_covar / D**2), D), None))
     new = new._replace(**{PUBLIC_NAMES[k]: getattr(params, PUBLIC_NAMES[k])
                           for k in config.fixed})

@@ -28,7 +28,7 @@ from ..distributions import Gaussian
 from ..em import EXACT, EMFamily, auto_chunk_rows
 from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
-from . import _em, _family, kalman
+from . import _em, _family, _scaling, kalman
 from ._params import (
     FIELD_NAMES,
     PUBLIC_NAMES,
@@ -84,7 +84,10 @@ class LinearDynamicalSystem(EMModel):
     transition_covariance_, observation_covariance_, initial_state_mean_,
     initial_state_covariance_, state_dim_, n_features_in_, converged_, n_iter_, history_
     (mean log-likelihood per time step per iteration), lower_bound_ (the returned
-    parameters' value: its last, unless EM returned an earlier best iterate, best_iteration_).
+    parameters' value: its last, unless EM returned an earlier best iterate, best_iteration_),
+    em_state_ (`_covariance.LDSState`: the observation floor and the column scales D).
+    EM and every inference method run on x / D with θ mapped to those units, and answer in
+    x's (`_scaling`); a model without a fitted state (given parameters only) uses D = 1.
     """
 
     _rows_are_time_steps: ClassVar[bool] = True  # X is a sequence: rows are time steps
@@ -266,21 +269,40 @@ class LinearDynamicalSystem(EMModel):
         self._check_names(X, reset=False)
         return params, _input_dtype(X)
 
+    def _scale(self, p: int) -> np.ndarray:
+        """D : (p,) the column scales inference runs on: EM's (`em_state_.scale`), ones for
+        a model never fitted (its given parameters are used in x's units)."""
+        return _scaling.state_scale(getattr(self, "em_state_", None), p)
+
+    def _scaled_inputs(self, X):
+        """(X / D, θ~, D): validated X (in its layout) and the inference parameters in the
+        units of x / D (`_scaling.to_scaled`), where EM ran: every column of order 1."""
+        params, _ = self._inputs(X)
+        D = self._scale(params.obs_dim)
+        X_scaled, scaled = _scaling.to_scaled(X, params, D)
+        return X_scaled, scaled, D
+
+    def _inferred(self, kernel, X, *args, **kwargs):
+        """kernel(X / D, θ~, ...) (a `kalman` function) mapped back to x's units
+        (`_scaling.restored`: log-likelihoods less Σ_obs log D, means of x times D)."""
+        X_scaled, params, D = self._scaled_inputs(X)
+        return _scaling.restored(kernel(X_scaled, params, *args, **kwargs), X_scaled, D)
+
     def filter(self, X):
         """Kalman filter: a FilterResult (.mean, .cov, .log_likelihood, .predicted_mean,
         .predicted_cov), or a list of them for a list of sequences."""
-        params, dtype = self._inputs(X)
-        return _cast(kalman.kalman_filter(X, params, method=self.method), dtype)
+        result = self._inferred(kalman.kalman_filter, X, method=self.method)
+        return _cast(result, _input_dtype(X))
 
     def smooth(self, X):
         """RTS smoother: a SmoothResult (.mean, .cov, .cross_cov, .log_likelihood)."""
-        params, dtype = self._inputs(X)
-        return _cast(kalman.rts_smoother(X, params, method=self.method), dtype)
+        return _cast(self._inferred(kalman.rts_smoother, X, method=self.method),
+                     _input_dtype(X))
 
     def score_samples(self, X) -> np.ndarray:
         """log p(x_{1:T}) of each sequence : (n_sequences,) (one entry for one sequence)."""
-        params, dtype = self._inputs(X)
-        result = kalman.kalman_filter(X, params, method=self.method)
+        dtype = _input_dtype(X)
+        result = self._inferred(kalman.kalman_filter, X, method=self.method)
         records = result if isinstance(result, list) else [result]
         return np.concatenate([np.atleast_1d(r.log_likelihood) for r in records]).astype(dtype)
 
@@ -310,7 +332,9 @@ class LinearDynamicalSystem(EMModel):
         mean = as_param_array("initial_state_mean", filtered_state_mean, n, step.obs_dim)
         cov = as_param_array("initial_state_covariance", filtered_state_covariance, n,
                              step.obs_dim)
-        return kalman.filter_step(mean, cov, observation, step)
+        D = self._scale(step.obs_dim)  # the state's moments are invariant (`_scaling`)
+        return kalman.filter_step(mean, cov, _scaling.scaled_observation(observation, D),
+                                  _scaling.scaled_params(step, D))
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood per time step (the quantity EM's history_ records)."""
@@ -343,28 +367,30 @@ class LinearDynamicalSystem(EMModel):
     def sample_posterior(self, X, n_samples=1, random_state=None):
         """Joint draws of z_{1:T} given x_{1:T} (forward filter, backward sample):
         (n_samples, T, n) for one sequence (see `kalman.sample_posterior`)."""
-        params, _ = self._inputs(X)
-        return kalman.sample_posterior(X, params, n_samples, random_state)
+        X_scaled, params, _ = self._scaled_inputs(X)  # z's draws are invariant (`_scaling`)
+        return kalman.sample_posterior(X_scaled, params, n_samples, random_state)
 
     def forecast(self, X, n_steps=1):
         """p(x_{T+k} | x_{1:T}), k = 1..n_steps: a Forecast (.mean (K, p), .cov (K, p, p),
         .state_mean, .state_cov)."""
-        params, dtype = self._inputs(X)
-        return _cast(kalman.forecast(X, params, n_steps), dtype)
+        return _cast(self._inferred(kalman.forecast, X, n_steps), _input_dtype(X))
 
     def impute(self, X):
         """X with each NaN replaced by E[x_{t,m} | x_{1:T}] (smoothed state plus the
         conditional of the missing coordinates given the observed ones at that step)."""
-        params, dtype = self._inputs(X)
-        groups, layout = kalman.as_sequences(X, params.obs_dim)
+        X_scaled, params, D = self._scaled_inputs(X)
+        groups, layout = kalman.as_sequences(X_scaled, params.obs_dim)
         out = {}
         for idx, Xg in groups:
             smoothed = kalman.rts_smoother(Xg, params, method=self.method)
-            filled = _em.completed_means(params, Xg, smoothed.mean).astype(dtype)
+            filled = _em.completed_means(params, Xg, smoothed.mean)
             out.update({int(i): filled[j] for j, i in enumerate(idx)})
         ordered = [out[i] for i in range(len(out))]
-        return ordered[0] if layout == "single" else (
+        filled = ordered[0] if layout == "single" else (
             np.stack(ordered) if layout == "batch" else ordered)
+        filled = _scaling.restored_observations(filled, _scaling.as_float(X), D)
+        dtype = _input_dtype(X)
+        return [f.astype(dtype) for f in filled] if layout == "list" else filled.astype(dtype)
 
     def sample(self, n_samples=1, random_state=None, *, n_sequences=None):
         """Draw (X, Z) from the model: a sequence of n_samples time steps, X (T, p) and
