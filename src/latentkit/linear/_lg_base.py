@@ -129,7 +129,7 @@ def data_moments(X):
     if isinstance(X, lg.Moments):
         return X.shift, X.covariance
     X = np.asarray(X, dtype=np.float64)
-    shift = np.nanmean(X, axis=0)
+    shift = lg.column_mean(X, skip_nan=True)
     Xc = np.where(np.isnan(X), 0.0, X - shift)
     return shift, Xc.T @ Xc / len(X)
 

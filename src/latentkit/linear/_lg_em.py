@@ -8,6 +8,9 @@ regression of x on the augmented latent z̃ = (z, 1), so W and μ are updated jo
     [W μ] = (Σ_n E[x z̃^T]) (Σ_n E[z̃ z̃^T])^{-1}
     ψ_d   = (Σ_n E[x_d²] - [W μ]_d · (Σ_n E[x_d z̃]) ) / N        (PPCA: σ² = mean_d ψ_d)
 
+(with W then re-solved at μ as float64 rounds it, and ψ the residual at that [W μ]:
+`m_step`).
+
 The statistics are additive over rows (the engine's contract), accumulated in coordinates
 shifted by a fixed centre (the data mean, kept in the EM state `LGState`) to avoid
 cancellation:
@@ -98,7 +101,7 @@ class Moments:
 
     def __init__(self, X: np.ndarray):
         self.n = len(X)
-        self.shift = X.mean(axis=0, dtype=np.float64)
+        self.shift = column_mean(X)
         self.scatter = scatter(X - self.shift.astype(X.dtype))
 
     def __len__(self) -> int:
@@ -116,6 +119,22 @@ class Moments:
         difference of large traces (`ppca.em_pca_e_step`)."""
         w, U = np.linalg.eigh(self.covariance)
         return U * np.sqrt(np.maximum(w, 0.0))
+
+
+def column_mean(X: np.ndarray, *, skip_nan: bool = False) -> np.ndarray:
+    """(D,) float64 mean of the columns of X : (n, D) (of their non-NaN entries when
+    skip_nan), in two passes: x̄ = m + mean(x - m), m the plain mean rounded to X's dtype.
+
+    The plain mean of a constant column c is not c (the sum of n copies rounds, then the
+    division does): it missed c by an ulp, so the statistics about it saw a spread of one
+    ulp of c where there is none, 1e33 for c = 1.4e49, and EM then fitted that spread
+    with a mean whose own rounding (the same ulp) undid its M-steps. The second pass is
+    exact there (c - m is exact, and so is the mean of equal differences to well within
+    an ulp of c), and elsewhere it removes the first pass's rounding, as two-pass
+    variance formulas do."""
+    average = np.nanmean if skip_nan else np.mean
+    first = average(X, axis=0, dtype=np.float64).astype(X.dtype)
+    return first.astype(np.float64) + average(X - first, axis=0, dtype=np.float64)
 
 
 def scatter(Xc: np.ndarray) -> np.ndarray:
@@ -272,17 +291,49 @@ def e_step(params: LGParams, state: LGState, config: LGConfig, chunk):
 
 
 def m_step(stats: LGStats, params: LGParams, state: LGState, config: LGConfig):
-    """The family's M-step: [W μ'] = sxz szz^{-1}; ψ_d = (sxx_d - [W μ']_d · sxz_d) / n,
-    floored at state.psi_floor; isotropic (PPCA): σ² = mean_d ψ_d (before the floor).
+    """The family's M-step: μ = shift + μ' with [W μ'] = sxz szz^{-1}, rounded to float64;
+    W re-solved for that μ (`loadings_given_offset`); ψ_d = the mean expected squared
+    residual of column d (`residual_variances`), floored at state.psi_floor; isotropic
+    (PPCA): σ² = mean_d ψ_d (before the floor).
+
+    Why W is re-solved: μ is stored in float64, so the μ' the step applies is the rounded
+    fl(shift + μ') - shift. Where a column's spread is a few ulps of its value (1e19 ± 2e3)
+    that rounding is the size of the spread, and the W solved jointly with the unrounded μ'
+    no longer maximizes Q: EM's log-likelihood fell by 1e-3 per step. W solved for the
+    rounded μ' maximizes Q over W at it, and the rounded μ' is the representable mean
+    nearest the joint optimum, so Q is at least its value at the previous (representable)
+    mean: the step stays monotone. Elsewhere the change is round-off.
     Returns (LGParams, LGState without a σ² -> 0 EM basis, NOTHING)."""
-    Wmu = _normal_equations(stats.szz, stats.sxz)  # (D, M+1)
-    psi = (stats.sxx - np.einsum("dj,dj->d", Wmu, stats.sxz)) / stats.n
+    M = stats.szz.shape[0] - 1
+    mean = _normal_equations(stats.szz, stats.sxz)[:, M] + state.shift  # rounded here
+    B = loadings_given_offset(stats, mean - state.shift)  # [W μ'] : (D, M+1)
+    psi = residual_variances(stats, B)
     if config.isotropic:
         psi = np.full_like(psi, psi.mean())
     psi = np.maximum(psi, state.psi_floor)
-    M = Wmu.shape[1] - 1
-    params = LGParams(Wmu[:, M] + state.shift, Wmu[:, :M].copy(), psi)
+    params = LGParams(mean, B[:, :M].copy(), psi)
     return params, plain_state(state), NOTHING
+
+
+def loadings_given_offset(stats: LGStats, offset: np.ndarray) -> np.ndarray:
+    """B = [W μ'] : (D, M+1) with W : (D, M) maximizing Q for the mean fixed at
+    shift + offset, offset μ' : (D,): the first M normal equations, B szz = sxz on their
+    columns, W szz_zz = sxz_z - μ' szz_1z (szz_zz = Σ E[z z^T], szz_1z = Σ m)."""
+    M = stats.szz.shape[0] - 1
+    rhs = stats.sxz[:, :M] - np.outer(offset, stats.szz[M, :M])
+    return np.column_stack([_normal_equations(stats.szz[:M, :M], rhs), offset])
+
+
+def residual_variances(stats: LGStats, B: np.ndarray) -> np.ndarray:
+    """ψ : (D,), ψ_d = (1/n) Σ_n E[(x_d - b_d^T z̃)²] for B = [W μ'] : (D, M+1), rows b_d:
+
+        n ψ_d = sxx_d - 2 b_d·sxz_d + b_d szz b_d^T = sxx_d - b_d·sxz_d - b_d·e_d,
+
+    e = sxz - B szz the residual of the normal equations (0 where B solves them: the
+    textbook sxx_d - b_d·sxz_d; not 0 in the mean's column when μ' is the rounded one)."""
+    E = stats.sxz - B @ stats.szz
+    return (stats.sxx - np.einsum("dj,dj->d", B, stats.sxz) - np.einsum("dj,dj->d", B, E)) \
+        / stats.n
 
 
 def _normal_equations(szz: np.ndarray, sxz: np.ndarray) -> np.ndarray:
@@ -303,5 +354,6 @@ def plain_state(state: LGState) -> LGState:
 
 
 __all__ = ["LGConfig", "LGParams", "LGState", "LGStats", "Moments", "NOISE_FLOOR", "REMEDY",
-           "e_step", "e_step_complete", "e_step_missing", "e_step_moments",
-           "m_step", "missing_log_prob", "moments_log_likelihood", "plain_state", "scatter"]
+           "column_mean", "e_step", "e_step_complete", "e_step_missing", "e_step_moments",
+           "loadings_given_offset", "m_step", "missing_log_prob", "moments_log_likelihood",
+           "plain_state", "residual_variances", "scatter"]
