@@ -1,20 +1,55 @@
 """The deep section of `latentkit demo` in quick mode (seconds): its figures, its table of
-four estimators of log p(x) on test images, and the fallback to scikit-learn's digits when
-MNIST is absent."""
+four estimators of log p(x) on test images, its table of imputations of the hidden top half
+of test images, and the fallback to scikit-learn's digits when MNIST is absent. The
+imputations beat column means at the full budget (a slow test: the quick budget's models
+are too small to)."""
 
 from __future__ import annotations
 
+import math
 import re
 
+import numpy as np
 import pytest
 
 from helpers import assert_png
 from latentkit.cli.demo import Progress, sections
 from latentkit.cli.report import Report
-from latentkit.deep.demo import LATENT_DIMS, QUICK, mnist_vae
+from latentkit.deep.demo import (
+    FULL,
+    IMPUTATION_TABLE,
+    LATENT_DIMS,
+    QUICK,
+    hidden_pixel_scores,
+    hide_top_half,
+    mnist_vae,
+)
 from latentkit.registry import get_spec
 
-FIGURES = ["reconstructions.png", "samples.png", "latent.png", "manifold.png", "training.png"]
+FIGURES = ["reconstructions.png", "samples.png", "latent.png", "manifold.png", "training.png",
+           "imputations.png"]
+METHODS = ["VAE: posterior-predictive mean", "VAE: MIWAE draws", "variational EM",
+           "column means"]
+CROSS_ENTROPY, ERROR = "hidden-pixel cross-entropy (nats/pixel)", "hidden-pixel error (%)"
+
+
+def _imputations(section) -> dict[str, dict]:
+    """method name (without its parenthesis) -> its row of the imputation table."""
+    return {row["method"].split(" (")[0]: row for row in dict(section.tables)[IMPUTATION_TABLE]}
+
+
+def check_imputations(section) -> dict[str, dict]:
+    rows = _imputations(section)
+    assert list(rows) == METHODS
+    for row in rows.values():
+        assert math.isfinite(row[CROSS_ENTROPY]) and row[CROSS_ENTROPY] > 0, row
+        assert 0 <= row[ERROR] <= 100 and math.isfinite(row["time (s)"]), row
+    # one draw from p(x_m | z_j) scatters around the mean that thresholding picks: it errs
+    # more (measured in quick mode: 36% against 13% on MNIST, 47% against 23% on digits)
+    mean, draws = rows["VAE: posterior-predictive mean"], rows["VAE: MIWAE draws"]
+    assert draws[ERROR] > mean[ERROR] + 5, (draws, mean)
+    assert "top half" in section.text and "variational EM" in section.text
+    return rows
 
 
 def _estimates(section) -> dict[str, dict[str, float]]:
@@ -43,6 +78,7 @@ def check_section(section, tmp_path):
     assert [row["latent_dim"] for row in training] == list(LATENT_DIMS)
     assert all(1 <= row["epochs"] <= QUICK.epochs for row in training)
     assert "naive Monte Carlo fails" in section.text
+    check_imputations(section)
     report = Report("demo")
     report.add(section)
     html = report.write(tmp_path).read_text()
@@ -75,7 +111,55 @@ def test_vae_section_falls_back_to_digits(tmp_path, monkeypatch):
     assert section.text.startswith("Note: the dataset was not found")
     assert "8x8 digits" in section.text
     check_section(section, tmp_path)
+    # on the 8x8 digits even the quick budget's variational EM (K = 10, 500 training
+    # images) fills the top half better than column means: measured 15.2% against 21.3%
+    # of hidden pixels wrong, 0.34 against 0.38 nats/pixel
+    rows = _imputations(section)
+    vem, column = rows["variational EM"], rows["column means"]
+    assert vem[ERROR] < column[ERROR] - 3 and vem[CROSS_ENTROPY] < column[CROSS_ENTROPY], (
+        vem, column)
 
 
 def test_the_section_is_the_vae_specs_demo():
     assert get_spec("vae").demo is mnist_vae and mnist_vae in sections()
+
+
+def test_hidden_pixel_scores_against_a_hand_count():
+    truth = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+    hidden = np.array([[True, True, False, False], [True, False, True, True]])
+    probs = np.array([[0.9, 0.6, 0.0, 0.0], [0.2, 0.5, 0.4, 1.0]])
+    # hidden pixels (truth, p): (1, .9) (0, .6) (0, .2) (1, .4) (1, 1 -> 1 - 1e-6)
+    cross_entropy = -np.mean(np.log([0.9, 0.4, 0.8, 0.4, 1 - 1e-6]))
+    assert hidden_pixel_scores(probs, truth, hidden) == pytest.approx((cross_entropy, 2 / 5))
+    # draws: guesses given, probabilities averaged over the leading axis
+    draws = np.stack([truth, 1 - truth])                # all right, then all wrong
+    both = hidden_pixel_scores(np.stack([probs, probs]), truth, hidden, draws)
+    assert both == pytest.approx((cross_entropy, 0.5))
+    masked = hide_top_half(np.arange(12.0).reshape(2, 6), (3, 2))   # 3 rows of 2: 1 hidden
+    np.testing.assert_array_equal(np.isnan(masked), [[1, 1, 0, 0, 0, 0]] * 2)
+
+
+@pytest.mark.slow
+def test_imputation_beats_column_means_at_the_full_budget(tmp_path):
+    """The section's imputation at the full budget (the 20-D VAE trained as the demo trains
+    it) on MNIST: the VAE's posterior-predictive mean and the seed's variational EM fill the
+    hidden top half better than column means.
+
+    Measured (2 cores, 100 test images): errors VAE 10.2%, variational EM 10.5%, column
+    means 11.2%; cross-entropies 0.223, 0.236, 0.238 nats/pixel. Asserted: both errors at
+    least 0.3 points below column means, and the VAE's cross-entropy below theirs.
+    """
+    from latentkit.deep import demo
+
+    X_train, X_test, _, shape, _, _ = demo._load_images(FULL)
+    if shape != (28, 28):
+        pytest.skip("MNIST is absent (../shared/data): the demo fell back to digits")
+    model, _ = demo._train(X_train, LATENT_DIMS[1], FULL, Progress(enabled=False))
+    rows, (path, _), text = demo._impute_part(model, X_train, X_test, shape, FULL, tmp_path)
+    assert_png(path, min_side=150, max_side=10_000)
+    by_method = {row["method"].split(" (")[0]: row for row in rows}
+    column = by_method["column means"]
+    for name in ("VAE: posterior-predictive mean", "variational EM"):
+        assert by_method[name][ERROR] < column[ERROR] - 0.3, (by_method[name], column)
+    vae = by_method["VAE: posterior-predictive mean"]
+    assert vae[CROSS_ENTROPY] < column[CROSS_ENTROPY], (vae, column)

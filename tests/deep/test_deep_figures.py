@@ -11,6 +11,7 @@ from latentkit.deep import VAE
 from latentkit.deep.figures import (
     deep_figures,
     image_shape_of,
+    plot_imputations,
     plot_latent_space,
     plot_reconstructions,
     plot_samples,
@@ -99,3 +100,28 @@ def test_latent_space_is_coloured_by_label():
     np.testing.assert_allclose(np.sort(offsets[:, 0]), np.sort(Z[:, 0]))
     wide = plot_latent_space(rng.normal(size=(60, 5)), None)
     assert wide.get_xlabel().startswith("PC 1") and wide.get_legend() is None
+
+
+def test_imputations_show_originals_masked_inputs_then_each_imputation(digits):
+    X, _ = digits
+    masked = X[:6].copy()
+    masked[:, :32] = np.nan                                   # the top half of 8x8
+    filled = {"first": np.full((6, 64), 0.25), "second": np.where(np.isnan(masked), 0.75,
+                                                                   masked)}
+    figure = plot_imputations(X[:6], masked, filled, (8, 8), n_show=4)
+    axes = [ax for ax in figure.axes if ax.images]
+    assert len(axes) == 4 * 4                                 # 4 rows of 4 images
+    assert [axes[4 * i].get_title() for i in range(4)] == ["original", "masked input",
+                                                           "first", "second"]
+    shown = [np.ma.filled(ax.images[0].get_array(), np.nan) for ax in axes]
+    for column in range(4):
+        np.testing.assert_array_equal(shown[column], X[column].reshape(8, 8))
+        np.testing.assert_array_equal(shown[4 + column], masked[column].reshape(8, 8))
+        np.testing.assert_array_equal(shown[8 + column], np.full((8, 8), 0.25))
+        np.testing.assert_array_equal(shown[12 + column], filled["second"][column].reshape(8, 8))
+    # on a fixed [0, 1] grey scale, hidden (NaN) pixels in the "bad" colour: not a grey,
+    # so no pixel value can look hidden
+    image = axes[4].images[0]
+    assert image.get_clim() == (0.0, 1.0)
+    red, green, blue, _ = image.cmap.get_bad()
+    assert not (red == green == blue)

@@ -166,3 +166,48 @@ def test_full_rows_are_returned_unchanged_and_bad_input_is_refused():
     bad[0, 0] = torch.inf
     with pytest.raises(InvalidInputError, match="inf"):
         impute_draws(module, bad)
+
+
+def _mnist_or_skip(split: str, n_samples: int):
+    """Binarized MNIST (x > 0.5) rows (n_samples, 784), or skip where the files are absent
+    (a checkout without ../shared/data: see shared/data/SOURCES.md)."""
+    from latentkit.datasets import load_mnist
+
+    try:
+        return load_mnist(split=split, n_samples=n_samples, binarize=True,
+                          random_state=0).data
+    except FileNotFoundError as error:
+        pytest.skip(f"MNIST is not available: {error}"[:200])
+
+
+def test_imputation_beats_column_means_on_mnist_with_30_percent_missing():
+    """The issue's proof on real MNIST: a small VAE with a Bernoulli decoder (784-200-16,
+    tanh) fitted to 2,000 complete training images binarized at x > 0.5 (10 epochs, batch
+    50); 30% of the pixels of 300 held-out test images hidden completely at random (seeded);
+    its posterior-predictive mean (VAE.impute, 100 importance samples) against the training
+    column means. Score: the RMSE between the imputed probabilities and the true {0, 1}
+    pixels on the hidden entries.
+
+    Measured: column means 0.296, the VAE 0.222 (0.75 of it; 0.218-0.234 for 2,000-3,000
+    images and 5-15 epochs); about 3 s of CPU. Asserted: the VAE's RMSE below 0.85 x the
+    column means'. A model that ignored the observed 70% of each image could do no better
+    than the column means.
+    """
+    from latentkit.deep import VAE
+
+    train = _mnist_or_skip("train", 2000)
+    test = _mnist_or_skip("test", 300)
+    model = VAE(16, hidden=(200,), epochs=10, batch_size=50, lr=2e-3, device="cpu",
+                random_state=0, verbose=False).fit(train)
+    hidden = np.random.default_rng(0).random(test.shape) < 0.3
+    holes = np.where(hidden, np.nan, test)
+    filled = model.impute(holes, n_samples=100, random_state=0)
+    np.testing.assert_array_equal(filled[~hidden], test[~hidden])
+    column_means = np.broadcast_to(train.mean(axis=0), test.shape)
+
+    def rmse(values):
+        return float(np.sqrt(np.mean((values[hidden] - test[hidden]) ** 2)))
+
+    vae, baseline = rmse(filled), rmse(column_means)
+    print(f"hidden-pixel RMSE: VAE {vae:.4f}, column means {baseline:.4f}")
+    assert vae < 0.85 * baseline, (vae, baseline)

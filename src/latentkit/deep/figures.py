@@ -1,7 +1,8 @@
 """Figures of the deep models (`latentkit fit vae`, `report`, the demo): the training curve,
-reconstructions, samples, the latent space coloured by label and, for a 2-D latent space,
-the decoded manifold. Image figures only when the data are images (an image shape is
-known: DATA's, or the shape of the rows the model was fitted on).
+reconstructions, samples, the latent space coloured by label, for a 2-D latent space the
+decoded manifold, and imputations of hidden pixels beside the originals. Image figures only
+when the data are images (an image shape is known: DATA's, or the shape of the rows the
+model was fitted on).
 
 Each `plot_*` function returns a matplotlib Figure or Axes (Agg, never shown);
 `deep_figures(job)` writes the PNGs of a `latentkit.registry.FigureJob`.
@@ -90,6 +91,27 @@ def plot_manifold(model, image_shape, n_side: int = 12, *, title=None):
                                                   "grid of z")
 
 
+def plot_imputations(original, masked, imputations: dict, image_shape, n_show: int = 10,
+                     *, title=None):
+    """One row per image set, n_show columns: the originals, the masked inputs (missing
+    pixels, NaN, in light blue), then each imputation in the order of `imputations`.
+
+    original, masked : (n, height * width) rows (masked: NaN = missing);
+    imputations : row label -> (n, height * width) filled rows (probabilities in [0, 1]).
+    """
+    from matplotlib import colormaps
+
+    rows = {"original": original, "masked input": masked, **imputations}
+    images = np.concatenate([np.asarray(v, dtype=np.float64).reshape(len(v), -1)[:n_show]
+                             for v in rows.values()])
+    n_cols = len(images) // len(rows)
+    titles = [label if i == 0 else "" for label in rows for i in range(n_cols)]
+    cmap = colormaps["gray_r"].with_extremes(bad="lightskyblue")
+    return plot.plot_image_grid(images, image_shape, ncols=n_cols, titles=titles, cmap=cmap,
+                                vmin=0.0, vmax=1.0,
+                                suptitle=title or "originals, masked inputs and imputations")
+
+
 def plot_latent_space(Z, labels=None, ax=None, *, title=None, label_name="label"):
     """Latent means Z : (n, latent_dim) in 2-D (a PCA when latent_dim > 2), coloured by
     labels : (n,) integers when given (e.g. the digit)."""
@@ -170,5 +192,5 @@ def deep_figures(job) -> list:
     return figures
 
 
-__all__ = ["deep_figures", "image_shape_of", "plot_latent_space", "plot_manifold",
-           "plot_reconstructions", "plot_samples", "plot_training_curve"]
+__all__ = ["deep_figures", "image_shape_of", "plot_imputations", "plot_latent_space",
+           "plot_manifold", "plot_reconstructions", "plot_samples", "plot_training_curve"]

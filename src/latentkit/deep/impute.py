@@ -79,6 +79,25 @@ def impute_draws(module, x: torch.Tensor, observed: torch.Tensor | None = None, 
     Bernoulli, Gaussian and quantized categorical decoders are sampled with it).
     """
     x, observed = _check_batch(x, observed)
+    chosen = resampled_latents(module, x, observed, n_draws=n_draws, n_samples=n_samples,
+                               generator=generator)                      # (n_draws, B, L)
+    with torch.no_grad():
+        decoder = module.decode if hasattr(module, "decode") else module.decoder
+        draws = sample_with_generator(decoder(chosen), generator)           # (n_draws, B, D)
+    return torch.where(observed > 0, x, draws)
+
+
+def resampled_latents(module, x: torch.Tensor, observed: torch.Tensor | None = None, *,
+                      n_draws: int = 1, n_samples: int = 100,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """The latents of multiple imputation, z_j with j ~ Categorical(w̃) : (n_draws, B, L).
+
+    n_samples latents z_i ~ q(z | x_o) per row with self-normalized weights w̃_i, then
+    n_draws indices drawn with replacement: z_j is approximately a draw of p(z | x_o).
+    `impute_draws` draws x_m ~ p(x_m | z_j) from them; `module.decode_mean(z_j)` gives the
+    Bernoulli probabilities (the Gaussian means...) each draw comes from.
+    """
+    x, observed = _check_batch(x, observed)
     _check_count(n_draws, "n_draws")
     _check_count(n_samples, "n_samples")
     with torch.no_grad():
@@ -87,10 +106,7 @@ def impute_draws(module, x: torch.Tensor, observed: torch.Tensor | None = None, 
         probs = torch.softmax(log_w, dim=0).T                               # (B, n)
         index = torch.multinomial(probs, n_draws, replacement=True, generator=generator)
         rows = torch.arange(x.shape[0], device=x.device)
-        chosen = z[index.T, rows]                                           # (n_draws, B, L)
-        decoder = module.decode if hasattr(module, "decode") else module.decoder
-        draws = sample_with_generator(decoder(chosen), generator)           # (n_draws, B, D)
-    return torch.where(observed > 0, x, draws)
+        return z[index.T, rows]                                             # (n_draws, B, L)
 
 
 def importance_latents(module, x: torch.Tensor, observed: torch.Tensor, *, n_samples: int,
@@ -172,4 +188,5 @@ def _check_count(value, name: str) -> None:
         raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}.")
 
 
-__all__ = ["impute_draws", "impute_mean", "importance_latents", "sample_with_generator"]
+__all__ = ["impute_draws", "impute_mean", "importance_latents", "resampled_latents",
+           "sample_with_generator"]
