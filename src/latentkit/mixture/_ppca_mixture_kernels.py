@@ -5,7 +5,10 @@
 
 Each component's density and posterior p(z | x, k) come from the low-rank kernels of
 `latentkit.linear._lowrank` (Woodbury and the matrix determinant lemma: O(D M) per row and
-component, C_k is never formed).
+component, C_k is never formed), with the Mahalanobis term in the cancellation-free form
+||Ψ^{-1/2} (x - μ - W m)||² + ||m||², m = E[z | x] (`component_moments`,
+`linear._lg_em.missing_log_prob`): EM's objective must be exact to round-off for its
+history to be monotone.
 
 EM treats (k, z) and, for rows with NaN, the missing coordinates x_m as latent. With the
 augmented loading W̄_k = [W_k μ_k] : (D, M+1) and z̄ = [z; 1], the complete-data
@@ -44,6 +47,7 @@ from sklearn.utils.extmath import randomized_svd
 from .. import em
 from .._linalg import LOG_2PI, cholesky, inverse_lower, log_normalize, solve_lower
 from ..io import register_record
+from ..linear._lg_em import LGParams, missing_log_prob
 from ..linear._lowrank import _whiten_rows, _whitened, lowrank_missing
 from ._init import fill_missing_with_means, initial_responsibilities
 
@@ -107,8 +111,15 @@ def component_moments(Xs, mean, W, sigma2):
     Xs : (n, D); mean : (D,); W : (D, M); sigma2 : float. Returns (log_prob (n,) float64,
     z_mean (n, M), z_cov (M, M)). One pass over the rows serves both: with the whitened
     r̃ = (x - μ)/σ, W̃ = W/σ, P = I + W̃^T W̃ = L L^T and q = L^{-1} W̃^T r̃,
-    log N = -½ (D log 2π + log det C + ||r̃||² - ||q||²)  (Woodbury, determinant lemma;
-    the `_lowrank` kernels) and E[z | x] = P^{-1} W̃^T r̃ = L^{-T} q, Cov[z | x] = P^{-1}.
+    E[z | x] = m = P^{-1} W̃^T r̃ = L^{-T} q, Cov[z | x] = P^{-1}, and
+    log N = -½ (D log 2π + log det C + maha) (determinant lemma: the `_lowrank` kernels),
+    with the Mahalanobis term in the cancellation-free form of `_lg_em.missing_log_prob`:
+
+        maha = ||r̃ - W̃ m||² + ||m||²     (= ||r̃||² - ||q||², Woodbury, since P m = W̃^T r̃)
+
+    Both terms are >= 0, and m enters only to second order (the form is stationary in m),
+    whereas Woodbury's difference of two terms of order ||r̃||² loses ||r̃||² · eps ·
+    cond(P) when σ² is small against the spread along W.
     """
     D = Xs.shape[1]
     psi = np.full(D, sigma2)
@@ -116,10 +127,10 @@ def component_moments(Xs, mean, W, sigma2):
     Linv = inverse_lower(L)  # M x M: products with it beat triangular solves on n rows
     R = _whiten_rows(Xs, mean, psi)
     Q = R @ (Linv @ Wt.T).T.astype(Xs.dtype)  # q = L^{-1} W̃^T r̃ per row : (n, M)
-    maha = np.square(R).sum(axis=1, dtype=np.float64) - np.square(Q).sum(axis=1,
-                                                                          dtype=np.float64)
-    log_prob = -0.5 * (D * LOG_2PI + log_det + maha)
     z_mean = Q.astype(np.float64) @ Linv  # (L^{-T} q)^T = q^T L^{-1}
+    R -= z_mean.astype(Xs.dtype) @ Wt.T.astype(Xs.dtype)  # r̃ - W̃ m, in X's dtype
+    maha = np.square(R).sum(axis=1, dtype=np.float64) + np.square(z_mean).sum(axis=1)
+    log_prob = -0.5 * (D * LOG_2PI + log_det + maha)
     return log_prob, z_mean, Linv.T @ Linv
 
 
@@ -141,8 +152,11 @@ def _all_moments(X, params):
             log_prob, z_mean, z_cov = component_moments(Xs, mu, W, float(s2))
             out.append((log_prob, z_mean, z_cov[None], np.zeros(len(X), np.intp), None))
         else:
-            post = lowrank_missing(Xs, mu, W, np.full(X.shape[1], float(s2)), observed)
-            out.append((post.log_prob, post.z_mean, post.z_cov, post.pattern, observed))
+            psi = np.full(X.shape[1], float(s2))
+            post = lowrank_missing(Xs, mu, W, psi, observed)
+            # log p(x_o) in the cancellation-free form (not post.log_prob, Woodbury's)
+            log_prob = missing_log_prob(Xs, observed, LGParams(mu, W, psi), post)
+            out.append((log_prob, post.z_mean, post.z_cov, post.pattern, observed))
     return out
 
 
