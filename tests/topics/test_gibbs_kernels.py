@@ -23,15 +23,16 @@ import pytest
 import scipy.sparse as sp
 from scipy.optimize import minimize
 
+from latentkit.topics._gibbs_fit import collapsed_log_joint, log_joint_tables
 from latentkit.topics._gibbs_kernels import (
     SPARSE_MIN_TOPICS,
     balanced_blocks,
-    collapsed_log_joint,
     count_matrices,
     fixed_topics_inference,
     gibbs_sweeps,
     initial_assignments,
     optimize_alpha,
+    sweep_workspace,
     tokens_from_counts,
 )
 
@@ -118,6 +119,33 @@ def test_chain_law_matches_enumerated_posterior(sparse):
         visits[z @ place] += 1
     tolerance = tv_tolerance(law, n_chains)
     assert tolerance < 0.25 * np.abs(posterior - 1 / len(states)).sum()  # the test has power
+    assert 0.5 * np.abs(visits / n_chains - law).sum() < tolerance
+
+
+def test_sparse_chain_law_with_three_topics_matches_enumeration():
+    """Three topics and a word that fills the word lists: drawn topics that change, entries
+    that drop to zero and swap places in the sparse kernel's lists, against the exact law."""
+    docs, n_topics, n_words, n_sweeps, n_chains = [[0, 1, 0], [1, 1]], 3, 2, 15, 20000
+    alpha, eta = np.array([0.2, 0.5, 0.3]), 0.15
+    doc_ptr = np.array([0, 3, 5], dtype=np.int64)
+    words = np.array(sum(docs, []), dtype=np.int32)
+    states = list(itertools.product(range(n_topics), repeat=5))
+    log_joint = np.array([brute_log_joint(docs, split(s, docs), n_topics, n_words, alpha, eta)
+                          for s in states])
+    posterior = np.exp(log_joint - log_joint.max())
+    posterior /= posterior.sum()
+    law = sweep_law(log_joint, 5, n_topics, n_sweeps)
+    assert 0.5 * np.abs(law - posterior).sum() < 1e-3
+    place = n_topics ** np.arange(4, -1, -1)
+    visits = np.zeros(len(states))
+    for chain in range(n_chains):
+        z = initial_assignments(doc_ptr, words, n_topics, seed=chain)
+        n_dk, n_wk, n_k = count_matrices(doc_ptr, words, z, n_topics, n_words)
+        gibbs_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed=chain,
+                     sparse=True)
+        visits[z @ place] += 1
+    tolerance = tv_tolerance(law, n_chains)
+    assert tolerance < 0.25 * np.abs(posterior - 1 / len(states)).sum()
     assert 0.5 * np.abs(visits / n_chains - law).sum() < tolerance
 
 
@@ -256,6 +284,45 @@ def test_collapsed_log_joint_equals_brute_force():
     assert collapsed_log_joint(*counts, alpha, eta) == pytest.approx(expected, rel=1e-12)
 
 
+def test_collapsed_log_joint_past_its_tables_equals_brute_force():
+    """Counts beyond the tables' width are evaluated by lgamma, with the same result."""
+    n_topics, n_words = 3, 5
+    alpha, eta = np.array([0.2, 0.9, 1.7]), 0.3
+    doc_ptr, words = random_corpus(n_docs=6, n_words=n_words, seed=4)
+    z = initial_assignments(doc_ptr, words, n_topics, seed=2)
+    doc_words = [list(words[doc_ptr[d]:doc_ptr[d + 1]]) for d in range(6)]
+    expected = brute_log_joint(doc_words, split(z, doc_words), n_topics, n_words, alpha, eta)
+    counts = count_matrices(doc_ptr, words, z, n_topics, n_words)
+    assert counts[0].max() > 2 and counts[1].max() > 2  # both tables are exceeded
+    for widths in [(1, 1), (2, 2), (100, 100)]:
+        tables = log_joint_tables(alpha, eta, *widths)
+        assert collapsed_log_joint(*counts, alpha, eta, tables) == pytest.approx(expected,
+                                                                                  rel=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_reused_workspace_gives_the_chain_of_a_fresh_one(sparse, n_threads):
+    """The sparse kernel keeps its word lists between calls; when the counts changed in
+    between (here: one token moved by hand), the stale lists must not leak into the chain."""
+    n_topics, n_words = 40, 25
+    doc_ptr, words = random_corpus()
+    alpha = np.full(n_topics, 0.1)
+    chains = []
+    for reuse in [True, False]:
+        z, n_dk, n_wk, n_k = fresh_state(doc_ptr, words, n_topics, n_words)
+        workspace = sweep_workspace(doc_ptr, n_wk, n_threads, sparse)
+        for sweep in range(4):
+            if sweep == 2:  # move token 0 to another topic, counts rebuilt
+                z[0] = (z[0] + 1) % n_topics
+                n_dk[:], n_wk[:], n_k[:] = count_matrices(doc_ptr, words, z, n_topics, n_words)
+            gibbs_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, 0.1, 1, seed=3,
+                         first_sweep=sweep, n_threads=n_threads, sparse=sparse,
+                         workspace=workspace if reuse else None)
+        chains.append(z)
+    assert np.array_equal(chains[0], chains[1])
+
+
 def test_collapsed_joint_sums_to_one_over_words_and_topics():
     """p(w, z) is a distribution over token sequences and topics for fixed lengths."""
     n_topics, n_words, lengths = 2, 2, [2, 2]
@@ -309,7 +376,8 @@ def test_sparse_list_width_does_not_change_the_chain():
     for width in [np.int32, np.int64]:
         state = fresh_state(doc_ptr, words, n_topics, n_words)
         _sequential_sweeps(doc_ptr, words, *state, alpha, 0.1, 3, 5, 0,
-                           np.empty((n_words, n_topics), width), shift)
+                           np.empty((n_words, n_topics), width),
+                           np.full(n_words, -1, np.int32), shift)
         chains.append(state[0])
     state = fresh_state(doc_ptr, words, n_topics, n_words)
     gibbs_sweeps(doc_ptr, words, *state, alpha, 0.1, 3, seed=5, sparse=True)

@@ -14,15 +14,20 @@ With optimize_alpha, α is re-estimated every `ALPHA_EVERY` sweeps once the burn
 done (Minka's fixed point on the document-topic counts; Wallach et al. 2009's asymmetric
 prior). history_ records log p(w, z | α, η) per document after each sweep (the collapsed
 joint, Griffiths & Steyvers' trace of convergence): it is not a bound and need not rise.
+It costs about 2% of a sweep (one compiled pass over the counts with tabulated log-gamma
+terms, `collapsed_log_joint`), so every sweep keeps its value.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass
 
+import numba
 import numpy as np
+from scipy.special import gammaln
 
 from .. import em
 from .._validation import as_generator
@@ -30,12 +35,12 @@ from ..exceptions import InvalidInputError
 from ..io import register_record
 from ._corpus import csr_arrays
 from ._gibbs_kernels import (
-    collapsed_log_joint,
     count_matrices,
     fixed_topics_inference,
-    gibbs_sweeps,
     initial_assignments,
     optimize_alpha,
+    run_sweeps,
+    sweep_workspace,
     tokens_from_counts,
 )
 from ._rng import seed_from
@@ -43,6 +48,70 @@ from ._vb import TopicParams
 
 #: sweeps between two re-estimations of α (Mallet's default interval)
 ALPHA_EVERY = 10
+
+
+# entries of the log-gamma tables of collapsed_log_joint (larger counts call lgamma)
+TABLE_ENTRIES = 2**20
+
+
+def log_joint_tables(alpha, eta, max_doc_count, max_word_count):
+    """Tables of the collapsed log joint's count terms for counts up to a cap:
+    doc_table : (K, A) with [k, n] = log Γ(n + α_k) − log Γ(α_k) and word_table : (B,) with
+    [n] = log Γ(n + η) − log Γ(η), A = max_doc_count + 1 and B = max_word_count + 1 capped
+    so that each table holds at most TABLE_ENTRIES (larger counts are evaluated directly)."""
+    alpha = np.asarray(alpha, dtype=np.float64)
+    width = max(1, min(int(max_doc_count) + 1, TABLE_ENTRIES // max(alpha.shape[0], 1)))
+    doc_counts = np.arange(width, dtype=np.float64)
+    doc_table = gammaln(doc_counts[None, :] + alpha[:, None]) - gammaln(alpha)[:, None]
+    word_counts = np.arange(max(1, min(int(max_word_count) + 1, TABLE_ENTRIES)), dtype=float)
+    return doc_table, gammaln(word_counts + eta) - gammaln(eta)
+
+
+@numba.njit(cache=True, nogil=True)
+def _log_joint(n_dk, n_wk, n_k, alpha, eta, doc_table, word_table):
+    n_docs, n_topics = n_dk.shape
+    alpha_sum, v_eta = alpha.sum(), n_wk.shape[0] * eta
+    total = n_docs * math.lgamma(alpha_sum) + n_topics * math.lgamma(v_eta)
+    for d in range(n_docs):
+        length = 0
+        for k in range(n_topics):
+            count = n_dk[d, k]
+            length += count
+            if count < doc_table.shape[1]:
+                total += doc_table[k, count]
+            else:
+                total += math.lgamma(count + alpha[k]) - math.lgamma(alpha[k])
+        total -= math.lgamma(length + alpha_sum)
+    word_lgamma_eta = math.lgamma(eta)
+    for w in range(n_wk.shape[0]):
+        for k in range(n_topics):
+            count = n_wk[w, k]
+            if count < word_table.shape[0]:
+                total += word_table[count]
+            else:
+                total += math.lgamma(count + eta) - word_lgamma_eta
+    for k in range(n_topics):
+        total -= math.lgamma(n_k[k] + v_eta)
+    return total
+
+
+def collapsed_log_joint(n_dk, n_wk, n_k, alpha, eta, tables=None):
+    """log p(w, z) of the token sequence and its topics, θ and φ integrated out:
+
+        Σ_d [log Γ(Σα) − log Γ(N_d + Σα) + Σ_k (log Γ(n_dk + α_k) − log Γ(α_k))]
+      + Σ_k [log Γ(Vη) − log Γ(n_k + Vη) + Σ_w (log Γ(n_wk + η) − log Γ(η))]
+
+    (the Dirichlet-multinomial closed form per document and per topic), in one compiled
+    pass whose count terms are read from `log_joint_tables` (a zero count adds 0): about a
+    millisecond at D = 4500, V = 5000, K = 200. n_dk : (D, K) int32, n_wk : (V, K) int32,
+    n_k : (K,) int64, alpha : (K,), eta > 0; tables: log_joint_tables(alpha, eta, ...) of
+    these α and η, to reuse across calls (None: built for the largest counts here).
+    """
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    if tables is None:
+        tables = log_joint_tables(alpha, eta, n_dk.max(initial=0), n_wk.max(initial=0))
+    return float(_log_joint(n_dk, n_wk, n_k, alpha, np.float64(eta), *tables))
+
 
 
 @register_record
@@ -65,7 +134,7 @@ class GibbsChain:
 class _Chain:
     """The working state of a run: tokens, assignments and counts (updated in place)."""
 
-    def __init__(self, counts, config, chain: GibbsChain):
+    def __init__(self, counts, config, chain: GibbsChain, n_threads: int):
         self.doc_ptr, self.words = tokens_from_counts(*csr_arrays(counts))
         if len(chain.z) != len(self.words):
             raise InvalidInputError(
@@ -76,6 +145,14 @@ class _Chain:
         self.n_dk, self.n_wk, self.n_k = count_matrices(
             self.doc_ptr, self.words, self.z, config.n_topics, config.n_words)
         self.lengths = np.diff(self.doc_ptr)
+        # counts built from z by count_matrices are valid by construction: the sweeps run
+        # unchecked (run_sweeps) on buffers reused from sweep to sweep
+        self.workspace = sweep_workspace(self.doc_ptr, self.n_wk, n_threads)
+        self.max_word_count = int(self.n_wk.sum(axis=1).max(initial=0))
+
+    def log_joint_tables(self, alpha, eta):
+        """The log-gamma tables of collapsed_log_joint for α and η (rebuilt when α moves)."""
+        return log_joint_tables(alpha, eta, self.lengths.max(initial=0), self.max_word_count)
 
 
 def _start(model, counts, config, warm: bool) -> tuple[GibbsChain, np.ndarray, float]:
@@ -96,16 +173,16 @@ def _burn_in(model, max_iter: int) -> int:
 def fit(model, counts, config, warm: bool):
     """Run the chain for max_iter sweeps and store the model (see the module docstring)."""
     record, alpha, eta = _start(model, counts, config, warm)
-    chain = _Chain(counts, config, record)
+    chain = _Chain(counts, config, record, model.n_threads)
     max_iter, burn_in = model._max_iter, _burn_in(model, model._max_iter)
     kept, n_kept, history = record.kept.copy(), record.n_kept, []
     stop, start, sweep = "max_iter", time.perf_counter(), record.sweeps
+    tables = chain.log_joint_tables(alpha, eta)
     with em.progress_bar(max_iter, "Gibbs", model._progress_delay()) as bar:
         for sweep in range(record.sweeps, record.sweeps + max_iter):
             try:
-                gibbs_sweeps(chain.doc_ptr, chain.words, chain.z, chain.n_dk, chain.n_wk,
-                             chain.n_k, alpha, eta, 1, record.seed, first_sweep=sweep,
-                             n_threads=model.n_threads)
+                run_sweeps(chain.doc_ptr, chain.words, chain.z, chain.n_dk, chain.n_wk,
+                           chain.n_k, alpha, eta, 1, record.seed, sweep, chain.workspace)
             except KeyboardInterrupt:
                 warnings.warn(f"Gibbs sampling interrupted during sweep {sweep + 1}; keeping "
                               "the chain's state before it.", em.ConvergenceWarning,
@@ -116,11 +193,12 @@ def fit(model, counts, config, warm: bool):
             if (model.optimize_alpha and config.n_topics > 1 and done >= burn_in // 2
                     and done % ALPHA_EVERY == 0):
                 alpha = optimize_alpha(chain.n_dk, chain.lengths, alpha)
+                tables = chain.log_joint_tables(alpha, eta)
             if done > burn_in and (done - burn_in) % model.thin == 0:
                 kept += chain.n_wk.T
                 n_kept += 1
-            history.append(collapsed_log_joint(chain.n_dk, chain.n_wk, chain.n_k, alpha, eta)
-                           / max(len(chain.lengths), 1))
+            history.append(collapsed_log_joint(chain.n_dk, chain.n_wk, chain.n_k, alpha, eta,
+                                               tables) / max(len(chain.lengths), 1))
             bar.update(1)
             reason = _stop_reason(model, done, history, alpha, eta, chain, start)
             if reason:
@@ -166,4 +244,4 @@ def infer_gamma(model, counts) -> np.ndarray:
     return theta * (lengths + alpha.sum())[:, None]
 
 
-__all__ = ["GibbsChain", "fit", "infer_gamma"]
+__all__ = ["GibbsChain", "collapsed_log_joint", "fit", "infer_gamma", "log_joint_tables"]

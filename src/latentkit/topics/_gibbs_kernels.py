@@ -23,9 +23,11 @@ one word's K counts at a time), n_k : (K,) int64, alpha : (K,) float64, eta > 0.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba
 import numpy as np
-from scipy.special import gammaln, psi
+from scipy.special import psi
 
 from latentkit.topics._gibbs_sparse import (
     FAST,
@@ -124,6 +126,17 @@ def count_matrices(doc_ptr, words, z, n_topics, n_words):
     return _count_matrices(doc_ptr, words, z, np.int64(n_topics), np.int64(n_words))
 
 
+@numba.njit(inline="always")
+def _inverse_cdf_draw(state, cumulative, n_topics):
+    """The topic k of a draw u ~ U(0, c_{K-1}) with c_{k-1} <= u < c_k, from the running
+    sums cumulative : (>= K,) of K unnormalized probabilities (first k with c_k > u)."""
+    u = next_double(state) * cumulative[n_topics - 1]
+    topic = 0
+    while topic < n_topics - 1 and cumulative[topic] <= u:
+        topic += 1
+    return topic
+
+
 @numba.njit(cache=True, nogil=True, fastmath=FAST, _nrt=False)
 def dense_block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi, state,
                       scratch):
@@ -151,10 +164,7 @@ def dense_block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, do
             for k in range(n_topics):
                 total += (doc_row[k] + alpha[k]) * (word_row[k] + eta) * inv_nk[k]
                 cumulative[k] = total
-            u = next_double(state) * total
-            topic = 0
-            while topic < n_topics - 1 and cumulative[topic] <= u:
-                topic += 1
+            topic = _inverse_cdf_draw(state, cumulative, n_topics)
             z[i] = topic
             doc_row[topic] += 1
             word_row[topic] += 1
@@ -164,13 +174,12 @@ def dense_block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, do
 
 @numba.njit(cache=True, nogil=True)
 def _block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi, state,
-                 word_lists, shift):
+                 word_lists, word_nnz, shift):
     """One sweep of a block by the sparse kernel when word_lists : (V, K) has rows (packed
-    word lists with `shift`, built from n_wk and written back to it after the sweep), by
-    the dense kernel when it has none."""
+    word lists with `shift` and lengths word_nnz : (V,) int32, brought up to date with n_wk
+    and written back to it after the sweep), by the dense kernel when it has none."""
     n_topics = alpha.shape[0]
     if word_lists.shape[0] > 0:
-        word_nnz = np.empty(word_lists.shape[0], dtype=np.int32)
         build_word_topic_lists(n_wk, word_lists, word_nnz, shift)
         sparse_block_sweep(doc_ptr, words, z, n_dk, n_k, alpha, eta, doc_lo, doc_hi,
                            state, word_lists, word_nnz, shift, np.empty((3, n_topics)),
@@ -183,33 +192,35 @@ def _block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi,
 
 @numba.njit(cache=True, nogil=True)
 def _sequential_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
-                       first_sweep, word_lists, shift):
+                       first_sweep, word_lists, word_nnz, shift):
     """n_sweeps exact sequential sweeps (one block: sweep s draws from stream(seed, s));
-    word_lists : (V, K) or (0, K), the sparse kernel's work space or none (dense)."""
+    word_lists : (V, K) or (0, K) and word_nnz : (V,), the sparse kernel's work space (see
+    build_word_topic_lists) or none (dense)."""
     n_docs = doc_ptr.shape[0] - 1
     for sweep in range(first_sweep, first_sweep + n_sweeps):
         state = stream(seed, sweep)
         _block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, 0, n_docs, state,
-                     word_lists, shift)
+                     word_lists, word_nnz, shift)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _parallel_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
-                     first_sweep, word_lists, shift, block_ptr):
+                     first_sweep, word_lists, word_nnz, shift, block_ptr, local_wk, local_k):
     """n_sweeps AD-LDA sweeps: the blocks (documents block_ptr[b]..block_ptr[b+1]-1) run in
-    parallel against private copies of n_wk and n_k, merged in block order afterwards;
-    word_lists : (n_blocks, V, K) or (n_blocks, 0, K) as in _sequential_sweeps."""
+    parallel against private copies local_wk : (n_blocks, V, K) int32, local_k :
+    (n_blocks, K) int64 of n_wk and n_k, merged in block order afterwards; word_lists :
+    (n_blocks, V, K) or (n_blocks, 0, K) and word_nnz : (n_blocks, V) as in
+    _sequential_sweeps."""
     n_blocks = block_ptr.shape[0] - 1
     n_words, n_topics = n_wk.shape
-    local_wk = np.empty((n_blocks, n_words, n_topics), dtype=np.int32)
-    local_k = np.empty((n_blocks, n_topics), dtype=np.int64)
     for sweep in range(first_sweep, first_sweep + n_sweeps):
         for b in numba.prange(n_blocks):
             local_wk[b] = n_wk
             local_k[b] = n_k
             state = stream(seed, sweep * n_blocks + b)
             _block_sweep(doc_ptr, words, z, n_dk, local_wk[b], local_k[b], alpha, eta,
-                         block_ptr[b], block_ptr[b + 1], state, word_lists[b], shift)
+                         block_ptr[b], block_ptr[b + 1], state, word_lists[b], word_nnz[b],
+                         shift)
         for w in numba.prange(n_words):  # n_wk += Σ_b (n_wk^(b) − n_wk^before)
             for k in range(n_topics):
                 merged = n_wk[w, k]
@@ -264,7 +275,7 @@ def _check_state(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta):
 
 
 def gibbs_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
-                 first_sweep=0, n_threads=1, sparse=None):
+                 first_sweep=0, n_threads=1, sparse=None, workspace=None):
     """Run n_sweeps collapsed Gibbs sweeps, updating z and the counts in place.
 
     doc_ptr : (D + 1,) int64, words : (N,) int32, z : (N,) int32, n_dk : (D, K) int32,
@@ -274,23 +285,67 @@ def gibbs_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
     n_threads > 1 runs AD-LDA over n_threads token-balanced blocks in parallel (output fixed
     by seed and n_threads). sparse: True for SparseLDA, False for the dense kernel, None for
     SparseLDA when K >= SPARSE_MIN_TOPICS (both sample the same conditional exactly).
+    workspace: a `sweep_workspace` for this corpus, to reuse across calls (it then fixes
+    n_threads and sparse); None allocates one.
     """
     _check_state(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta)
     if n_sweeps < 0 or first_sweep < 0 or n_threads < 1:
         raise ValueError(f"need n_sweeps >= 0, first_sweep >= 0, n_threads >= 1, got "
                          f"{n_sweeps}, {first_sweep}, {n_threads}")
-    if sparse is None:
-        sparse = n_dk.shape[1] >= SPARSE_MIN_TOPICS
+    if workspace is None:
+        workspace = sweep_workspace(doc_ptr, n_wk, n_threads, sparse)
+    elif workspace.local_k.shape[1] != n_wk.shape[1] or workspace.block_ptr[-1] != n_dk.shape[0]:
+        raise ValueError("workspace was made for another corpus or number of topics: make "
+                         "it with sweep_workspace(doc_ptr, n_wk, n_threads, sparse)")
+    run_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed, first_sweep,
+               workspace)
+
+
+@dataclass(frozen=True)
+class SweepWorkspace:
+    """Buffers of the sweep kernels, reused from sweep to sweep: word_lists : (B, V, K)
+    packed lists (B = 1 sequential, else n_threads; (B, 0, K) for the dense kernel) and
+    word_nnz : (B, V) int32 their lengths (-1: none yet), shift : their topic bits,
+    block_ptr : (B + 1,) document blocks, local_wk : (B, V, K)
+    int32 and local_k : (B, K) int64 the blocks' private counts (B = 0 when sequential)."""
+
+    word_lists: np.ndarray
+    word_nnz: np.ndarray
+    shift: int
+    block_ptr: np.ndarray
+    local_wk: np.ndarray
+    local_k: np.ndarray
+
+
+def sweep_workspace(doc_ptr, n_wk, n_threads=1, sparse=None):
+    """The SweepWorkspace of a corpus (doc_ptr : (D + 1,)) with counts n_wk : (V, K); the
+    list layout holds any count up to the largest word frequency, which sweeps never
+    change."""
     n_words, n_topics = n_wk.shape
+    if sparse is None:
+        sparse = n_topics >= SPARSE_MIN_TOPICS
     shift, list_dtype = list_layout(n_topics, int(n_wk.sum(axis=1).max(initial=0)))
-    lists_shape = (n_words if sparse else 0, n_topics)
+    n_local = n_threads if n_threads > 1 else 0
+    return SweepWorkspace(
+        np.empty((n_threads, n_words if sparse else 0, n_topics), list_dtype),
+        np.full((n_threads, n_words), -1, np.int32), shift,
+        balanced_blocks(doc_ptr, n_threads), np.empty((n_local, n_words, n_topics), np.int32),
+        np.empty((n_local, n_topics), np.int64))
+
+
+def run_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed, first_sweep,
+               workspace):
+    """gibbs_sweeps without its checks, for callers that validated the state once (a fit
+    loop): the number of threads is the workspace's number of blocks."""
     args = (doc_ptr, words, z, n_dk, n_wk, n_k, alpha, np.float64(eta), np.int64(n_sweeps),
             np.int64(seed), np.int64(first_sweep))
-    if n_threads == 1:
-        _sequential_sweeps(*args, np.empty(lists_shape, list_dtype), np.int64(shift))
+    if workspace.block_ptr.shape[0] == 2:
+        _sequential_sweeps(*args, workspace.word_lists[0], workspace.word_nnz[0],
+                           np.int64(workspace.shift))
     else:
-        _parallel_sweeps(*args, np.empty((n_threads, *lists_shape), list_dtype),
-                         np.int64(shift), balanced_blocks(doc_ptr, n_threads))
+        _parallel_sweeps(*args, workspace.word_lists, workspace.word_nnz,
+                         np.int64(workspace.shift),
+                         workspace.block_ptr, workspace.local_wk, workspace.local_k)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST, _nrt=False)
@@ -313,10 +368,7 @@ def _fixed_topics_doc(words, phi_wk, alpha, n_burn, n_samples, state, theta_row,
             for k in range(n_topics):
                 total += (counts[k] + alpha[k]) * word_row[k]
                 cumulative[k] = total
-            u = next_double(state) * total
-            topic = 0
-            while topic < n_topics - 1 and cumulative[topic] <= u:
-                topic += 1
+            topic = _inverse_cdf_draw(state, cumulative, n_topics)
             z[i] = topic
             counts[topic] += 1
         if sweep >= n_burn:
@@ -392,33 +444,8 @@ def optimize_alpha(n_dk, doc_lengths, alpha, n_iter=20):
 ALPHA_FLOOR = 1e-10
 
 
-def collapsed_log_joint(n_dk, n_wk, n_k, alpha, eta):
-    """log p(w, z) of the token sequence and its topics, θ and φ integrated out:
-
-        Σ_d [log Γ(Σα) − log Γ(N_d + Σα) + Σ_k (log Γ(n_dk + α_k) − log Γ(α_k))]
-      + Σ_k [log Γ(Vη) − log Γ(n_k + Vη) + Σ_w (log Γ(n_wk + η) − log Γ(η))]
-
-    (the Dirichlet-multinomial closed form per document and per topic). A zero count adds
-    log Γ(0 + α_k) − log Γ(α_k) = 0, so only the non-zero counts are evaluated (n_wk is
-    mostly zeros: at V = 5000, K = 200 this is 10x faster than the dense sum).
-    n_dk : (D, K), n_wk : (V, K), n_k : (K,), alpha : (K,), eta > 0.
-    """
-    alpha = np.asarray(alpha, dtype=np.float64)
-    n_docs = n_dk.shape[0]
-    n_words = n_wk.shape[0]
-    doc_lengths = np.asarray(n_dk, dtype=np.float64).sum(axis=1)
-    docs_used, topics_used = np.nonzero(n_dk)
-    docs = (n_docs * gammaln(alpha.sum()) - gammaln(doc_lengths + alpha.sum()).sum()
-            + (gammaln(n_dk[docs_used, topics_used] + alpha[topics_used])
-               - gammaln(alpha[topics_used])).sum())
-    word_counts = n_wk[n_wk != 0]
-    topics = (n_k.shape[0] * gammaln(n_words * eta) - gammaln(n_k + n_words * eta).sum()
-              + gammaln(word_counts + eta).sum() - word_counts.size * gammaln(eta))
-    return float(docs + topics)
-
-
 __all__ = [
-    "SPARSE_MIN_TOPICS", "balanced_blocks", "collapsed_log_joint", "count_matrices",
+    "SPARSE_MIN_TOPICS", "SweepWorkspace", "balanced_blocks", "count_matrices",
     "dense_block_sweep", "fixed_topics_inference", "gibbs_sweeps", "initial_assignments",
-    "optimize_alpha", "tokens_from_counts",
+    "optimize_alpha", "run_sweeps", "sweep_workspace", "tokens_from_counts",
 ]

@@ -18,9 +18,11 @@ number of non-zero counts instead of K.
 
 A word's list packs each non-zero count with its topic, (n_wk << shift) | k, in one int32
 (int64 for huge counts): the q walk reads one short contiguous run instead of K-wide rows of
-n_wk. The lists are rebuilt from n_wk, sorted by decreasing count, at every sweep (and the
-document lists at every document), so a draw depends only on the counts and the stream,
-never on the history of the lists: a chain resumed with `first_sweep` continues exactly.
+n_wk. The lists are brought to their canonical order (decreasing count) at every sweep (kept
+from the previous sweep and re-sorted when they still match n_wk, rebuilt otherwise; the
+document lists are rebuilt at every document), so a draw depends only on the counts and the
+stream, never on the history of the lists: a chain resumed with `first_sweep` continues
+exactly.
 Within a sweep an entry moves at most one place per update (nearly sorted at O(1) cost).
 
 The sweep kernel is compiled with _nrt=False: without reference counting, the inlined
@@ -48,24 +50,66 @@ def list_layout(n_topics, max_count):
     return shift, dtype
 
 
+@numba.njit(inline="always")
+def _build_word_list(counts, word_list, shift):
+    """Pack the non-zero counts of one word, counts : (K,), into word_list as entries
+    (n_wk << shift) | k in decreasing order (largest count first, so the q bucket's walk
+    stops early); returns how many."""
+    nnz = 0
+    for k in range(counts.shape[0]):
+        if counts[k] != 0:
+            word_list[nnz] = (np.int64(counts[k]) << shift) | k
+            nnz += 1
+    row = word_list[:nnz]
+    row.sort()
+    for j in range(nnz // 2):
+        row[j], row[nnz - 1 - j] = row[nnz - 1 - j], row[j]
+    return nnz
+
+
+@numba.njit(inline="always")
+def _list_holds(counts, word_list, nnz, shift, topic_bits):
+    """Whether a list of nnz >= 0 entries, written by the sampler (distinct topics), holds
+    exactly the non-zero counts of one word, counts : (K,)."""
+    if nnz < 0:
+        return False
+    for j in range(nnz):
+        if counts[word_list[j] & topic_bits] != word_list[j] >> shift:
+            return False
+    nonzero = 0
+    for k in range(counts.shape[0]):
+        nonzero += counts[k] != 0
+    return nonzero == nnz
+
+
+@numba.njit(inline="always")
+def _insertion_sort_decreasing(word_list, nnz):
+    """Sort a nearly sorted list in decreasing order in place (O(nnz + inversions))."""
+    for j in range(1, nnz):
+        entry = word_list[j]
+        i = j - 1
+        while i >= 0 and word_list[i] < entry:
+            word_list[i + 1] = word_list[i]
+            i -= 1
+        word_list[i + 1] = entry
+
+
 @numba.njit(cache=True, nogil=True)
 def build_word_topic_lists(n_wk, word_lists, word_nnz, shift):
     """Pack each word's non-zero counts of n_wk : (V, K) int32 into word_lists : (V, K)
     (int32 or int64, see list_layout), entries (n_wk << shift) | k sorted in decreasing
-    order (largest count first, so the q bucket's search stops early), word_nnz[w] of
-    them."""
-    n_words, n_topics = n_wk.shape
+    order, word_nnz : (V,) int32 of them. A word whose list from the previous sweep
+    (word_nnz[w] >= 0; -1 marks none) still holds its counts is only re-sorted, by
+    insertion (a sweep leaves it nearly sorted), instead of rebuilt: the result is the same
+    canonical list either way (distinct entries, decreasing), so a draw depends only on the
+    counts, never on the lists' history."""
+    n_words = n_wk.shape[0]
+    topic_bits = (np.int64(1) << shift) - 1
     for w in range(n_words):
-        count = 0
-        for k in range(n_topics):
-            if n_wk[w, k] != 0:
-                word_lists[w, count] = (np.int64(n_wk[w, k]) << shift) | k
-                count += 1
-        row = word_lists[w, :count]
-        row.sort()
-        for j in range(count // 2):
-            row[j], row[count - 1 - j] = row[count - 1 - j], row[j]
-        word_nnz[w] = count
+        if _list_holds(n_wk[w], word_lists[w], word_nnz[w], shift, topic_bits):
+            _insertion_sort_decreasing(word_lists[w], word_nnz[w])
+        else:
+            word_nnz[w] = _build_word_list(n_wk[w], word_lists[w], shift)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -80,20 +124,22 @@ def unpack_word_topic_lists(word_lists, word_nnz, n_wk, shift):
 
 
 @numba.njit(inline="always")
-def _decrement_word_topic(word_list, nnz, topic, one_count, topic_bits):
-    """n_wk -= 1 for `topic` in a packed list; returns the new length. An entry that drops
-    to 0 is replaced by the last one; otherwise it moves at most one place back (the lists
-    stay nearly sorted at O(1) cost; the order never changes the sampled distribution)."""
-    j = 0
-    while j < nnz - 1 and (word_list[j] & topic_bits) != topic:  # bounded even for bad counts
-        j += 1
-    word_list[j] -= one_count
-    if word_list[j] < one_count:
-        word_list[j] = word_list[nnz - 1]
-        return nnz - 1
-    if j + 1 < nnz and word_list[j + 1] > word_list[j]:
-        word_list[j], word_list[j + 1] = word_list[j + 1], word_list[j]
-    return nnz
+def _decrement_at(word_list, nnz, position, one_count):
+    """n_wk -= 1 for the entry at `position` of a packed list; returns (new length, the
+    position before the update of the entry now at `position` + its old place's shift:
+    moved_from, moved_to). An entry that drops to 0 is replaced by the last one (moved
+    from nnz - 1 to position); otherwise it moves at most one place back (swapped with
+    position + 1): the lists stay nearly sorted at O(1) cost, and the order never changes
+    the sampled distribution."""
+    word_list[position] -= one_count
+    if word_list[position] < one_count:
+        word_list[position] = word_list[nnz - 1]
+        return nnz - 1, nnz - 1, position
+    if position + 1 < nnz and word_list[position + 1] > word_list[position]:
+        word_list[position], word_list[position + 1] = (word_list[position + 1],
+                                                        word_list[position])
+        return nnz, position + 1, position
+    return nnz, -1, -1
 
 
 @numba.njit(inline="always")
@@ -203,20 +249,24 @@ def sparse_block_sweep(doc_ptr, words, z, n_dk, n_k, alpha, eta, doc_lo, doc_hi,
             w = words[i]
             word_list = word_lists[w]
             touched += word_lists[words[min(i + 2, last_token)], 0]  # prefetch a later list
-            topic = z[i]
-            smoothing, doc_mass = _move_token(topic, -1, doc_row, n_k, alpha, eta, v_eta,
+            old_topic = z[i]
+            smoothing, doc_mass = _move_token(old_topic, -1, doc_row, n_k, alpha, eta, v_eta,
                                               inv_nk, q_coef, smoothing, doc_mass)
-            if doc_row[topic] == 0:  # swap-remove from the document's list
+            if doc_row[old_topic] == 0:  # swap-remove from the document's list
                 doc_nnz -= 1
                 last = doc_topics[doc_nnz]
-                doc_topics[doc_pos[topic]] = last
-                doc_pos[last] = doc_pos[topic]
-            nnz = _decrement_word_topic(word_list, word_nnz[w], topic, one_count, topic_bits)
-            topic, position = _draw_topic(state, word_list, nnz, q_coef, q_terms,
-                                          smoothing, doc_mass, doc_topics, doc_nnz,
-                                          doc_row, alpha, inv_nk, eta, shift, topic_bits)
-            word_nnz[w] = _increment_word_topic(word_list, nnz, topic, position, one_count,
-                                                topic_bits)
+                doc_topics[doc_pos[old_topic]] = last
+                doc_pos[last] = doc_pos[old_topic]
+            topic, position, old_position = _draw_topic(
+                state, word_list, word_nnz[w], old_topic, q_coef, q_terms, smoothing,
+                doc_mass, doc_topics, doc_nnz, doc_row, alpha, inv_nk, eta, shift, topic_bits)
+            if topic != old_topic:  # else the word's list is unchanged: nothing to update
+                nnz, moved_from, moved_to = _decrement_at(word_list, word_nnz[w],
+                                                          old_position, one_count)
+                if position == moved_from:
+                    position = moved_to
+                word_nnz[w] = _increment_word_topic(word_list, nnz, topic, position,
+                                                    one_count, topic_bits)
             z[i] = topic
             smoothing, doc_mass = _move_token(topic, 1, doc_row, n_k, alpha, eta, v_eta,
                                               inv_nk, q_coef, smoothing, doc_mass)
@@ -231,15 +281,21 @@ def sparse_block_sweep(doc_ptr, words, z, n_dk, n_k, alpha, eta, doc_lo, doc_hi,
 
 
 @numba.njit(inline="always", fastmath=FAST)
-def _draw_topic(state, word_list, word_nnz, q_coef, q_terms, smoothing, doc_mass,
+def _draw_topic(state, word_list, word_nnz, old_topic, q_coef, q_terms, smoothing, doc_mass,
                 doc_topics, doc_nnz, doc_row, alpha, inv_nk, eta, shift, topic_bits):
-    """Draw a topic from the three buckets: q = Σ over the word's topics of q_coef_k n_wk,
-    then r = doc_mass, then s = smoothing. Returns (topic, its position in the word's
-    list, or -1 when drawn from r or s)."""
+    """Draw a topic from the three buckets: q = Σ over the word's topics of q_coef_k n_wk
+    (the word's list still counts the token itself under old_topic: one is taken off that
+    entry here, so the list is updated only when the topic changes), then r = doc_mass,
+    then s = smoothing. Returns (topic, its position in the word's list or -1 when drawn
+    from r or s, the position of old_topic in the list)."""
     word_mass = 0.0
+    old_position = 0
     for j in range(word_nnz):  # independent terms, summed in any order (reassoc)
         entry = word_list[j]
-        q_terms[j] = q_coef[entry & topic_bits] * np.float64(entry >> shift)
+        topic = entry & topic_bits
+        is_old = topic == old_topic
+        old_position = j if is_old else old_position
+        q_terms[j] = q_coef[topic] * np.float64((entry >> shift) - is_old)
         word_mass += q_terms[j]
     u = next_double(state) * (word_mass + doc_mass + smoothing)
     if u < word_mass:
@@ -248,11 +304,12 @@ def _draw_topic(state, word_list, word_nnz, q_coef, q_terms, smoothing, doc_mass
         while j < word_nnz - 1 and u >= 0.0:  # lists put large counts first: a short walk
             j += 1
             u -= q_terms[j]
-        return np.int64(word_list[j] & topic_bits), j
+        return np.int64(word_list[j] & topic_bits), j, old_position
     u -= word_mass
     if u < doc_mass and doc_nnz > 0:
-        return np.int64(_search_doc_bucket(u, doc_topics, doc_nnz, doc_row, inv_nk, eta)), -1
-    return np.int64(_search_smoothing_bucket(u - doc_mass, alpha, inv_nk, eta)), -1
+        return (np.int64(_search_doc_bucket(u, doc_topics, doc_nnz, doc_row, inv_nk, eta)), -1,
+                old_position)
+    return np.int64(_search_smoothing_bucket(u - doc_mass, alpha, inv_nk, eta)), -1, old_position
 
 
 __all__ = [
