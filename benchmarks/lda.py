@@ -20,7 +20,7 @@ Cases (the issue's goals):
      online updates) vs our online per pass. Goals: <= 0.25x scikit-learn at equal or better
      perplexity; better perplexity than gensim at equal passes. Ours with
      LATENTKIT_NUM_THREADS unset (all cores); scikit-learn with n_jobs=None (one process,
-     its default) and n_jobs=2.
+     its default) and n_jobs=2 (batch and online).
   2. collapsed Gibbs: tokens per second per sweep, ours (n_threads 1 and 2) vs tomotopy
      (workers 1 and 2, α fixed as ours: optim_interval=0), at K=20 and K=200, and
      perplexity after the same sweeps. Ours "fit": (fit(max_iter=S) - fit(max_iter=2)) /
@@ -34,7 +34,7 @@ Cases (the issue's goals):
 
 Prints a markdown section; --write appends it to benchmarks/RESULTS.md.
 
-Usage: python benchmarks/lda.py [--quick] [--write] [--stream-dir DIR] [--no-stream]
+Usage: python benchmarks/lda.py [--quick] [--write] [--stream-dir DIR] [--no-stream] [--only-vb]
 """
 
 from __future__ import annotations
@@ -167,6 +167,8 @@ def variational(corpus: Corpus, iters: int, repeats: int) -> list[dict]:
              ("batch", "scikit-learn batch, n_jobs=2",
               sklearn_vb(X, K, "batch", iters, n_jobs=2), 1),
              ("online", "scikit-learn online", sklearn_vb(X, K, "online", iters), repeats),
+             ("online", "scikit-learn online, n_jobs=2",
+              sklearn_vb(X, K, "online", iters, n_jobs=2), 1),
              ("online", "gensim LdaModel (per pass)", gensim_vb(X, K, iters), repeats)]
     runners = {"batch": ours_vb(X, K, "batch", iters), "online": ours_vb(X, K, "online", iters)}
     runners.update({peer: run for _, peer, run, _ in pairs})
@@ -372,19 +374,29 @@ def main():
     parser.add_argument("--stream-docs", type=int, default=1_000_000)
     parser.add_argument("--doc-length", type=float, default=150.0)
     parser.add_argument("--no-stream", action="store_true")
+    parser.add_argument("--only-vb", action="store_true",
+                        help="the variational case alone (no Gibbs, no stream)")
+    parser.add_argument("--gibbs-only", action="store_true",
+                        help="only the collapsed Gibbs rows (case 2), printed, never written")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.iters, args.sweeps, args.large_sweeps = 1, 4, 12, 6
         args.stream_docs = 20_000
     corpora_ = corpora(args.quick)
     vb_rows, gibbs_rows = [], []
+    if args.gibbs_only:
+        rows = [gibbs(c, K, n) for c in corpora_
+                for K, n in ((20, args.sweeps), (200, args.large_sweeps))]
+        print(f"load average {os.getloadavg()[0]:.1f}", *gibbs_lines(rows), sep="\n")
+        return
     for corpus in corpora_:
-        vb_rows += variational(corpus, args.iters, args.repeats)
-        print("\n".join(variational_lines(vb_rows[-4:])), flush=True)
-        for K, sweeps in ((20, args.sweeps), (200, args.large_sweeps)):
+        rows = variational(corpus, args.iters, args.repeats)
+        vb_rows += rows
+        print("\n".join(variational_lines(rows)), flush=True)
+        for K, sweeps in () if args.only_vb else ((20, args.sweeps), (200, args.large_sweeps)):
             gibbs_rows.append(gibbs(corpus, K, sweeps))
             print("\n".join(gibbs_lines(gibbs_rows[-1:])), flush=True)
-    stream = None if args.no_stream else streamed(args.stream_dir, args.stream_docs,
+    stream = None if args.no_stream or args.only_vb else streamed(args.stream_dir, args.stream_docs,
                                                   args.doc_length)
     text = report(corpora_, vb_rows, gibbs_rows, stream, args)
     print(text)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -306,24 +306,25 @@ def batch_e_step(family: EMFamily, config, params, state, X, split_rows: int | N
 def online_em_step(family: EMFamily, config, params, state, online: OnlineState, X, *,
                    learning_decay: float, learning_offset: float,
                    total_rows: int | None = None, stacklevel: int = 4,
-                   split_rows: int | None = None):
+                   split_rows: int | None = None, in_place: bool = False):
     """One step of online (stochastic) EM on a batch X : (n_batch, D).
 
     s_t = (1 - ρ_t) s_{t-1} + ρ_t s̄(batch), ρ_t = (t + τ)^(-κ), with s̄ the per-row average
     of the batch statistics; the M-step sees s_t scaled to `total_rows` (the size of the
     corpus the batches are drawn from, as in Hoffman, Blei & Bach's online variational
     Bayes: λ = (1 - ρ) λ + ρ (η + D s̄)), or by default to the number of rows seen;
-    split_rows : see `batch_e_step`.
+    split_rows : see `batch_e_step`; in_place : update s_{t-1}'s arrays in place (they must
+    be the caller's own: `owned_copy`), saving four (K, V)-sized temporaries per step.
     Returns (params, state, online, mean objective of the batch under the old params).
     """
     rows = _rows(X)
     stats, total = batch_e_step(family, config, params, state, X, split_rows)
-    batch = stats.scaled(1.0 / rows)
     if online.stats is None:
-        running = batch
+        running = stats.scaled(1.0 / rows)
     else:
         rho = (online.n_updates + learning_offset) ** (-learning_decay)
-        running = online.stats.scaled(1.0 - rho) + batch.scaled(rho)
+        blend = _blend_in_place if in_place else _blend
+        running = blend(online.stats, stats, 1.0 - rho, rho / rows)
     n_seen = online.n_seen + rows
     params, state, info = family.m_step(running.scaled(total_rows or n_seen), params, state,
                                         config)
@@ -331,6 +332,35 @@ def online_em_step(family: EMFamily, config, params, state, online: OnlineState,
     return params, state, OnlineState(running, online.n_updates + 1, n_seen), float(total) / rows
 
 
+def _blend(running, batch, keep: float, weight: float):
+    """keep * running + weight * batch (new statistics)."""
+    return running.scaled(keep) + batch.scaled(weight)
+
+
+def _blend_in_place(running, batch, keep: float, weight: float):
+    """keep * running + weight * batch, the array fields of `running` (owned:
+    `owned_copy`) updated in place (one temporary per field, not four)."""
+    fields = {}
+    for name in running.additive:
+        mine, theirs = getattr(running, name), getattr(batch, name)
+        if (isinstance(mine, np.ndarray) and np.shape(theirs) == mine.shape
+                and np.result_type(mine, theirs) == mine.dtype):
+            mine *= keep
+            mine += weight * theirs
+            fields[name] = mine
+        else:
+            fields[name] = keep * mine + weight * theirs
+    return replace(running, **fields)
+
+
+def owned_copy(stats):
+    """stats with every additive array field copied: running statistics that
+    `online_em_step(..., in_place=True)` may update without touching the caller's."""
+    return replace(stats, **{name: np.array(getattr(stats, name), copy=True)
+                             for name in stats.additive
+                             if isinstance(getattr(stats, name), np.ndarray)})
+
+
 __all__ = ["ChunkResult", "EMResult", "Iterate", "OnlineState", "batch_e_step", "better_iterate",
-           "e_pass",
-           "fit_em", "monotone_tolerance", "online_em_step", "returned_iterate", "run_em"]
+           "e_pass", "fit_em", "monotone_tolerance", "online_em_step", "owned_copy",
+           "returned_iterate", "run_em"]

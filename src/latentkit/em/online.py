@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 
 from .callbacks import EMIteration, progress_bar
 from .contract import ConvergenceWarning, EMFamily
-from .loop import EMResult, OnlineState, online_em_step
+from .loop import EMResult, OnlineState, online_em_step, owned_copy
 from .sources import ChunkSource
 
 
 def _one_pass(family: EMFamily, config, source: ChunkSource, params, state,
               online: OnlineState, step_options: dict):
     """One pass of minibatch steps; returns (params, state, online, objective sum, rows,
-    interrupted)."""
+    interrupted). online.stats, when present, must be owned (`owned_copy`; the first
+    step's, from `online_em_step`, is a fresh array)."""
     total, rows = 0.0, 0
     try:
         for batch in source:
@@ -32,7 +34,8 @@ def _one_pass(family: EMFamily, config, source: ChunkSource, params, state,
             if n == 0:
                 continue
             params, state, online, objective = online_em_step(
-                family, config, params, state, online, batch, stacklevel=6, **step_options)
+                family, config, params, state, online, batch, stacklevel=6, in_place=True,
+                **step_options)
             total, rows = total + objective * n, rows + n
     except KeyboardInterrupt:
         return params, state, online, total, rows, True
@@ -53,6 +56,8 @@ def fit_online(family: EMFamily, config, source: ChunkSource, params, state, *,
     one mean objective per pass) and the final OnlineState.
     """
     online = online or OnlineState()
+    if online.stats is not None:  # the caller's running statistics are never written to
+        online = replace(online, stats=owned_copy(online.stats))
     total_rows = total_rows or source.n_samples
     options = dict(learning_decay=learning_decay, learning_offset=learning_offset,
                    total_rows=total_rows, split_rows=split_rows)

@@ -23,18 +23,27 @@ slot, which the engine adds once per pass). Exact coordinate updates never decre
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from .. import em
 from ..io import register_record
 from ._corpus import csr_arrays
 from ._dirichlet import newton_dirichlet, newton_symmetric
 from ._special import dirichlet_expectation
-from ._vb_kernels import doc_topic_inference, global_bound
+from ._vb_kernels import (
+    accumulate_documents,
+    doc_gammas,
+    doc_topic_inference,
+    exp_expected_topics,
+    global_bound,
+    minibatch_words,
+)
 
 
 class TopicParams(NamedTuple):
@@ -62,6 +71,7 @@ class TopicConfig(NamedTuple):
     max_doc_iter: int
     doc_tol: float
     init: str = "kmeans"
+    minibatch: bool = False
 
 
 @register_record
@@ -78,7 +88,8 @@ class TopicStats(em.SufficientStats):
 
 def expected_topics(topic_word: np.ndarray, dtype=np.float64) -> np.ndarray:
     """exp(E[log β]) : (K, V) under q(β_k) = Dir(λ_k), in `dtype` (the E-step's)."""
-    return np.exp(dirichlet_expectation(topic_word)).astype(dtype, copy=False)
+    columns = np.arange(np.shape(topic_word)[1])
+    return exp_expected_topics(topic_word, columns).astype(dtype, copy=False)
 
 
 class _LastTopics:
@@ -136,21 +147,58 @@ def seed_documents(X, n_topics: int, rng: np.random.Generator) -> np.ndarray:
 def kmeans_topics(X, n_topics: int, rng: np.random.Generator, n_iter: int = 20) -> np.ndarray:
     """Starting topics (n_topics, V), rows summing to 1 (or 0 for an empty cluster): the
     mean word distribution of each cluster of k-means on the documents' √p (the Hellinger
-    geometry), seeded by `seed_documents`, `n_iter` Lloyd iterations. With a small α most
-    documents are about one topic, so the clusters are close to the topics.
-    X : (n_docs, V) counts."""
-    from sklearn.cluster import KMeans
-
+    geometry), seeded by `seed_documents`, at most `n_iter` Lloyd iterations
+    (`lloyd_labels`, compiled, one thread: scikit-learn's KMeans gives the same clusters
+    several times slower on this small sparse problem). With a small α most documents are
+    about one topic, so the clusters are close to the topics. X : (n_docs, V) counts."""
     X = sp.csr_matrix(X, dtype=np.float64)
     lengths = np.maximum(np.asarray(X.sum(axis=1)).ravel(), 1.0)
-    words = sp.diags(1.0 / lengths) @ X  # p_d : each document's word distribution
+    words = (sp.diags(1.0 / lengths) @ X).tocsr()  # p_d : each document's word distribution
     roots = words.sqrt()
     seeds = roots[seed_documents(X, n_topics, rng)].toarray()
-    labels = KMeans(n_topics, init=seeds, n_init=1, max_iter=n_iter).fit(roots).labels_
+    labels = lloyd_labels(*csr_arrays(roots), seeds, n_iter)
     members = sp.csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))),
                             shape=(n_topics, len(labels)))
     sizes = np.maximum(np.asarray(members.sum(axis=1)).ravel(), 1.0)
     return np.asarray((sp.diags(1.0 / sizes) @ members @ words).todense())
+
+
+@njit(cache=True, nogil=True)
+def lloyd_labels(indptr, indices, values, seeds, n_iter):
+    """Lloyd's k-means of the CSR rows x_d (n, V) from the centers seeds : (K, V): each
+    iteration assigns every row to argmax_k 2 x_d·c_k - ||c_k||² (= argmin ||x_d - c_k||²,
+    ties to the lowest k) and moves each non-empty cluster's center to its members' mean;
+    stops when no label changes, or after n_iter assignments. Returns labels (n,) int64."""
+    n_docs, (K, V) = indptr.shape[0] - 1, seeds.shape
+    centers = np.ascontiguousarray(seeds.T)  # (V, K): a word's K coordinates together
+    labels, scores, norms = np.full(n_docs, -1, dtype=np.int64), np.empty(K), np.empty(K)
+    for _ in range(n_iter):
+        for k in range(K):
+            norms[k] = np.sum(centers[:, k] ** 2)
+        changed = False
+        for d in range(n_docs):
+            scores[:] = 0.0
+            for j in range(indptr[d], indptr[d + 1]):
+                for k in range(K):
+                    scores[k] += values[j] * centers[indices[j], k]
+            best = 0
+            for k in range(K):
+                scores[k] = 2.0 * scores[k] - norms[k]
+                if scores[k] > scores[best]:
+                    best = k
+            changed |= best != labels[d]
+            labels[d] = best
+        if not changed:
+            break
+        sums, sizes = np.zeros((V, K)), np.zeros(K)
+        for d in range(n_docs):
+            sizes[labels[d]] += 1.0
+            for j in range(indptr[d], indptr[d + 1]):
+                sums[indices[j], labels[d]] += values[j]
+        for k in range(K):
+            if sizes[k] > 0:
+                centers[:, k] = sums[:, k] / sizes[k]
+    return labels
 
 
 def init(X_sample, rng: np.random.Generator, config: TopicConfig, restart: int):
@@ -169,13 +217,77 @@ def init(X_sample, rng: np.random.Generator, config: TopicConfig, restart: int):
 
 
 def e_step(params: TopicParams, state, config: TopicConfig, X):
-    """Statistics of a chunk X : (n_docs, V) and its summed document bounds."""
+    """Statistics of a chunk X : (n_docs, V) and its summed document bounds. A minibatch
+    (config.minibatch) needs exp(E[log β]) only at its U distinct words, and the documents'
+    fixed points run on the thread pool (`_minibatch_inference`)."""
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-    gamma, sstats, doc_bound = infer_documents(X, _last_topics(params.topic_word, dtype),
-                                               params.alpha, config)
+    if not config.minibatch:
+        gamma, sstats, doc_bound = infer_documents(
+            X, _last_topics(params.topic_word, dtype), params.alpha, config)
+    else:
+        gamma, sstats, doc_bound = _minibatch_inference(X, params, config, dtype)
     elog_theta = dirichlet_expectation(gamma.astype(np.float64)).sum(axis=0)
-    stats = TopicStats(float(X.shape[0]), sstats.astype(np.float64), elog_theta)
+    stats = TopicStats(float(X.shape[0]), sstats.astype(np.float64, copy=False), elog_theta)
     return stats, float(doc_bound.sum(dtype=np.float64))
+
+
+def _minibatch_inference(X, params: TopicParams, config: TopicConfig, dtype):
+    """`infer_documents` of a CSR minibatch X : (n_docs, V) on its U distinct words only:
+    exp(E[log β]) : (K, U) (`exp_expected_topics`), the fixed points on threads
+    (`_threaded_gammas`), the statistics (K, U) in document order, scattered into (K, V)."""
+    indptr, indices, counts = csr_arrays(X)
+    columns, local = minibatch_words(indices, X.shape[1])
+    exp_elog_beta = exp_expected_topics(params.topic_word, columns).astype(dtype, copy=False)
+    alpha = np.asarray(params.alpha, dtype=np.float64)
+    gamma = _threaded_gammas(indptr, local, counts, exp_elog_beta, alpha, config)
+    compact = np.zeros((config.n_topics, len(columns)), dtype=dtype)
+    doc_bound = np.empty(X.shape[0])
+    accumulate_documents(indptr, local, counts, exp_elog_beta, alpha, gamma, compact,
+                         doc_bound)
+    sstats = np.zeros((config.n_topics, X.shape[1]))
+    sstats[:, columns] = compact
+    return gamma, sstats, doc_bound
+
+
+#: a thread of `_threaded_gammas` gets at least this many documents
+MIN_THREAD_DOCS = 16
+
+
+def _threaded_gammas(indptr, indices, counts, exp_elog_beta, alpha, config) -> np.ndarray:
+    """γ : (n_docs, K) float64 of the CSR documents (`doc_gammas`), in contiguous ranges of
+    about equal token entries on up to `em.num_threads()` threads of a pool kept between
+    calls. Each γ_d depends on its document alone: the same result for any thread count."""
+    n_docs, workers = indptr.shape[0] - 1, em.num_threads()
+    gamma = np.empty((n_docs, config.n_topics))
+    threads = max(1, min(workers, n_docs // MIN_THREAD_DOCS))
+    cuts = np.searchsorted(indptr, indptr[-1] * np.arange(1, threads) / threads)
+    edges = [0, *np.unique(np.clip(cuts, 1, n_docs - 1)).tolist(), n_docs]
+    ranges = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+    def run(bounds):
+        doc_gammas(indptr, indices, counts, exp_elog_beta, alpha, config.max_doc_iter,
+                   config.doc_tol, gamma, *bounds)
+
+    if len(ranges) == 1:
+        run(ranges[0])
+    else:
+        list(_thread_pool(workers).map(run, ranges))
+    return gamma
+
+
+_pool_lock, _pool = threading.Lock(), [None, 0]
+
+
+def _thread_pool(threads: int) -> ThreadPoolExecutor:
+    """A ThreadPoolExecutor of `threads` workers, kept between minibatches (a pool per call
+    costs more than a small minibatch's E-step)."""
+    with _pool_lock:
+        if _pool[1] != threads:
+            if _pool[0] is not None:
+                _pool[0].shutdown(wait=False)
+            _pool[:] = [ThreadPoolExecutor(threads, thread_name_prefix="latentkit-vb"),
+                        threads]
+        return _pool[0]
 
 
 def m_step(stats: TopicStats, params: TopicParams, state, config: TopicConfig):

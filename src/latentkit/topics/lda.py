@@ -116,8 +116,8 @@ class LDA(EMModel):
     #: documents the k-means start clusters (a random subset of a larger corpus): its
     #: memory, not the corpus's, bounds a streamed fit's start
     _max_init_rows = INIT_DOCS
-    #: a minibatch's E-step runs in blocks of documents on the thread pool
-    _online_split_rows = 32
+    #: a minibatch's E-step threads its documents itself (`_vb.e_step`, config.minibatch)
+    _online_split_rows = None
     em_family = VB_FAMILY
     _parameter_constraints: ClassVar[dict] = {
         "n_topics": [Interval(int, 1, 100_000)],
@@ -169,7 +169,7 @@ class LDA(EMModel):
         eta = 1.0 / K if self.topic_word_prior is None else float(self.topic_word_prior)
         return TopicConfig(K, int(n_features), np.full(K, alpha), eta, self.optimize_alpha,
                            self.optimize_eta, self.max_doc_iter, float(self.doc_tol),
-                           self.init)
+                           self.init, minibatch=self.method == "online")
 
     def _store_params(self, params: TopicParams, dtype) -> None:
         self.components_ = np.asarray(params.topic_word).astype(dtype)
