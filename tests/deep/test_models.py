@@ -148,3 +148,34 @@ def test_the_encoder_takes_the_mask_only_when_training_had_missing_entries():
     # either model scores rows with missing entries by their observed part
     for model in (complete, masked):
         assert np.all(np.isfinite(model.score_samples(holes)))
+
+
+@pytest.mark.parametrize("n_samples", [1, 3])
+def test_the_training_elbo_equals_its_closed_form_written_by_hand(n_samples):
+    """The module's ELBO (one draw: decoded without a sample axis, the KL against N(0, I)
+    written out) equals the textbook formula computed here from the encoder's outputs and
+    the same noise: mean over draws z_s = μ + σ ε_s of Σ_d [x_d log σ(a_d) + (1 - x_d)
+    log σ(-a_d)], minus ½ Σ_j (σ_j² + μ_j² - 1 - log σ_j²)."""
+    import torch
+
+    rng = np.random.default_rng(2)
+    X = (rng.random((30, 12)) < 0.4).astype(np.float32)
+    model = VAE(3, hidden=(7,), epochs=1, random_state=0, verbose=False).fit(X)
+    module, x = model.module_, torch.from_numpy(X)
+    with torch.no_grad():
+        value = module.elbo(x, None, n_samples=n_samples, generator=torch.Generator()
+                            .manual_seed(4))
+        q = module.encoder(x)
+        mu, sd = q.base_dist.loc.double(), q.base_dist.scale.double()
+        generator = torch.Generator().manual_seed(4)
+        reconstruction = 0.0
+        for _ in range(n_samples):
+            eps = torch.randn(mu.shape, generator=generator, dtype=torch.float32).double()
+            logits = module.decoder.net((mu + sd * eps).float()).double()
+            xd = x.double()
+            reconstruction = reconstruction + (
+                xd * torch.nn.functional.logsigmoid(logits)
+                + (1 - xd) * torch.nn.functional.logsigmoid(-logits)).sum(-1)
+        kl = 0.5 * (sd**2 + mu**2 - 1 - torch.log(sd**2)).sum(-1)
+        expected = reconstruction / n_samples - kl
+    np.testing.assert_allclose(value.numpy(), expected.numpy(), rtol=1e-5, atol=1e-4)

@@ -214,6 +214,39 @@ def test_parameters_damaged_inside_the_loss_are_restored_from_the_epoch_snapshot
         assert torch.equal(value, seen[6][name]), name
 
 
+@pytest.mark.parametrize("clip", [None, 5.0])
+@pytest.mark.parametrize("bad_gradient", ["inf", "nan", "inf and -inf"])
+def test_a_finite_loss_with_a_non_finite_gradient_is_skipped(clip, bad_gradient):
+    """The loss stays finite (its extra term is sqrt(0) = 0, or 0 · log(0 + 0)) while the
+    gradient of the decoder bias is +inf, NaN, or +inf in one entry and -inf in another:
+    the guard must see the gradient itself, with or without clipping."""
+    seen = []
+
+    def bad_gradient_on_call_4(module, x, *, kl_weight):
+        seen.append([p.detach().clone() for p in module.parameters()])
+        loss, value = vae_loss(module, x, kl_weight=kl_weight)
+        if len(seen) == 4:
+            bias = module.decoder.bias
+            at_zero = bias - bias.detach()  # 0, with derivative 1 in each entry
+            if bad_gradient == "inf":  # d sqrt(u)/du = inf at 0
+                extra = torch.sqrt(at_zero[0])
+            elif bad_gradient == "nan":  # d/du [0 · sqrt(u)] at 0: 0 · inf = NaN
+                extra = 0.0 * torch.sqrt(at_zero[0])
+            else:
+                extra = torch.sqrt(at_zero[0]) - torch.sqrt(at_zero[1])
+            assert float(extra.detach()) == 0.0
+            loss = loss + extra
+        return loss, value
+
+    with pytest.warns(NonFiniteStepWarning, match=r"non-finite gradient at epoch 1, batch "
+                                                  r"index 3"):
+        module, result = fit(1, loss=bad_gradient_on_call_4, clip_grad_norm=clip)
+    assert result.skipped_steps == [(1, 3)]
+    for before, after in zip(seen[3], seen[4]):  # the bad step changed nothing
+        assert torch.equal(before, after)
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
 def test_persistent_nans_stop_with_a_clear_error_keeping_the_best_state(tmp_path):
     states, valid = [], []
 
@@ -365,6 +398,26 @@ def test_dataset_and_numpy_input_train_as_the_tensor_does():
     reference = fit(2, X=X)
     assert_same_run(reference, fit(2, X=torch.utils.data.TensorDataset(X)))
     assert_same_run(reference, fit(2, X=X.double().numpy()))  # cast to the module's dtype
+
+
+def test_dynamic_binarization_of_a_dataset_keeps_nan_as_missing():
+    """A Dataset is seen batch by batch (no NaN check of the whole data up front), so its
+    draws must carry NaN through, as those of a tensor with NaN do."""
+    batches = []
+
+    def record(module, x, *, kl_weight):
+        batches.append(x.clone())
+        return vae_loss(module, x.nan_to_num(0.5), kl_weight=kl_weight)
+
+    X = torch.full((40, D), 0.3)
+    X[[0, 7], [0, 2]] = math.nan
+    for rows in (X, torch.utils.data.TensorDataset(X)):
+        batches.clear()
+        fit(1, loss=record, X=rows, dynamic_binarization=True, batch_size=40)
+        (x,), = [batches]
+        assert torch.equal(torch.isnan(x).nonzero(), torch.isnan(
+            X[epoch_order(40, 3, 0)]).nonzero())
+        assert set(x[~torch.isnan(x)].unique().tolist()) == {0.0, 1.0}
 
 
 def test_the_callers_global_rng_is_left_alone():

