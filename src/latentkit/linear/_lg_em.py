@@ -315,6 +315,15 @@ def m_step(stats: LGStats, params: LGParams, state: LGState, config: LGConfig):
     return params, plain_state(state), NOTHING
 
 
+def joint_offset(stats: LGStats) -> np.ndarray:
+    """μ' : (D,), the mean's offset from the statistics' centre in the joint solution
+    [W μ'] of the normal equations [W μ'] szz = sxz (what `m_step` adds to the shift before
+    rounding; a caller that stores the mean in other units rounds it there, then re-solves
+    W at that mean with `loadings_given_offset`)."""
+    M = stats.szz.shape[0] - 1
+    return _normal_equations(stats.szz, stats.sxz)[:, M]
+
+
 def loadings_given_offset(stats: LGStats, offset: np.ndarray) -> np.ndarray:
     """B = [W μ'] : (D, M+1) with W : (D, M) maximizing Q for the mean fixed at
     shift + offset, offset μ' : (D,): the first M normal equations, B szz = sxz on their
@@ -355,5 +364,5 @@ def plain_state(state: LGState) -> LGState:
 
 __all__ = ["LGConfig", "LGParams", "LGState", "LGStats", "Moments", "NOISE_FLOOR", "REMEDY",
            "column_mean", "e_step", "e_step_complete", "e_step_missing", "e_step_moments",
-           "loadings_given_offset", "m_step", "missing_log_prob", "moments_log_likelihood",
-           "plain_state", "residual_variances", "scatter"]
+           "joint_offset", "loadings_given_offset", "m_step", "missing_log_prob",
+           "moments_log_likelihood", "plain_state", "residual_variances", "scatter"]

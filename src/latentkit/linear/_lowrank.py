@@ -41,7 +41,7 @@ from .._missing import pattern_index
 __all__ = [
     "lowrank_log_prob", "lowrank_posterior", "lowrank_log_prob_missing",
     "lowrank_posterior_missing", "lowrank_missing", "lowrank_mean_log_prob_cov",
-    "MissingPosterior", "subspace_log_prob", "support_cutoff",
+    "MissingPosterior", "subspace_log_prob", "support_cutoff", "support_tolerance",
 ]
 
 
@@ -123,37 +123,62 @@ def support_cutoff(variances, dtype) -> float:
     return float(cond * max(np.max(variances, initial=0.0), 0.0))
 
 
-def subspace_log_prob(X, mean, U, variances) -> np.ndarray:
+def support_tolerance(X, mean, variances, keep, n_train=None) -> np.ndarray:
+    """How far from the support μ + span(U_+) a row of X : (n, D) may lie and still be on it:
+    (n,) distances,
+
+        tol = 1e3 · cutoff  +  √((N - 1) Σ_{dropped} λ_i)  +  64 eps (|x|_∞ + |μ|_∞).
+
+    The first term is scipy's (multivariate_normal(allow_singular=True)); the last a
+    round-off allowance, so that the rounding of μ never puts a row on the support off it.
+    The middle one, when n_train = N is given, is the root of the total squared distance
+    from the support of the N rows the variances λ : (M,) were estimated from (over N - 1),
+    held by the directions the cutoff dropped: Σ_n ||(I - U_+ U_+^T)(x_n - μ)||² =
+    (N - 1) Σ_{dropped} λ_i when the M components span the rows (M = min(N, D), as PCA's
+    σ² = 0 has it), so no training row lies farther. Without it a direction of
+    real variance that is tiny next to the largest (columns whose scales differ by 1e8:
+    λ ratio 1e-14 < the cutoff's 2e-10) put the training rows themselves off the support
+    (log-density -inf), and whether it did depended on the data's units (scipy's term
+    compares a distance with a variance).
+    keep : (M,) bool, the variances above `support_cutoff`."""
+    variances = np.asarray(variances, dtype=np.float64)
+    cutoff = support_cutoff(variances, X.dtype)
+    dropped = np.maximum(variances[~np.asarray(keep)], 0.0).sum()
+    spread = np.sqrt((n_train - 1) * dropped) if n_train is not None else 0.0
+    scale = np.max(np.abs(X), axis=1, initial=0.0).astype(np.float64) + float(
+        np.max(np.abs(np.asarray(mean, dtype=np.float64)), initial=0.0))
+    return 1e3 * cutoff + spread + 64 * np.finfo(X.dtype).eps * scale
+
+
+def subspace_log_prob(X, mean, U, variances, n_train=None) -> np.ndarray:
     """log N(x_n; μ, U Λ U^T) : (n_samples,) float64 for a covariance that may be singular
     (PCA with noise variance 0), as scipy.stats.multivariate_normal(allow_singular=True):
     the density on the affine support μ + span(U_+), where U_+ : (D, r) are the columns of
-    U whose variance exceeds `support_cutoff`,
+    U whose variance exceeds `support_cutoff` (the others count as 0, as scipy's pinvh),
 
         -1/2 (r log 2π + Σ_+ log λ + ||Λ_+^{-1/2} U_+^T (x - μ)||²)    (pseudo-determinant)
 
-    and -inf for rows farther than 1e3 · cutoff from the support (plus a round-off allowance
-    of 64 eps · (|x|_∞ + |μ|_∞), so that a row on the support is never put off it by the
-    rounding of μ). When every λ is 0 (all training rows identical) the support is the point
-    μ and r = 0: the density there is the point mass, log-density 0 (the formula above with
-    an empty sum), -inf elsewhere.
+    and -inf for rows farther from the support than `support_tolerance` (given n_train,
+    the number of rows the variances were estimated from, never a training row). When
+    every λ is 0 (all training rows identical) the support is the point μ and r = 0: the
+    density there is the point mass, log-density 0 (the formula above with an empty sum),
+    -inf elsewhere.
 
     X : (n_samples, n_features); mean : (n_features,); U : (n_features, M) orthonormal
-    columns; variances λ : (M,) >= 0.
+    columns; variances λ : (M,) >= 0; n_train : int or None (None: scipy's tolerance only).
     """
     cutoff = support_cutoff(variances, X.dtype)
     keep = np.asarray(variances) > cutoff
     lam = np.asarray(variances, dtype=np.float64)[keep]
-    U = np.asarray(U)[:, keep].astype(X.dtype)
+    U_kept = np.asarray(U)[:, keep].astype(X.dtype)
     R = X - np.asarray(mean).astype(X.dtype)  # (n, D)
-    proj = R @ U  # U_+^T (x - μ) : (n, r)
+    proj = R @ U_kept  # U_+^T (x - μ) : (n, r)
     maha = np.square(proj / np.sqrt(lam).astype(X.dtype)).sum(axis=1, dtype=np.float64)
     log_prob = -0.5 * (len(lam) * LOG_2PI + np.log(lam).sum() + maha)
     if len(lam) < X.shape[1]:  # the distance from the support: ||(I - U_+ U_+^T)(x - μ)||
-        R -= proj @ U.T
-        scale = np.max(np.abs(X), axis=1, initial=0.0).astype(np.float64) + float(
-            np.max(np.abs(np.asarray(mean, dtype=np.float64)), initial=0.0))
-        tol = 1e3 * cutoff + 64 * np.finfo(X.dtype).eps * scale
-        off = np.sqrt(np.square(R).sum(axis=1, dtype=np.float64)) > tol
+        R -= proj @ U_kept.T
+        distance = np.sqrt(np.square(R).sum(axis=1, dtype=np.float64))
+        off = distance > support_tolerance(X, mean, variances, keep, n_train)
         log_prob[off] = -np.inf
     return log_prob
 

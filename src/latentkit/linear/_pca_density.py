@@ -49,9 +49,11 @@ def pca_precision(components, variances, noise) -> np.ndarray:
     return (U[:, keep] / lam[keep]) @ U[:, keep].T
 
 
-def pca_log_prob(X, mean, components, variances, noise) -> np.ndarray:
-    """log N(x_n; x̄, C) : (n_samples,) float64, O(N D M). X : (n_samples, D)."""
+def pca_log_prob(X, mean, components, variances, noise, n_train=None) -> np.ndarray:
+    """log N(x_n; x̄, C) : (n_samples,) float64, O(N D M). X : (n_samples, D); n_train, the
+    fit's number of rows (the variances are over n_train - 1), puts every training row on
+    the singular density's support (`_lowrank.support_tolerance`)."""
     if noise > 0:
         W = loadings(components, variances, noise)
         return lowrank_log_prob(X, mean, W, np.full(W.shape[0], noise))
-    return subspace_log_prob(X, mean, np.asarray(components).T, variances)
+    return subspace_log_prob(X, mean, np.asarray(components).T, variances, n_train)

@@ -12,11 +12,14 @@ Two solvers on the EM engine, both monotone in the exact log-likelihood:
 "auto" runs "svd" on complete in-memory data and "em" otherwise. Each ψ_d is floored at
 NOISE_FLOOR · var(x_d) (NOISE_FLOOR = 1e-6): a Heywood case (ψ_d -> 0, a feature explained
 entirely by the factors) stops at the floor instead of making the likelihood unbounded.
-FA is equivariant under a scaling of the features (μ / s, W / s, ψ / s²), so "em" (and
-"auto" on rows) starts and iterates on the standardized features x_d / s_d (s_d = the data's
-standard deviation) and scales the parameters back: features whose scales differ by many
-orders of magnitude then neither swamp each other's loadings in round-off nor leave a
-fitted model that cannot score (or sample in the scale of) its own training data.
+FA is equivariant under an affine map of each feature (μ -> (μ - x̄) / s, W / s, ψ / s²),
+so "em" (and "auto" on rows) starts and iterates on the standardized features
+(x_d - x̄_d) / s_d (x̄_d, s_d = the data's mean and standard deviation) and maps the
+parameters back, rounding the mean once, where it is stored (`_fa_svd.scaled_m_step`):
+features whose scales differ by many orders of magnitude then neither swamp each other's
+loadings in round-off nor leave a fitted model that cannot score (or sample in the scale of)
+its own training data, and a column whose spread is a few ulps of its value keeps EM
+monotone.
 """
 
 from __future__ import annotations

@@ -18,7 +18,11 @@ inside get_covariance, so its score_samples differs when whiten=True).
 
 `score_samples` is the density of the PPCA with these quantities: σ² = the mean of the
 discarded eigenvalues, W = U_M (Λ_M - σ² I)^½ (the closed form of `PPCA` with S over N - 1);
-with σ² = 0 the (possibly singular) Gaussian N(x̄, U Λ U^T) on its support. Whitening maps
+with σ² = 0 the (possibly singular) Gaussian N(x̄, U Λ U^T) on its support (the directions
+whose variance exceeds 1e6 eps times the largest, as scipy's allow_singular), -inf off it;
+a direction of real variance below that cutoff (columns whose scales differ by 1e7 or more)
+counts as 0, and every training row is on the support (`_lowrank.support_tolerance`: where
+scikit-learn and scipy give such rows -inf). Whitening maps
 x to Λ_M^{-1/2} U_M^T (x - x̄): zero mean, identity sample covariance; √λ is floored at the
 dtype's eps so that a direction of zero variance (rank-deficient data) stays finite.
 """
@@ -315,7 +319,7 @@ class PCA(LatentModel):
     def score_samples(self, X):
         """log p(x) : (n_samples,) under the PPCA density, O(N D M)."""
         X = self._validate_X(X, reset=False)
-        return pca_log_prob(X, *self._density()).astype(X.dtype)
+        return pca_log_prob(X, *self._density(), n_train=self.n_samples_).astype(X.dtype)
 
     def posterior(self, X) -> Gaussian:
         """p(z | x) of the PPCA density: N(M^{-1} W^T (x - μ), σ² M^{-1})."""
