@@ -387,14 +387,9 @@ def test_ppca_missing_entries_on_columns_of_very_different_scales_stays_monotone
     allowance. Fixed by an exact centre (`_lg_em.column_mean`) and an M-step that solves W at
     the rounded mean (`_lg_em.m_step`); tests/linear/test_ppca_missing_precision.py has
     the rest."""
-    X = np.array([[-2.279395502545297e-09, 1.3709107689152754e+49],
-                  [NAN, 1.3709107689152754e+49],
-                  [3.5354608710819585e-09, 1.3709107689152754e+49],
-                  [2.7608218806292837e-07, 1.3709107689152754e+49],
-                  [6.5676808696749116e-09, NAN],
-                  [5.163704277098407e-08, 1.3709107689152754e+49],
-                  [-1.6218808319515486e-09, 1.3709107689152754e+49]])
-    model = _quiet_fit(latentkit.PPCA(1, random_state=0, max_iter=5, tol=0), X)
+    from linear.test_ppca_missing_precision import ISSUE_DATA
+
+    model = _quiet_fit(latentkit.PPCA(1, random_state=0, max_iter=5, tol=0), ISSUE_DATA)
     h = model.history_
     assert h[1] - h[0] >= -1.28e-7, h
     assert_monotone(h)

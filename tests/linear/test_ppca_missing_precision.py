@@ -39,15 +39,19 @@ def _scipy_mean_log_likelihood(model, X) -> float:
     return total / len(X)
 
 
+#: the fuzz case of issue 12: a column near 1e-8 beside a constant one at 1.37e49
+ISSUE_DATA = np.array([[-2.279395502545297e-09, 1.3709107689152754e+49],
+                       [NAN, 1.3709107689152754e+49],
+                       [3.5354608710819585e-09, 1.3709107689152754e+49],
+                       [2.7608218806292837e-07, 1.3709107689152754e+49],
+                       [6.5676808696749116e-09, NAN],
+                       [5.163704277098407e-08, 1.3709107689152754e+49],
+                       [-1.6218808319515486e-09, 1.3709107689152754e+49]])
+ISSUE_DATA.flags.writeable = False
+
+
 def _issue_data():
-    """The fuzz case of issue 12: a column near 1e-8 beside a constant one at 1.37e49."""
-    return np.array([[-2.279395502545297e-09, 1.3709107689152754e+49],
-                     [NAN, 1.3709107689152754e+49],
-                     [3.5354608710819585e-09, 1.3709107689152754e+49],
-                     [2.7608218806292837e-07, 1.3709107689152754e+49],
-                     [6.5676808696749116e-09, NAN],
-                     [5.163704277098407e-08, 1.3709107689152754e+49],
-                     [-1.6218808319515486e-09, 1.3709107689152754e+49]])
+    return ISSUE_DATA.copy()
 
 
 def _ulp_spread_data():
