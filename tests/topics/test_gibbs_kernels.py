@@ -377,7 +377,9 @@ def test_sparse_list_width_does_not_change_the_chain():
         state = fresh_state(doc_ptr, words, n_topics, n_words)
         _sequential_sweeps(doc_ptr, words, *state, alpha, 0.1, 3, 5, 0,
                            np.empty((n_words, n_topics), width),
-                           np.full(n_words, -1, np.int32), shift)
+                           np.full(n_words, -1, np.int32), shift,
+                           state[2].sum(axis=1, dtype=np.int64),
+                           log_joint_tables(alpha, 0.1, 100, 0)[0])
         chains.append(state[0])
     state = fresh_state(doc_ptr, words, n_topics, n_words)
     gibbs_sweeps(doc_ptr, words, *state, alpha, 0.1, 3, seed=5, sparse=True)
@@ -390,3 +392,84 @@ def test_inconsistent_counts_are_rejected():
     n_wk[0, 0] += 1
     with pytest.raises(ValueError, match="count_matrices"):
         gibbs_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, TINY_ALPHA, 0.1, 1, 0)
+
+
+def brute_doc_part(doc_ptr, z, n_topics, alpha):
+    """Σ_d [log Γ(Σα) − log Γ(N_d + Σα) + Σ_k (log Γ(n_dk + α_k) − log Γ(α_k))] by loops."""
+    total = 0.0
+    for d in range(len(doc_ptr) - 1):
+        topics = z[doc_ptr[d]:doc_ptr[d + 1]].tolist()
+        total += math.lgamma(sum(alpha)) - math.lgamma(len(topics) + sum(alpha))
+        for k in range(n_topics):
+            total += math.lgamma(topics.count(k) + alpha[k]) - math.lgamma(alpha[k])
+    return total
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("table_width", [None, 2])
+def test_sweeps_return_the_documents_part_of_the_log_joint(sparse, n_threads, table_width):
+    """The kernels sum the documents' part of log p(w, z) as each document ends (the fit's
+    trace skips its dense pass over n_dk with it): it must equal the part of the final z,
+    also for counts past the log-gamma table (table_width 2: every count >= 2 evaluated)."""
+    from latentkit.topics._gibbs_kernels import run_sweeps
+
+    n_topics, n_words = 34, 25  # SparseLDA by default, forced either way here
+    doc_ptr, words = random_corpus()
+    alpha = np.linspace(0.05, 0.6, n_topics)
+    state = fresh_state(doc_ptr, words, n_topics, n_words)
+    workspace = sweep_workspace(doc_ptr, state[2], n_threads, sparse)
+    doc_table = log_joint_tables(alpha, 0.1, np.diff(doc_ptr).max(), 0)[0]
+    if table_width is not None:
+        doc_table = doc_table[:, :table_width]
+        assert np.diff(doc_ptr).max() > n_topics  # some n_dk >= 2 (pigeonhole)
+    for sweep in range(3):
+        doc_part = run_sweeps(doc_ptr, words, *state, alpha, 0.1, 1, 9, sweep, workspace,
+                              doc_table)
+        expected = brute_doc_part(doc_ptr, state[0], n_topics, alpha)
+        assert doc_part == pytest.approx(expected, rel=1e-12)
+    assert np.isnan(run_sweeps(doc_ptr, words, *state, alpha, 0.1, 0, 9, 3, workspace,
+                               doc_table))
+    returned = gibbs_sweeps(doc_ptr, words, *state, alpha, 0.1, 2, seed=9, first_sweep=3,
+                            n_threads=n_threads, sparse=sparse)
+    assert returned == pytest.approx(brute_doc_part(doc_ptr, state[0], n_topics, alpha),
+                                     rel=1e-12)
+
+
+@pytest.mark.parametrize("optimize", [False, True])
+@pytest.mark.parametrize("n_topics, n_threads", [(40, 1), (40, 2), (10, 1)])
+def test_fit_trace_is_the_log_joint_of_the_final_state(optimize, n_topics, n_threads):
+    """history_[-1] is log p(w, z) / D of the chain's last state, with the α in force after
+    the sweep (α re-estimated after the last sweep when optimize: the kernel's documents'
+    part, computed with the sweep's α, must then not be used); the words' part comes from
+    the sparse kernel's lists (40 topics, one thread) or from n_wk (the other cases)."""
+    from latentkit.datasets import make_lda_corpus
+    from latentkit.topics import LDA
+
+    planted = make_lda_corpus(60, 40, 3, doc_length=30, alpha=0.2, eta=0.1, random_state=3)
+    counts = planted.counts
+    model = LDA(n_topics, method="gibbs", doc_topic_prior=0.2, topic_word_prior=0.1,
+                max_iter=20, burn_in=4, optimize_alpha=optimize, n_threads=n_threads,
+                random_state=0).fit(counts)
+    doc_ptr, words = tokens_from_counts(counts.indptr, counts.indices, counts.data)
+    z = model.em_state_.z
+    doc_words = [words[a:b].tolist() for a, b in zip(doc_ptr[:-1], doc_ptr[1:])]
+    alpha = model.doc_topic_prior_
+    assert optimize == (not np.allclose(alpha, 0.2))
+    expected = brute_log_joint(doc_words, split(z, doc_words), n_topics, counts.shape[1],
+                               alpha.tolist(), 0.1)
+    assert model.history_[-1] * counts.shape[0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_a_workspace_of_other_word_frequencies_is_rejected():
+    """The workspace keeps the words' frequencies (its lists are checked against them): a
+    corpus with the same documents and topics but other words must not reuse it."""
+    n_topics, n_words = 40, 25
+    doc_ptr, words = random_corpus()
+    z, n_dk, n_wk, n_k = fresh_state(doc_ptr, words, n_topics, n_words)
+    workspace = sweep_workspace(doc_ptr, n_wk, 1, True)
+    other = (words + 1) % n_words
+    z, n_dk, n_wk, n_k = fresh_state(doc_ptr, other, n_topics, n_words)
+    with pytest.raises(ValueError, match="workspace"):
+        gibbs_sweeps(doc_ptr, other, z, n_dk, n_wk, n_k, np.full(n_topics, 0.1), 0.1, 1, 0,
+                     workspace=workspace)

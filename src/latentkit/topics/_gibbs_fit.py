@@ -14,7 +14,8 @@ With optimize_alpha, α is re-estimated every `ALPHA_EVERY` sweeps once the burn
 done (Minka's fixed point on the document-topic counts; Wallach et al. 2009's asymmetric
 prior). history_ records log p(w, z | α, η) per document after each sweep (the collapsed
 joint, Griffiths & Steyvers' trace of convergence): it is not a bound and need not rise.
-It costs about 2% of a sweep (one compiled pass over the counts with tabulated log-gamma
+It costs about 2% of a sweep (the documents' part summed by the sweep kernel as each
+document ends, the topics' part in one compiled pass over n_wk with tabulated log-gamma
 terms, `collapsed_log_joint`), so every sweep keeps its value.
 """
 
@@ -38,11 +39,13 @@ from ._gibbs_kernels import (
     count_matrices,
     fixed_topics_inference,
     initial_assignments,
+    log_joint_tables,
     optimize_alpha,
     run_sweeps,
     sweep_workspace,
     tokens_from_counts,
 )
+from ._gibbs_sparse import list_count_terms
 from ._rng import seed_from
 from ._vb import TopicParams
 
@@ -50,28 +53,13 @@ from ._vb import TopicParams
 ALPHA_EVERY = 10
 
 
-# entries of the log-gamma tables of collapsed_log_joint (larger counts call lgamma)
-TABLE_ENTRIES = 2**20
-
-
-def log_joint_tables(alpha, eta, max_doc_count, max_word_count):
-    """Tables of the collapsed log joint's count terms for counts up to a cap:
-    doc_table : (K, A) with [k, n] = log Γ(n + α_k) − log Γ(α_k) and word_table : (B,) with
-    [n] = log Γ(n + η) − log Γ(η), A = max_doc_count + 1 and B = max_word_count + 1 capped
-    so that each table holds at most TABLE_ENTRIES (larger counts are evaluated directly)."""
-    alpha = np.asarray(alpha, dtype=np.float64)
-    width = max(1, min(int(max_doc_count) + 1, TABLE_ENTRIES // max(alpha.shape[0], 1)))
-    doc_counts = np.arange(width, dtype=np.float64)
-    doc_table = gammaln(doc_counts[None, :] + alpha[:, None]) - gammaln(alpha)[:, None]
-    word_counts = np.arange(max(1, min(int(max_word_count) + 1, TABLE_ENTRIES)), dtype=float)
-    return doc_table, gammaln(word_counts + eta) - gammaln(eta)
-
-
 @numba.njit(cache=True, nogil=True)
-def _log_joint(n_dk, n_wk, n_k, alpha, eta, doc_table, word_table):
+def _doc_part(n_dk, alpha, doc_table):
+    """Σ_d [log Γ(Σα) − log Γ(N_d + Σα) + Σ_k (log Γ(n_dk + α_k) − log Γ(α_k))], one dense
+    pass over n_dk : (D, K)."""
     n_docs, n_topics = n_dk.shape
-    alpha_sum, v_eta = alpha.sum(), n_wk.shape[0] * eta
-    total = n_docs * math.lgamma(alpha_sum) + n_topics * math.lgamma(v_eta)
+    alpha_sum = alpha.sum()
+    total = n_docs * math.lgamma(alpha_sum)
     for d in range(n_docs):
         length = 0
         for k in range(n_topics):
@@ -82,36 +70,51 @@ def _log_joint(n_dk, n_wk, n_k, alpha, eta, doc_table, word_table):
             else:
                 total += math.lgamma(count + alpha[k]) - math.lgamma(alpha[k])
         total -= math.lgamma(length + alpha_sum)
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _word_count_terms(n_wk, eta, word_table):
+    """Σ_w Σ_k [log Γ(n_wk + η) − log Γ(η)], one dense pass over n_wk : (V, K)."""
+    total = 0.0
     word_lgamma_eta = math.lgamma(eta)
     for w in range(n_wk.shape[0]):
-        for k in range(n_topics):
+        for k in range(n_wk.shape[1]):
             count = n_wk[w, k]
             if count < word_table.shape[0]:
                 total += word_table[count]
             else:
                 total += math.lgamma(count + eta) - word_lgamma_eta
-    for k in range(n_topics):
-        total -= math.lgamma(n_k[k] + v_eta)
     return total
 
 
-def collapsed_log_joint(n_dk, n_wk, n_k, alpha, eta, tables=None):
+def collapsed_log_joint(n_dk, n_wk, n_k, alpha, eta, tables=None, doc_part=None,
+                        word_part=None):
     """log p(w, z) of the token sequence and its topics, θ and φ integrated out:
 
         Σ_d [log Γ(Σα) − log Γ(N_d + Σα) + Σ_k (log Γ(n_dk + α_k) − log Γ(α_k))]
       + Σ_k [log Γ(Vη) − log Γ(n_k + Vη) + Σ_w (log Γ(n_wk + η) − log Γ(η))]
 
-    (the Dirichlet-multinomial closed form per document and per topic), in one compiled
-    pass whose count terms are read from `log_joint_tables` (a zero count adds 0): about a
+    (the Dirichlet-multinomial closed form per document and per topic), in compiled passes
+    whose count terms are read from `log_joint_tables` (a zero count adds 0): about a
     millisecond at D = 4500, V = 5000, K = 200. n_dk : (D, K) int32, n_wk : (V, K) int32,
     n_k : (K,) int64, alpha : (K,), eta > 0; tables: log_joint_tables(alpha, eta, ...) of
     these α and η, to reuse across calls (None: built for the largest counts here).
+    doc_part (the first line) and word_part (Σ_w Σ_k [log Γ(n_wk + η) − log Γ(η)]) when
+    known skip their passes over n_dk and n_wk: run_sweeps returns the first for the state
+    it leaves, list_count_terms gives the second from the sparse kernel's word lists.
     """
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
     if tables is None:
         tables = log_joint_tables(alpha, eta, n_dk.max(initial=0), n_wk.max(initial=0))
-    return float(_log_joint(n_dk, n_wk, n_k, alpha, np.float64(eta), *tables))
-
+    doc_table, word_table = tables
+    if doc_part is None:
+        doc_part = _doc_part(n_dk, alpha, doc_table)
+    if word_part is None:
+        word_part = _word_count_terms(n_wk, np.float64(eta), word_table)
+    v_eta = n_wk.shape[0] * eta
+    topic_norms = n_k.shape[0] * gammaln(v_eta) - gammaln(n_k + v_eta).sum()
+    return float(doc_part + word_part + topic_norms)
 
 
 @register_record
@@ -150,6 +153,15 @@ class _Chain:
         self.workspace = sweep_workspace(self.doc_ptr, self.n_wk, n_threads)
         self.max_word_count = int(self.n_wk.sum(axis=1).max(initial=0))
 
+    def word_part(self, eta, word_table):
+        """Σ_w Σ_k [log Γ(n_wk + η) − log Γ(η)] from the sparse kernel's word lists when one
+        block (sequential) keeps them after its sweep; None otherwise (dense pass)."""
+        ws = self.workspace
+        if ws.block_ptr.shape[0] != 2 or ws.word_lists.shape[1] == 0:
+            return None
+        return list_count_terms(ws.word_lists[0], ws.word_nnz[0], np.int64(ws.shift),
+                                word_table, np.float64(eta))
+
     def log_joint_tables(self, alpha, eta):
         """The log-gamma tables of collapsed_log_joint for α and η (rebuilt when α moves)."""
         return log_joint_tables(alpha, eta, self.lengths.max(initial=0), self.max_word_count)
@@ -181,8 +193,9 @@ def fit(model, counts, config, warm: bool):
     with em.progress_bar(max_iter, "Gibbs", model._progress_delay()) as bar:
         for sweep in range(record.sweeps, record.sweeps + max_iter):
             try:
-                run_sweeps(chain.doc_ptr, chain.words, chain.z, chain.n_dk, chain.n_wk,
-                           chain.n_k, alpha, eta, 1, record.seed, sweep, chain.workspace)
+                doc_part = run_sweeps(chain.doc_ptr, chain.words, chain.z, chain.n_dk,
+                                      chain.n_wk, chain.n_k, alpha, eta, 1, record.seed, sweep,
+                                      chain.workspace, tables[0])
             except KeyboardInterrupt:
                 warnings.warn(f"Gibbs sampling interrupted during sweep {sweep + 1}; keeping "
                               "the chain's state before it.", em.ConvergenceWarning,
@@ -194,11 +207,13 @@ def fit(model, counts, config, warm: bool):
                     and done % ALPHA_EVERY == 0):
                 alpha = optimize_alpha(chain.n_dk, chain.lengths, alpha)
                 tables = chain.log_joint_tables(alpha, eta)
+                doc_part = None  # the kernel's value is for the α of the sweep
             if done > burn_in and (done - burn_in) % model.thin == 0:
                 kept += chain.n_wk.T
                 n_kept += 1
-            history.append(collapsed_log_joint(chain.n_dk, chain.n_wk, chain.n_k, alpha, eta,
-                                               tables) / max(len(chain.lengths), 1))
+            history.append(collapsed_log_joint(
+                chain.n_dk, chain.n_wk, chain.n_k, alpha, eta, tables, doc_part,
+                chain.word_part(eta, tables[1])) / max(len(chain.lengths), 1))
             bar.update(1)
             reason = _stop_reason(model, done, history, alpha, eta, chain, start)
             if reason:

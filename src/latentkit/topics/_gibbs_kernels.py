@@ -23,6 +23,7 @@ one word's K counts at a time), n_k : (K,) int64, alpha : (K,) float64, eta > 0.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba
@@ -32,7 +33,9 @@ from scipy.special import psi
 from latentkit.topics._gibbs_sparse import (
     FAST,
     build_word_topic_lists,
+    doc_count_term,
     list_layout,
+    log_joint_tables,
     sparse_block_sweep,
     unpack_word_topic_lists,
 )
@@ -139,16 +142,19 @@ def _inverse_cdf_draw(state, cumulative, n_topics):
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST, _nrt=False)
 def dense_block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi, state,
-                      scratch):
+                      scratch, doc_table):
     """One dense collapsed Gibbs sweep over documents doc_lo..doc_hi-1, in place on z, n_dk,
     n_wk, n_k; ι_k = 1 / (n_k + Vη) is cached and refreshed for the two topics a token
     changes. Draws one uniform per token from `state` : (1,) uint64 (inverse-CDF search).
     scratch : (2, K) float64 work space (compiled without reference counting, _nrt=False:
-    a row view per token costs no atomic increment)."""
+    a row view per token costs no atomic increment). Returns the documents' part of the
+    collapsed log joint after the sweep (see sparse_block_sweep; doc_table : (K, A))."""
     n_words, n_topics = n_wk.shape
     v_eta = n_words * eta
     inv_nk = scratch[0]
     cumulative = scratch[1]
+    alpha_sum = alpha.sum()
+    doc_part = (doc_hi - doc_lo) * math.lgamma(alpha_sum)
     for k in range(n_topics):
         inv_nk[k] = 1.0 / (n_k[k] + v_eta)
     for d in range(doc_lo, doc_hi):
@@ -170,57 +176,71 @@ def dense_block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, do
             word_row[topic] += 1
             n_k[topic] += 1
             inv_nk[topic] = 1.0 / (n_k[topic] + v_eta)
+        doc_part -= math.lgamma(doc_ptr[d + 1] - doc_ptr[d] + alpha_sum)
+        for k in range(n_topics):
+            if doc_row[k] != 0:
+                doc_part += doc_count_term(doc_table, alpha, k, doc_row[k])
+    return doc_part
 
 
 @numba.njit(cache=True, nogil=True)
 def _block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi, state,
-                 word_lists, word_nnz, shift):
+                 word_lists, word_nnz, shift, word_totals, doc_table):
     """One sweep of a block by the sparse kernel when word_lists : (V, K) has rows (packed
     word lists with `shift` and lengths word_nnz : (V,) int32, brought up to date with n_wk
-    and written back to it after the sweep), by the dense kernel when it has none."""
+    and written back to it after the sweep; word_totals : (V,) int64 the rows' sums), by
+    the dense kernel when it has none. Returns
+    the block's documents' part of the collapsed log joint (doc_table : (K, A))."""
     n_topics = alpha.shape[0]
     if word_lists.shape[0] > 0:
-        build_word_topic_lists(n_wk, word_lists, word_nnz, shift)
-        sparse_block_sweep(doc_ptr, words, z, n_dk, n_k, alpha, eta, doc_lo, doc_hi,
-                           state, word_lists, word_nnz, shift, np.empty((3, n_topics)),
-                           np.empty((2, n_topics), dtype=np.int32))
+        build_word_topic_lists(n_wk, word_lists, word_nnz, shift, word_totals)
+        doc_part, _ = sparse_block_sweep(
+            doc_ptr, words, z, n_dk, n_k, alpha, eta, doc_lo, doc_hi, state, word_lists,
+            word_nnz, shift, np.empty((3, n_topics)), np.empty((2, n_topics), dtype=np.int32),
+            doc_table)
         unpack_word_topic_lists(word_lists, word_nnz, n_wk, shift)
-    else:
-        dense_block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi,
-                          state, np.empty((2, alpha.shape[0])))
+        return doc_part
+    return dense_block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi,
+                             state, np.empty((2, alpha.shape[0])), doc_table)
 
 
 @numba.njit(cache=True, nogil=True)
 def _sequential_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
-                       first_sweep, word_lists, word_nnz, shift):
+                       first_sweep, word_lists, word_nnz, shift, word_totals, doc_table):
     """n_sweeps exact sequential sweeps (one block: sweep s draws from stream(seed, s));
-    word_lists : (V, K) or (0, K) and word_nnz : (V,), the sparse kernel's work space (see
-    build_word_topic_lists) or none (dense)."""
+    word_lists : (V, K) or (0, K), word_nnz : (V,) and word_totals : (V,), the sparse
+    kernel's work space (see build_word_topic_lists) or none (dense). Returns the last
+    sweep's documents' part of the log joint (NaN when n_sweeps = 0)."""
     n_docs = doc_ptr.shape[0] - 1
+    doc_part = np.nan
     for sweep in range(first_sweep, first_sweep + n_sweeps):
         state = stream(seed, sweep)
-        _block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, 0, n_docs, state,
-                     word_lists, word_nnz, shift)
+        doc_part = _block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, 0, n_docs,
+                                state, word_lists, word_nnz, shift, word_totals, doc_table)
+    return doc_part
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _parallel_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
-                     first_sweep, word_lists, word_nnz, shift, block_ptr, local_wk, local_k):
+                     first_sweep, word_lists, word_nnz, shift, word_totals, block_ptr, local_wk,
+                     local_k, doc_table):
     """n_sweeps AD-LDA sweeps: the blocks (documents block_ptr[b]..block_ptr[b+1]-1) run in
     parallel against private copies local_wk : (n_blocks, V, K) int32, local_k :
     (n_blocks, K) int64 of n_wk and n_k, merged in block order afterwards; word_lists :
     (n_blocks, V, K) or (n_blocks, 0, K) and word_nnz : (n_blocks, V) as in
-    _sequential_sweeps."""
+    _sequential_sweeps, whose return value this shares (the blocks' parts summed in order)."""
     n_blocks = block_ptr.shape[0] - 1
     n_words, n_topics = n_wk.shape
+    block_parts = np.full(n_blocks, np.nan)
     for sweep in range(first_sweep, first_sweep + n_sweeps):
         for b in numba.prange(n_blocks):
             local_wk[b] = n_wk
             local_k[b] = n_k
             state = stream(seed, sweep * n_blocks + b)
-            _block_sweep(doc_ptr, words, z, n_dk, local_wk[b], local_k[b], alpha, eta,
-                         block_ptr[b], block_ptr[b + 1], state, word_lists[b], word_nnz[b],
-                         shift)
+            block_parts[b] = _block_sweep(doc_ptr, words, z, n_dk, local_wk[b], local_k[b],
+                                          alpha, eta, block_ptr[b], block_ptr[b + 1], state,
+                                          word_lists[b], word_nnz[b], shift, word_totals,
+                                          doc_table)
         for w in numba.prange(n_words):  # n_wk += Σ_b (n_wk^(b) − n_wk^before)
             for k in range(n_topics):
                 merged = n_wk[w, k]
@@ -232,6 +252,10 @@ def _parallel_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, s
             for b in range(n_blocks):
                 merged_k += local_k[b, k] - n_k[k]
             n_k[k] = merged_k
+    doc_part = 0.0
+    for b in range(n_blocks):
+        doc_part += block_parts[b]
+    return doc_part
 
 
 def balanced_blocks(doc_ptr, n_blocks):
@@ -286,7 +310,8 @@ def gibbs_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
     by seed and n_threads). sparse: True for SparseLDA, False for the dense kernel, None for
     SparseLDA when K >= SPARSE_MIN_TOPICS (both sample the same conditional exactly).
     workspace: a `sweep_workspace` for this corpus, to reuse across calls (it then fixes
-    n_threads and sparse); None allocates one.
+    n_threads and sparse); None allocates one. Returns the documents' part of the collapsed
+    log joint of the final state (see run_sweeps; NaN when n_sweeps = 0).
     """
     _check_state(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta)
     if n_sweeps < 0 or first_sweep < 0 or n_threads < 1:
@@ -294,11 +319,13 @@ def gibbs_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
                          f"{n_sweeps}, {first_sweep}, {n_threads}")
     if workspace is None:
         workspace = sweep_workspace(doc_ptr, n_wk, n_threads, sparse)
-    elif workspace.local_k.shape[1] != n_wk.shape[1] or workspace.block_ptr[-1] != n_dk.shape[0]:
+    elif (workspace.local_k.shape[1] != n_wk.shape[1] or workspace.block_ptr[-1] != n_dk.shape[0]
+          or not np.array_equal(workspace.word_totals, n_wk.sum(axis=1))):
         raise ValueError("workspace was made for another corpus or number of topics: make "
                          "it with sweep_workspace(doc_ptr, n_wk, n_threads, sparse)")
-    run_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed, first_sweep,
-               workspace)
+    doc_table, _ = log_joint_tables(alpha, eta, np.diff(doc_ptr).max(initial=0), 0)
+    return run_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed,
+                      first_sweep, workspace, doc_table)
 
 
 @dataclass(frozen=True)
@@ -306,46 +333,55 @@ class SweepWorkspace:
     """Buffers of the sweep kernels, reused from sweep to sweep: word_lists : (B, V, K)
     packed lists (B = 1 sequential, else n_threads; (B, 0, K) for the dense kernel) and
     word_nnz : (B, V) int32 their lengths (-1: none yet), shift : their topic bits,
-    block_ptr : (B + 1,) document blocks, local_wk : (B, V, K)
-    int32 and local_k : (B, K) int64 the blocks' private counts (B = 0 when sequential)."""
+    word_totals : (V,) int64 the words' frequencies, block_ptr : (B + 1,) document blocks,
+    local_wk : (B, V, K) int32 and local_k : (B, K) int64 the blocks' private counts
+    (B = 0 when sequential)."""
 
     word_lists: np.ndarray
     word_nnz: np.ndarray
     shift: int
+    word_totals: np.ndarray
     block_ptr: np.ndarray
     local_wk: np.ndarray
     local_k: np.ndarray
 
 
 def sweep_workspace(doc_ptr, n_wk, n_threads=1, sparse=None):
-    """The SweepWorkspace of a corpus (doc_ptr : (D + 1,)) with counts n_wk : (V, K); the
-    list layout holds any count up to the largest word frequency, which sweeps never
-    change."""
+    """The SweepWorkspace of a corpus (doc_ptr : (D + 1,)) with counts n_wk : (V, K): the
+    word frequencies (row sums of n_wk, which sweeps never change) and a list layout that
+    holds any count up to the largest of them."""
     n_words, n_topics = n_wk.shape
     if sparse is None:
         sparse = n_topics >= SPARSE_MIN_TOPICS
-    shift, list_dtype = list_layout(n_topics, int(n_wk.sum(axis=1).max(initial=0)))
+    word_totals = n_wk.sum(axis=1, dtype=np.int64)
+    shift, list_dtype = list_layout(n_topics, int(word_totals.max(initial=0)))
     n_local = n_threads if n_threads > 1 else 0
     return SweepWorkspace(
         np.empty((n_threads, n_words if sparse else 0, n_topics), list_dtype),
-        np.full((n_threads, n_words), -1, np.int32), shift,
+        np.full((n_threads, n_words), -1, np.int32), shift, word_totals,
         balanced_blocks(doc_ptr, n_threads), np.empty((n_local, n_words, n_topics), np.int32),
         np.empty((n_local, n_topics), np.int64))
 
 
 def run_sweeps(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, n_sweeps, seed, first_sweep,
-               workspace):
+               workspace, doc_table):
     """gibbs_sweeps without its checks, for callers that validated the state once (a fit
-    loop): the number of threads is the workspace's number of blocks."""
+    loop): the number of threads is the workspace's number of blocks. Returns the last
+    sweep's (NaN if none) documents' part of the log joint, summed by the kernels as each
+    document ends (no pass over the dense n_dk; doc_table : (K, A) of log_joint_tables),
+
+        Σ_d [log Γ(Σα) − log Γ(N_d + Σα) + Σ_k (log Γ(n_dk + α_k) − log Γ(α_k))]."""
     args = (doc_ptr, words, z, n_dk, n_wk, n_k, alpha, np.float64(eta), np.int64(n_sweeps),
             np.int64(seed), np.int64(first_sweep))
+    doc_table = np.ascontiguousarray(doc_table, dtype=np.float64)
     if workspace.block_ptr.shape[0] == 2:
-        _sequential_sweeps(*args, workspace.word_lists[0], workspace.word_nnz[0],
-                           np.int64(workspace.shift))
-    else:
-        _parallel_sweeps(*args, workspace.word_lists, workspace.word_nnz,
-                         np.int64(workspace.shift),
-                         workspace.block_ptr, workspace.local_wk, workspace.local_k)
+        return float(_sequential_sweeps(*args, workspace.word_lists[0], workspace.word_nnz[0],
+                                        np.int64(workspace.shift), workspace.word_totals,
+                                        doc_table))
+    return float(_parallel_sweeps(*args, workspace.word_lists, workspace.word_nnz,
+                                  np.int64(workspace.shift), workspace.word_totals,
+                                  workspace.block_ptr,
+                                  workspace.local_wk, workspace.local_k, doc_table))
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST, _nrt=False)
@@ -447,5 +483,6 @@ ALPHA_FLOOR = 1e-10
 __all__ = [
     "SPARSE_MIN_TOPICS", "SweepWorkspace", "balanced_blocks", "count_matrices",
     "dense_block_sweep", "fixed_topics_inference", "gibbs_sweeps", "initial_assignments",
-    "optimize_alpha", "run_sweeps", "sweep_workspace", "tokens_from_counts",
+    "log_joint_tables", "optimize_alpha", "run_sweeps", "sweep_workspace",
+    "tokens_from_counts",
 ]

@@ -31,8 +31,11 @@ helpers' array arguments cost no atomic increments (they took 60% of the time ot
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
+from scipy.special import gammaln
 
 from latentkit.topics._rng import next_double
 
@@ -68,18 +71,19 @@ def _build_word_list(counts, word_list, shift):
 
 
 @numba.njit(inline="always")
-def _list_holds(counts, word_list, nnz, shift, topic_bits):
+def _list_holds(counts, word_list, nnz, shift, topic_bits, total):
     """Whether a list of nnz >= 0 entries, written by the sampler (distinct topics), holds
-    exactly the non-zero counts of one word, counts : (K,)."""
+    exactly the non-zero counts of one word, counts : (K,) >= 0 summing to `total`: its
+    entries match counts and add up to total (so no other count can be non-zero)."""
     if nnz < 0:
         return False
+    listed = 0
     for j in range(nnz):
-        if counts[word_list[j] & topic_bits] != word_list[j] >> shift:
+        count = word_list[j] >> shift
+        if counts[word_list[j] & topic_bits] != count:
             return False
-    nonzero = 0
-    for k in range(counts.shape[0]):
-        nonzero += counts[k] != 0
-    return nonzero == nnz
+        listed += count
+    return listed == total
 
 
 @numba.njit(inline="always")
@@ -95,30 +99,36 @@ def _insertion_sort_decreasing(word_list, nnz):
 
 
 @numba.njit(cache=True, nogil=True)
-def build_word_topic_lists(n_wk, word_lists, word_nnz, shift):
-    """Pack each word's non-zero counts of n_wk : (V, K) int32 into word_lists : (V, K)
-    (int32 or int64, see list_layout), entries (n_wk << shift) | k sorted in decreasing
-    order, word_nnz : (V,) int32 of them. A word whose list from the previous sweep
-    (word_nnz[w] >= 0; -1 marks none) still holds its counts is only re-sorted, by
-    insertion (a sweep leaves it nearly sorted), instead of rebuilt: the result is the same
-    canonical list either way (distinct entries, decreasing), so a draw depends only on the
-    counts, never on the lists' history."""
+def build_word_topic_lists(n_wk, word_lists, word_nnz, shift, word_totals):
+    """Move each word's non-zero counts of n_wk : (V, K) int32 (rows summing to word_totals
+    : (V,) int64, the words' frequencies) into word_lists : (V, K) (int32 or int64, see
+    list_layout), entries (n_wk << shift) | k sorted in decreasing order, word_nnz : (V,)
+    int32 of them; the moved counts are set to 0 in n_wk (all of it is then 0, and
+    unpack_word_topic_lists writes the lists back at the cost of their entries, not V K).
+    A word whose list from the previous sweep (word_nnz[w] >= 0; -1 marks none) still
+    holds its counts is only re-sorted, by insertion (a sweep leaves it nearly sorted),
+    instead of rebuilt: the result is the same canonical list either way (distinct
+    entries, decreasing), so a draw depends only on the counts, never on the lists'
+    history."""
     n_words = n_wk.shape[0]
     topic_bits = (np.int64(1) << shift) - 1
     for w in range(n_words):
-        if _list_holds(n_wk[w], word_lists[w], word_nnz[w], shift, topic_bits):
-            _insertion_sort_decreasing(word_lists[w], word_nnz[w])
+        word_list = word_lists[w]
+        if _list_holds(n_wk[w], word_list, word_nnz[w], shift, topic_bits, word_totals[w]):
+            _insertion_sort_decreasing(word_list, word_nnz[w])
         else:
-            word_nnz[w] = _build_word_list(n_wk[w], word_lists[w], shift)
+            word_nnz[w] = _build_word_list(n_wk[w], word_list, shift)
+        for j in range(word_nnz[w]):
+            n_wk[w, word_list[j] & topic_bits] = 0
 
 
 @numba.njit(cache=True, nogil=True)
 def unpack_word_topic_lists(word_lists, word_nnz, n_wk, shift):
-    """Write the counts of the packed lists back into n_wk : (V, K) int32."""
+    """Write the counts of the packed lists back into n_wk : (V, K) int32, which
+    build_word_topic_lists left all 0."""
     n_words = n_wk.shape[0]
     topic_bits = (np.int64(1) << shift) - 1
     for w in range(n_words):
-        n_wk[w, :] = 0
         for j in range(word_nnz[w]):
             n_wk[w, word_lists[w, j] & topic_bits] = word_lists[w, j] >> shift
 
@@ -158,6 +168,50 @@ def _increment_word_topic(word_list, nnz, topic, position, one_count, topic_bits
         word_list[position - 1], word_list[position] = (word_list[position],
                                                         word_list[position - 1])
     return nnz
+
+
+# entries of the log-gamma tables of the collapsed log joint (larger counts call lgamma)
+TABLE_ENTRIES = 2**20
+
+
+def log_joint_tables(alpha, eta, max_doc_count, max_word_count):
+    """Tables of the collapsed log joint's count terms for counts up to a cap:
+    doc_table : (K, A) with [k, n] = log Γ(n + α_k) − log Γ(α_k) and word_table : (B,) with
+    [n] = log Γ(n + η) − log Γ(η), A = max_doc_count + 1 and B = max_word_count + 1 capped
+    so that each table holds at most TABLE_ENTRIES (larger counts are evaluated directly)."""
+    alpha = np.asarray(alpha, dtype=np.float64)
+    width = max(1, min(int(max_doc_count) + 1, TABLE_ENTRIES // max(alpha.shape[0], 1)))
+    doc_counts = np.arange(width, dtype=np.float64)
+    doc_table = gammaln(doc_counts[None, :] + alpha[:, None]) - gammaln(alpha)[:, None]
+    word_counts = np.arange(max(1, min(int(max_word_count) + 1, TABLE_ENTRIES)), dtype=float)
+    return doc_table, gammaln(word_counts + eta) - gammaln(eta)
+
+
+@numba.njit(cache=True, nogil=True)
+def list_count_terms(word_lists, word_nnz, shift, word_table, eta):
+    """Σ_w Σ_k [log Γ(n_wk + η) − log Γ(η)] over the non-zero counts held by the packed
+    lists word_lists : (V, K), word_nnz : (V,) (a zero count adds 0), read from
+    word_table : (B,) of log_joint_tables when the count is below B: a pass over the lists'
+    entries instead of the dense (V, K) counts."""
+    total = 0.0
+    lgamma_eta = math.lgamma(eta)
+    for w in range(word_lists.shape[0]):
+        for j in range(word_nnz[w]):
+            count = word_lists[w, j] >> shift
+            if count < word_table.shape[0]:
+                total += word_table[count]
+            else:
+                total += math.lgamma(count + eta) - lgamma_eta
+    return total
+
+
+@numba.njit(inline="always")
+def doc_count_term(doc_table, alpha, topic, count):
+    """log Γ(count + α_k) − log Γ(α_k) for topic k: from doc_table : (K, A) (log_joint_tables)
+    when count < A, else evaluated."""
+    if count < doc_table.shape[1]:
+        return doc_table[topic, count]
+    return math.lgamma(count + alpha[topic]) - math.lgamma(alpha[topic])
 
 
 @numba.njit(inline="always")
@@ -202,6 +256,20 @@ def _doc_start(doc_row, alpha, inv_nk, eta, q_coef, doc_topics, doc_pos):
 
 
 @numba.njit(inline="always")
+def _doc_end(doc_row, doc_topics, doc_nnz, alpha, alpha_sum, inv_nk, q_coef, doc_table,
+             length):
+    """At the end of a document of `length` tokens: its topics' q coefficients back to
+    α_k ι_k (n_dk = 0 for the next document); returns its part of the log joint,
+    log Γ(Σα) − log Γ(N_d + Σα) + Σ over its topics of log Γ(n_dk + α_k) − log Γ(α_k)."""
+    count_terms = math.lgamma(alpha_sum) - math.lgamma(length + alpha_sum)
+    for j in range(doc_nnz):
+        topic = doc_topics[j]
+        q_coef[topic] = alpha[topic] * inv_nk[topic]
+        count_terms += doc_count_term(doc_table, alpha, topic, doc_row[topic])
+    return count_terms
+
+
+@numba.njit(inline="always")
 def _move_token(topic, sign, doc_row, n_k, alpha, eta, v_eta, inv_nk, q_coef, smoothing,
                 doc_mass):
     """n_dk += sign, n_k += sign for `topic`, refreshing ι_k = 1 / (n_k + Vη), its q
@@ -220,13 +288,15 @@ def _move_token(topic, sign, doc_row, n_k, alpha, eta, v_eta, inv_nk, q_coef, sm
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST, _nrt=False)
 def sparse_block_sweep(doc_ptr, words, z, n_dk, n_k, alpha, eta, doc_lo, doc_hi, state,
-                       word_lists, word_nnz, shift, real_scratch, int_scratch):
+                       word_lists, word_nnz, shift, real_scratch, int_scratch, doc_table):
     """One SparseLDA sweep over documents doc_lo..doc_hi-1, in place on z : (N,) int32,
     n_dk : (D, K) int32, n_k : (K,) int64 and the packed word counts word_lists : (V, K),
     word_nnz : (V,) int32 (build_word_topic_lists with `shift`; n_wk itself is untouched);
     draws from `state` : (1,) uint64. real_scratch : (3, K) float64 and int_scratch : (2, K)
-    int32 are work space. Compiled without reference counting (_nrt=False: no allocation
-    here), so the per-token helpers cost no atomic increments of their array arguments."""
+    int32 are work space; compiled without reference counting (_nrt=False: no allocation
+    here), so the per-token helpers cost no atomic increments of their array arguments.
+    Returns (the documents' part of the log joint as in run_sweeps, summed over each
+    document's topics as it ends, doc_table : (K, A); a number keeping the read-ahead)."""
     n_words, n_topics = word_lists.shape
     v_eta = n_words * eta
     one_count = np.int64(1) << shift
@@ -239,8 +309,8 @@ def sparse_block_sweep(doc_ptr, words, z, n_dk, n_k, alpha, eta, doc_lo, doc_hi,
     for k in range(n_topics):
         inv_nk[k] = 1.0 / (n_k[k] + v_eta)
         q_coef[k] = alpha[k] * inv_nk[k]
-    last_token = words.shape[0] - 1
     touched = np.int64(0)  # the lists read ahead (returned, so the loads are kept)
+    alpha_sum, doc_part = alpha.sum(), 0.0
     for d in range(doc_lo, doc_hi):
         doc_row = n_dk[d]
         doc_nnz, smoothing, doc_mass = _doc_start(doc_row, alpha, inv_nk, eta, q_coef,
@@ -248,7 +318,7 @@ def sparse_block_sweep(doc_ptr, words, z, n_dk, n_k, alpha, eta, doc_lo, doc_hi,
         for i in range(doc_ptr[d], doc_ptr[d + 1]):
             w = words[i]
             word_list = word_lists[w]
-            touched += word_lists[words[min(i + 2, last_token)], 0]  # prefetch a later list
+            touched += word_lists[words[min(i + 2, words.shape[0] - 1)], 0]  # prefetch a later list
             old_topic = z[i]
             smoothing, doc_mass = _move_token(old_topic, -1, doc_row, n_k, alpha, eta, v_eta,
                                               inv_nk, q_coef, smoothing, doc_mass)
@@ -274,10 +344,9 @@ def sparse_block_sweep(doc_ptr, words, z, n_dk, n_k, alpha, eta, doc_lo, doc_hi,
                 doc_topics[doc_nnz] = topic
                 doc_pos[topic] = doc_nnz
                 doc_nnz += 1
-        for j in range(doc_nnz):  # back to n_dk = 0 for the next document
-            topic = doc_topics[j]
-            q_coef[topic] = alpha[topic] * inv_nk[topic]
-    return touched
+        doc_part += _doc_end(doc_row, doc_topics, doc_nnz, alpha, alpha_sum, inv_nk, q_coef,
+                             doc_table, doc_ptr[d + 1] - doc_ptr[d])
+    return doc_part, touched
 
 
 @numba.njit(inline="always", fastmath=FAST)
@@ -313,5 +382,7 @@ def _draw_topic(state, word_list, word_nnz, old_topic, q_coef, q_terms, smoothin
 
 
 __all__ = [
-    "build_word_topic_lists", "list_layout", "sparse_block_sweep", "unpack_word_topic_lists",
+    "build_word_topic_lists", "doc_count_term", "list_count_terms", "list_layout",
+    "log_joint_tables",
+    "sparse_block_sweep", "unpack_word_topic_lists",
 ]
