@@ -22,9 +22,11 @@ from latentkit.topics._vb import (
 from latentkit.topics._vb_kernels import (
     accumulate_documents,
     doc_gammas,
+    doc_gammas_and_weights,
     doc_topic_inference,
     exp_expected_topics,
     minibatch_words,
+    scatter_documents,
 )
 
 
@@ -78,6 +80,28 @@ def test_any_split_of_the_documents_gives_the_same_gammas():
     np.testing.assert_array_equal(gamma, whole)
     np.testing.assert_array_equal(sstats, sstats_one)
     np.testing.assert_array_equal(bound, bound_one)
+
+
+def test_weights_computed_by_ranges_then_scattered_equal_the_serial_accumulation():
+    """The minibatch path computes each document's weights and bound with its γ (on
+    threads) and scatters the statistics in document order: bit for bit the serial
+    `accumulate_documents`, whatever the ranges."""
+    X, rng = _corpus(3)  # document 3 is empty: γ = α, bound 0, no statistics
+    exp_elog_beta = np.exp(psi(rng.gamma(2.0, 1.0, size=(6, 80))))
+    alpha = np.full(6, 0.2)
+    arrays = csr_arrays(X)
+    gamma, sstats_one, bound_one = doc_topic_inference(*arrays, exp_elog_beta, alpha)
+    split, t_doc = np.empty((300, 6)), np.empty((300, 6))
+    word_ratio, bound = np.empty(arrays[1].shape[0]), np.empty(300)
+    for first, last in ((151, 300), (0, 7), (150, 151), (7, 150)):
+        doc_gammas_and_weights(*arrays, exp_elog_beta, alpha, 100, 1e-3, split, t_doc,
+                               word_ratio, bound, first, last)
+    sstats = np.zeros((6, 80))
+    scatter_documents(arrays[0], arrays[1], exp_elog_beta, t_doc, word_ratio, sstats)
+    np.testing.assert_array_equal(split, gamma)
+    np.testing.assert_array_equal(bound, bound_one)
+    np.testing.assert_array_equal(sstats, sstats_one)
+    assert bound[3] == 0.0 and np.all(split[3] == alpha)
 
 
 def _config(minibatch):

@@ -37,12 +37,12 @@ from ._corpus import csr_arrays
 from ._dirichlet import newton_dirichlet, newton_symmetric
 from ._special import dirichlet_expectation
 from ._vb_kernels import (
-    accumulate_documents,
-    doc_gammas,
+    doc_gammas_and_weights,
     doc_topic_inference,
     exp_expected_topics,
     global_bound,
     minibatch_words,
+    scatter_documents,
 )
 
 
@@ -233,46 +233,52 @@ def e_step(params: TopicParams, state, config: TopicConfig, X):
 
 def _minibatch_inference(X, params: TopicParams, config: TopicConfig, dtype):
     """`infer_documents` of a CSR minibatch X : (n_docs, V) on its U distinct words only:
-    exp(E[log β]) : (K, U) (`exp_expected_topics`), the fixed points on threads
-    (`_threaded_gammas`), the statistics (K, U) in document order, scattered into (K, V)."""
+    exp(E[log β]) : (K, U) (`exp_expected_topics`), the fixed points and each document's
+    weights and bound on threads (`_threaded_documents`), the statistics (K, U) added in
+    document order (`scatter_documents`), scattered into (K, V)."""
     indptr, indices, counts = csr_arrays(X)
     columns, local = minibatch_words(indices, X.shape[1])
     exp_elog_beta = exp_expected_topics(params.topic_word, columns).astype(dtype, copy=False)
     alpha = np.asarray(params.alpha, dtype=np.float64)
-    gamma = _threaded_gammas(indptr, local, counts, exp_elog_beta, alpha, config)
+    gamma, t_doc, word_ratio, doc_bound = _threaded_documents(indptr, local, counts,
+                                                              exp_elog_beta, alpha, config)
     compact = np.zeros((config.n_topics, len(columns)), dtype=dtype)
-    doc_bound = np.empty(X.shape[0])
-    accumulate_documents(indptr, local, counts, exp_elog_beta, alpha, gamma, compact,
-                         doc_bound)
+    scatter_documents(indptr, local, exp_elog_beta, t_doc, word_ratio, compact)
     sstats = np.zeros((config.n_topics, X.shape[1]))
     sstats[:, columns] = compact
     return gamma, sstats, doc_bound
 
 
-#: a thread of `_threaded_gammas` gets at least this many documents
+#: a thread of `_threaded_documents` gets at least this many documents
 MIN_THREAD_DOCS = 16
 
 
-def _threaded_gammas(indptr, indices, counts, exp_elog_beta, alpha, config) -> np.ndarray:
-    """γ : (n_docs, K) float64 of the CSR documents (`doc_gammas`), in contiguous ranges of
-    about equal token entries on up to `em.num_threads()` threads of a pool kept between
-    calls. Each γ_d depends on its document alone: the same result for any thread count."""
+def _threaded_documents(indptr, indices, counts, exp_elog_beta, alpha, config):
+    """(γ : (n_docs, K), t : (n_docs, K), word ratios : (nnz,), doc_bound : (n_docs,)), all
+    float64, of the CSR documents (`doc_gammas_and_weights`), in contiguous ranges of about
+    equal token entries on up to `em.num_threads()` threads (this one and a pool kept
+    between calls). Each document's outputs depend on it alone: the same result for any
+    thread count."""
     n_docs, workers = indptr.shape[0] - 1, em.num_threads()
-    gamma = np.empty((n_docs, config.n_topics))
+    gamma, t_doc = np.empty((n_docs, config.n_topics)), np.empty((n_docs, config.n_topics))
+    word_ratio, doc_bound = np.empty(indices.shape[0]), np.empty(n_docs)
     threads = max(1, min(workers, n_docs // MIN_THREAD_DOCS))
     cuts = np.searchsorted(indptr, indptr[-1] * np.arange(1, threads) / threads)
     edges = [0, *np.unique(np.clip(cuts, 1, n_docs - 1)).tolist(), n_docs]
     ranges = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
     def run(bounds):
-        doc_gammas(indptr, indices, counts, exp_elog_beta, alpha, config.max_doc_iter,
-                   config.doc_tol, gamma, *bounds)
+        doc_gammas_and_weights(indptr, indices, counts, exp_elog_beta, alpha,
+                               config.max_doc_iter, config.doc_tol, gamma, t_doc, word_ratio,
+                               doc_bound, *bounds)
 
-    if len(ranges) == 1:
-        run(ranges[0])
-    else:
-        list(_thread_pool(workers).map(run, ranges))
-    return gamma
+    # the first range on this thread, the others on the pool: handed every range, the pool
+    # ran them one after another on a single worker (measured in `fit`: no speed-up)
+    others = [_thread_pool(workers).submit(run, bounds) for bounds in ranges[1:]]
+    run(ranges[0])
+    for future in others:
+        future.result()
+    return gamma, t_doc, word_ratio, doc_bound
 
 
 _pool_lock, _pool = threading.Lock(), [None, 0]

@@ -205,8 +205,30 @@ def doc_gammas(indptr, indices, counts, exp_elog_beta, alpha, max_iter, tol, gam
                last):
     """γ_d : (K,) of documents first <= d < last to their fixed point, written to
     gamma[d] (gamma : (n_docs, K), float64); arguments as `doc_topic_inference`."""
+    _documents(indptr, indices, counts, exp_elog_beta, alpha, max_iter, tol, gamma,
+               np.empty((0, 0)), np.empty(0), np.empty(0), first, last)
+
+
+@njit(cache=True, nogil=True)
+def doc_gammas_and_weights(indptr, indices, counts, exp_elog_beta, alpha, max_iter, tol,
+                           gamma, t_doc, word_ratio, doc_bound, first, last):
+    """`doc_gammas` of documents first <= d < last, then each one's weights at its final γ
+    (`_document_weights`): t_doc[d] : (K,), word_ratio[indptr[d]:indptr[d + 1]] and
+    doc_bound[d] (0 for an empty document), all float64. Every output of document d
+    depends on d alone, so ranges of documents may run on threads; `scatter_documents`
+    then adds the statistics in document order."""
+    _documents(indptr, indices, counts, exp_elog_beta, alpha, max_iter, tol, gamma, t_doc,
+               word_ratio, doc_bound, first, last)
+
+
+@njit(cache=True, nogil=True)
+def _documents(indptr, indices, counts, exp_elog_beta, alpha, max_iter, tol, gamma, t_doc,
+               word_ratio, doc_bound, first, last):
+    """The fixed points of documents first <= d < last, and their weights when doc_bound
+    has room for them (else only γ)."""
     K, longest = exp_elog_beta.shape[0], _longest_document(indptr)
     buffer, ratio, t = np.empty(K * longest), np.empty(longest), np.empty(K)
+    weights = doc_bound.shape[0] > 0
     for d in range(first, last):
         start, stop = indptr[d], indptr[d + 1]
         # the document's columns, contiguous (K, n_d) (rows of a (K, longest) buffer would
@@ -222,12 +244,18 @@ def doc_gammas(indptr, indices, counts, exp_elog_beta, alpha, max_iter, tol, gam
                 if _update_gamma(gamma_d, t, ratio, beta_doc, counts[start:stop],
                                  alpha) < tol:
                     break
+        if weights:
+            doc_bound[d] = 0.0
+            if n_words > 0.0:
+                doc_bound[d] = _document_weights(gamma_d, t_doc[d], word_ratio[start:stop],
+                                                 beta_doc, counts[start:stop], alpha)
 
 
 @njit(cache=True, nogil=True)
-def _finish_document(gamma, t, ratio, beta_doc, words, doc_counts, alpha, sstats):
-    """Add n_w φ_wk at the final γ : (K,) to sstats : (K, V) and return doc_bound (float64),
-    recomputing t = exp(E[log θ] - max E[log θ]) from γ in float64."""
+def _document_weights(gamma, t, ratio, beta_doc, doc_counts, alpha):
+    """At the final γ : (K,): t_k = exp(E[log θ_k] - max E[log θ]) : (K,) and ratio_w =
+    n_w / norm_w : (n_d,) written in place, so that n_w φ_wk = t_k beta_doc[k, w] ratio_w;
+    returns doc_bound (float64), all in float64."""
     K = gamma.shape[0]
     gamma_sum, alpha_sum = 0.0, 0.0
     for k in range(K):
@@ -235,20 +263,30 @@ def _finish_document(gamma, t, ratio, beta_doc, words, doc_counts, alpha, sstats
         alpha_sum += alpha[k]
     top = _exp_centered_digamma(gamma, t)  # t_k = exp(ψ(γ_k) - top)
     psi_sum = digamma(gamma_sum)
-    _word_norms(t, beta_doc, words.shape[0], ratio)  # ratio_w = norm_w, then n_w / norm_w
+    _word_norms(t, beta_doc, doc_counts.shape[0], ratio)  # ratio_w = norm_w, then n_w / norm_w
     bound = 0.0
-    for j in range(words.shape[0]):
+    for j in range(doc_counts.shape[0]):
         # log Σ_k exp(E log θ_k + E log β_kw) = (top - ψ(Σγ)) + log norm_w
         bound += doc_counts[j] * (top - psi_sum + math.log(ratio[j]))
         ratio[j] = doc_counts[j] / ratio[j]
-    for k in range(K):
-        for j in range(words.shape[0]):
-            sstats[k, words[j]] += t[k] * beta_doc[k, j] * ratio[j]
     for k in range(K):
         elog_theta = digamma(gamma[k]) - psi_sum
         bound += (alpha[k] - gamma[k]) * elog_theta
         bound += math.lgamma(gamma[k]) - math.lgamma(alpha[k])
     return bound + math.lgamma(alpha_sum) - math.lgamma(gamma_sum)
+
+
+@njit(cache=True, nogil=True)
+def scatter_documents(indptr, indices, exp_elog_beta, t_doc, word_ratio, sstats):
+    """sstats[k, w] += Σ_d n_dw φ_dwk = Σ_d t_doc[d, k] exp_elog_beta[k, w] word_ratio[dw]
+    (`doc_gammas_and_weights`), documents in order, so the sum does not depend on how the
+    weights were computed; sstats : (K, V) in exp_elog_beta's dtype."""
+    K = exp_elog_beta.shape[0]
+    for d in range(indptr.shape[0] - 1):
+        for k in range(K):
+            for j in range(indptr[d], indptr[d + 1]):
+                w = indices[j]
+                sstats[k, w] += t_doc[d, k] * np.float64(exp_elog_beta[k, w]) * word_ratio[j]
 
 
 @njit(cache=True, nogil=True)
@@ -258,7 +296,8 @@ def accumulate_documents(indptr, indices, counts, exp_elog_beta, alpha, gamma, s
     K) float64, documents in order (so the sum does not depend on how γ was computed);
     sstats : (K, V) in exp_elog_beta's dtype. Empty documents add nothing, bound 0."""
     K, longest = exp_elog_beta.shape[0], _longest_document(indptr)
-    buffer, ratio, t = np.empty(K * longest), np.empty(longest), np.empty(K)
+    buffer = np.empty(K * longest)
+    t_doc, word_ratio = np.zeros((indptr.shape[0] - 1, K)), np.zeros(indices.shape[0])
     for d in range(indptr.shape[0] - 1):
         start, stop = indptr[d], indptr[d + 1]
         beta_doc = buffer[:K * (stop - start)].reshape((K, stop - start))
@@ -266,8 +305,9 @@ def accumulate_documents(indptr, indices, counts, exp_elog_beta, alpha, gamma, s
                                    beta_doc)
         doc_bound[d] = 0.0
         if n_words > 0.0:
-            doc_bound[d] = _finish_document(gamma[d], t, ratio, beta_doc, indices[start:stop],
-                                            counts[start:stop], alpha, sstats)
+            doc_bound[d] = _document_weights(gamma[d], t_doc[d], word_ratio[start:stop],
+                                             beta_doc, counts[start:stop], alpha)
+    scatter_documents(indptr, indices, exp_elog_beta, t_doc, word_ratio, sstats)
 
 
 @njit(cache=True, nogil=True)
@@ -393,5 +433,6 @@ def global_bound(lam: np.ndarray, eta: float) -> float:
     return float(total)
 
 
-__all__ = ["NORM_FLOOR", "accumulate_documents", "doc_gammas", "doc_topic_inference",
+__all__ = ["NORM_FLOOR", "accumulate_documents", "doc_gammas", "doc_gammas_and_weights",
+           "doc_topic_inference", "scatter_documents",
            "exp_expected_topics", "global_bound", "infer_documents", "minibatch_words"]
