@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import plot
-from ..plot._figure import cluster_colors, new_axes
+from ..plot._figure import new_axes
+from ..plot.scatter import scatter_by_label
 
 #: rows encoded for the latent-space scatter (a random subset of larger data)
 LATENT_POINTS = 2000
@@ -130,15 +131,8 @@ def plot_latent_space(Z, labels=None, ax=None, *, title=None, label_name="label"
     if labels is None:
         ax.scatter(Z[:, 0], Z[:, 1], s=6, alpha=0.5, color="tab:blue", edgecolors="none")
     else:
-        labels = np.asarray(labels)
-        values = np.unique(labels)
-        for color, value in zip(cluster_colors(len(values)), values):
-            chosen = labels == value
-            ax.scatter(Z[chosen, 0], Z[chosen, 1], s=6, alpha=0.6, color=color,
-                       edgecolors="none", label=str(value))
-        if len(values) <= 20:
-            ax.legend(title=label_name, fontsize="small", title_fontsize="small",
-                      loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=2.5)
+        scatter_by_label(ax, Z, np.asarray(labels), legend_title=label_name, size=6,
+                         alpha=0.6, markerscale=2.5)
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     ax.set_title(title or f"{len(Z)} rows: posterior means E[z | x]")

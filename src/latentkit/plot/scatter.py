@@ -32,17 +32,25 @@ def plot_projection_2d(X, labels, ax=None, *, title=None, random_state=0):
         ratios = list(pca.explained_variance_ratio_) + [0.0]
         axis_labels = (f"PC 1 ({100 * ratios[0]:.0f}% of variance)",
                        f"PC 2 ({100 * ratios[1]:.0f}% of variance)")
-    clusters = np.unique(labels)
-    colors = cluster_colors(len(clusters))
-    for color, cluster in zip(colors, clusters):
-        chosen = labels == cluster
-        ax.scatter(points[chosen, 0], points[chosen, 1], s=10, color=color, alpha=0.7,
-                   edgecolors="none", label=f"{cluster + 1} ({chosen.sum()})")
-    if len(clusters) <= 20:
-        ax.legend(title="cluster (size)", fontsize="small", title_fontsize="small",
-                  loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=1.8)
+    scatter_by_label(ax, points, labels, legend_title="cluster (size)", size=10, alpha=0.7,
+                     markerscale=1.8,
+                     name=lambda cluster, chosen: f"{cluster + 1} ({chosen.sum()})")
     ax.set_xlabel(axis_labels[0])
     ax.set_ylabel(axis_labels[1])
     ax.set_title(title or f"{len(X)} rows in 2-D, coloured by cluster")
     ax.grid(alpha=0.25)
     return ax
+
+
+def scatter_by_label(ax, points, labels, *, legend_title: str, size: float, alpha: float,
+                     markerscale: float, name=lambda value, chosen: str(value)) -> None:
+    """points : (n, 2) drawn on ax in one colour per distinct value of labels : (n,), each
+    named name(value, boolean mask of its rows) in a legend beside the axes (up to 20)."""
+    values = np.unique(labels)
+    for color, value in zip(cluster_colors(len(values)), values):
+        chosen = labels == value
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=size, color=color, alpha=alpha,
+                   edgecolors="none", label=name(value, chosen))
+    if len(values) <= 20:
+        ax.legend(title=legend_title, fontsize="small", title_fontsize="small",
+                  loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=markerscale)
