@@ -199,3 +199,15 @@ def load_or_skip(loader: str):
         return getattr(datasets, loader)()
     except FileNotFoundError as error:
         pytest.skip(f"{loader}: {error}"[:200])
+
+
+def hide_datasets(monkeypatch, *loaders: str, path: str = "x") -> None:
+    """Make `latentkit.datasets.<loader>` raise as when its file is absent (a checkout
+    without shared/data), for each loader named; the message names `path`."""
+    from latentkit import datasets
+
+    def absent(*args, **kwargs):
+        raise FileNotFoundError(f"Data file '{path}' was not found.\nLooked in: nowhere")
+
+    for loader in loaders:
+        monkeypatch.setattr(datasets, loader, absent)

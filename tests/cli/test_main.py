@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from helpers import assert_png, assert_user_error, run_cli
+from helpers import assert_png, assert_user_error, hide_datasets, run_cli
 from latentkit.cli import main
 from latentkit.cli.data import load_data, read_csv
 from latentkit.cli.options import coerce, split_model_options
@@ -432,14 +432,9 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
 
 
 def test_demo_falls_back_when_data_is_absent(tmp_path, monkeypatch):
-    import latentkit.datasets as datasets
     from latentkit.cli import demo
 
-    def absent(*args, **kwargs):
-        raise FileNotFoundError("Data file 'x' was not found.\nLooked in: nowhere")
-
-    monkeypatch.setattr(datasets, "load_faithful", absent)
-    monkeypatch.setattr(datasets, "load_mnist", absent)
+    hide_datasets(monkeypatch, "load_faithful", "load_mnist")
     path = demo.run_demo(tmp_path, quick=True, progress=demo.Progress(enabled=False))
     page = path.read_text()
     # one note per section whose data file is absent (faithful, mnist, ... in later sections)

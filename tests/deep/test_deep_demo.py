@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from helpers import assert_png
+from helpers import assert_png, hide_datasets
 from latentkit.cli.demo import Progress, sections
 from latentkit.cli.report import Report
 from latentkit.deep.demo import (
@@ -101,12 +101,7 @@ def test_vae_section_quick(tmp_path):
 
 
 def test_vae_section_falls_back_to_digits(tmp_path, monkeypatch):
-    import latentkit.datasets as datasets
-
-    def absent(*args, **kwargs):
-        raise FileNotFoundError("Data file 'x' was not found.\nLooked in: nowhere")
-
-    monkeypatch.setattr(datasets, "load_mnist", absent)
+    hide_datasets(monkeypatch, "load_mnist")
     section = mnist_vae(tmp_path, Progress(enabled=False), quick=True)
     assert section.text.startswith("Note: the dataset was not found")
     assert "8x8 digits" in section.text

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import assert_png, run_cli
+from helpers import assert_png, hide_datasets, run_cli
 from latentkit.cli.demo import Progress
 from latentkit.cli.report import Report
 from latentkit.linear.demo import mnist_linear
@@ -44,12 +44,7 @@ def test_linear_section_quick(tmp_path):
 
 
 def test_linear_section_falls_back_to_digits(tmp_path, monkeypatch):
-    import latentkit.datasets as datasets
-
-    def absent(*args, **kwargs):
-        raise FileNotFoundError("Data file 'x' was not found.\nLooked in: nowhere")
-
-    monkeypatch.setattr(datasets, "load_mnist", absent)
+    hide_datasets(monkeypatch, "load_mnist")
     section = mnist_linear(tmp_path, Progress(enabled=False), quick=True)
     assert section.text.startswith("Note: the dataset was not found")
     assert "8x8 digits" in section.text

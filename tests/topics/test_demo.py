@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from helpers import assert_png
+from helpers import assert_png, hide_datasets
 from latentkit.cli.demo import Progress
 from latentkit.cli.report import Report, Section
 from latentkit.datasets import make_lda_corpus
@@ -66,12 +66,7 @@ def test_ap_section_quick(tmp_path):
 
 
 def test_section_falls_back_to_a_planted_corpus(tmp_path, monkeypatch):
-    import latentkit.datasets as datasets
-
-    def absent(*args, **kwargs):
-        raise FileNotFoundError("Data file 'ap/ap.dat.gz' was not found.\nLooked in: nowhere")
-
-    monkeypatch.setattr(datasets, "load_ap", absent)
+    hide_datasets(monkeypatch, "load_ap", path="ap/ap.dat.gz")
     section = ap_lda(tmp_path, Progress(enabled=False), quick=True)
     assert section.text.startswith("Note: the dataset was not found (Data file 'ap/ap.dat.gz'")
     assert "planted" in section.text
