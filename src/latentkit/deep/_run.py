@@ -9,7 +9,6 @@ import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +33,7 @@ from ._batches import (
     kl_warmup_weight,
     resolve_device,
 )
+from ._loop import EpochInfo, TrainResult, _Loop
 from .checkpoint import CheckpointError, save_checkpoint
 
 if TYPE_CHECKING:  # the Trainer's options, read by the run
@@ -55,53 +55,18 @@ class TrainingDivergedError(UserError, RuntimeError):
     """Too many non-finite steps in a row: the options (lr, clipping) or the data must change."""
 
 
-@dataclass
-class TrainResult:
-    """What `Trainer.fit` reports. Epochs are numbered from 1; `history[e - 1]` is the mean
-    per-row objective over the rows of epoch e (measured while the parameters moved),
-    `valid_history[e - 1]` the validation objective after it (empty without validation).
-    `converged` is True when the run ended as asked (all epochs, or early stopping)."""
-
-    history: list[float]
-    valid_history: list[float]
-    best_epoch: int | None
-    best_objective: float
-    stop_reason: str  # epochs | early_stopping | max_time | interrupted | callback
-    epochs_run: int
-    converged: bool
-    skipped_steps: list[tuple[int, int]] = field(default_factory=list)  # (epoch, batch index)
-
-
-@dataclass
-class EpochInfo:
-    """What a callback receives after each epoch; a callback returning True stops the run."""
-
-    epoch: int
-    objective: float
-    valid_objective: float | None
-    lr: float
-    elapsed: float
-    history: tuple[float, ...]
-    valid_history: tuple[float, ...]
-    module: torch.nn.Module
-
-
-@dataclass
-class _Loop:
-    """Everything about a run's progress that a checkpoint must carry (JSON-able)."""
-
-    seed: int
-    epoch: int = 0  # 0-based index of the epoch under way
-    batch: int = 0  # index of its next batch
-    epoch_sum: float = 0.0  # sum of the logged values of its good steps so far
-    epoch_rows: int = 0
-    history: list = field(default_factory=list)
-    valid_history: list = field(default_factory=list)
-    best_value: float = -math.inf
-    best_epoch: int | None = None
-    since_best: int = 0
-    bad_in_row: int = 0
-    skipped: list = field(default_factory=list)
+def _unpack(returned, n_rows: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """A loss function's (loss, value) or (loss, value, terms), checked: value (n_rows,),
+    terms {name: () tensor}. Returns (loss, value, terms)."""
+    loss, value, terms = (*returned, {}) if len(returned) == 2 else returned
+    if value.shape != (n_rows,):
+        raise ValueError(f"loss_fn must return (loss, value[, terms]) with value of shape "
+                         f"({n_rows},), one objective per row; got {tuple(value.shape)}.")
+    if not isinstance(terms, dict) or not all(
+            isinstance(t, torch.Tensor) and t.numel() == 1 for t in terms.values()):
+        raise ValueError("loss_fn's terms must be a dict {name: scalar tensor}, each the "
+                         "batch mean of a term to log.")
+    return loss, value, terms
 
 
 def _float_dtype(module: torch.nn.Module) -> torch.dtype:
@@ -316,10 +281,11 @@ class _Run:
             x = binarize(x, self.binarizer, may_have_nan=self.train_rows.may_have_nan)
         weight = kl_warmup_weight(loop.epoch * self.n_batches + index, self.n_batches,
                                   cfg.kl_warmup_epochs)
-        bad, total = self._step(x, weight)
+        bad, total, terms = self._step(x, weight)
         if bad is None:
             loop.epoch_sum, loop.epoch_rows, loop.bad_in_row = (
                 loop.epoch_sum + total, loop.epoch_rows + len(x), 0)
+            loop.add_terms(terms)
         loop.batch = index + 1
         self._mark()
         if bad is not None:
@@ -330,25 +296,25 @@ class _Run:
                 self.bar.set_postfix(objective=f"{loop.epoch_sum / loop.epoch_rows:.6g}")
                 self.postfix_at = time.monotonic()
 
-    def _step(self, x: torch.Tensor, kl_weight: float) -> tuple[str | None, float]:
+    def _step(self, x: torch.Tensor, kl_weight: float) -> tuple[str | None, float, dict]:
         """One Adam step on batch x : (B, *event), unless the loss, the values or the gradient
-        are non-finite. Returns (None or the name of what was non-finite, sum of the values);
-        a single device synchronization reads all three."""
+        are non-finite. Returns (None or the name of what was non-finite, sum of the values,
+        {name: B · term} of the logged terms); one device synchronization reads them all."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss, value = self.loss_fn(self.module, x, kl_weight=kl_weight)
-        if value.shape != (len(x),):
-            raise ValueError(f"loss_fn must return (loss, value) with value of shape "
-                             f"({len(x)},), one objective per row; got {tuple(value.shape)}.")
+        loss, value, terms = _unpack(self.loss_fn(self.module, x, kl_weight=kl_weight), len(x))
         loss.backward()
         checks = torch.stack([loss.detach().double(), value.detach().double().sum(),
-                              self._gradient_summary().to(loss.device)]).tolist()
+                              self._gradient_summary().to(loss.device)]
+                             + [t.detach().double().to(loss.device) for t in terms.values()]
+                             ).tolist()
+        sums = {name: len(x) * number for name, number in zip(terms, checks[3:])}
         for name, number in zip(("loss", "objective values", "gradient"), checks):
             if not math.isfinite(number):
-                return name, checks[1]
+                return name, checks[1], sums
         self.optimizer.step()
         if self.good_buffers:
             self._keep_buffers()
-        return None, checks[1]
+        return None, checks[1], sums
 
     def _gradient_summary(self) -> torch.Tensor:
         """() float64, finite exactly when every gradient entry is finite: the global 2-norm
@@ -419,7 +385,8 @@ class _Run:
                     x = rows.take(torch.arange(start, min(rows.n_rows, start + size)))
                     if generator is not None:
                         x = binarize(x, generator, may_have_nan=rows.may_have_nan)
-                    _, value = self.loss_fn(self.module, x, kl_weight=1.0)
+                    _, value, _ = _unpack(self.loss_fn(self.module, x, kl_weight=1.0),
+                                          len(x))
                     total = total + value.detach().double().sum().to(self.device)
         finally:
             self.module.train()
@@ -433,6 +400,7 @@ class _Run:
         train = loop.epoch_sum / loop.epoch_rows if loop.epoch_rows else math.nan
         monitored = train if valid is None else valid
         loop.history.append(train)
+        loop.close_terms()
         if valid is not None:
             loop.valid_history.append(valid)
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -451,7 +419,8 @@ class _Run:
             self._save()
         info = EpochInfo(loop.epoch, train, valid, self.optimizer.param_groups[0]["lr"],
                          time.monotonic() - self.start, tuple(loop.history),
-                         tuple(loop.valid_history), self.module)
+                         tuple(loop.valid_history), self.module,
+                         {name: tuple(values) for name, values in loop.terms.items()})
         if any(callback(info) is True for callback in cfg.callbacks):
             return "callback"
         if cfg.early_stopping_patience and loop.since_best >= cfg.early_stopping_patience:
@@ -476,4 +445,5 @@ class _Run:
         return TrainResult(list(loop.history), list(loop.valid_history), loop.best_epoch,
                            loop.best_value, reason, len(loop.history),
                            reason in ("epochs", "early_stopping"),
-                           [tuple(step) for step in loop.skipped])
+                           [tuple(step) for step in loop.skipped],
+                           {name: list(values) for name, values in loop.terms.items()})

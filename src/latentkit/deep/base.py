@@ -116,7 +116,9 @@ class DeepModel(LatentModel):
     def _build_module(self, n_features: int) -> torch.nn.Module:
         raise NotImplementedError
 
-    def _objective(self, module, x, observed, beta: float) -> torch.Tensor:
+    def _objective(self, module, x, observed, beta: float):
+        """The training objective per row (B,), maximized; or (that, terms) with terms
+        {name: () tensor, a batch mean to log per epoch in `history_terms_`}."""
         return module.elbo(x, observed, beta=beta)
 
     # -- data at the edge -----------------------------------------------------------------
@@ -209,6 +211,9 @@ class DeepModel(LatentModel):
         x, observed = (self._split(batch) if getattr(self, "uses_mask_", True)
                        else (batch, None))
         value = self._objective(module, x, observed, self.beta * kl_weight)
+        if isinstance(value, tuple):  # (value, terms to log)
+            value, terms = value
+            return -value.mean(), value.detach(), terms
         return -value.mean(), value.detach()
 
     def fit(self, X, y=None, *, resume_from=None):
@@ -226,6 +231,9 @@ class DeepModel(LatentModel):
                                      resume_from=resume_from)
         self.module_ = module.to("cpu").eval()
         self.history_ = np.asarray(result.history, dtype=np.float64)
+        self.term_names_ = np.asarray(list(result.terms), dtype=str)
+        self.term_history_ = np.asarray(list(result.terms.values()), dtype=np.float64
+                                        ).reshape(len(result.terms), len(self.history_))
         self.valid_history_ = np.asarray(result.valid_history, dtype=np.float64)
         self.n_iter_ = int(result.epochs_run)
         self.best_epoch_ = int(result.best_epoch)
@@ -233,6 +241,17 @@ class DeepModel(LatentModel):
         self.stop_reason_ = str(result.stop_reason)
         self.lower_bound_ = float(self.history_[-1]) if len(self.history_) else -math.inf
         return self
+
+    @property
+    def history_terms_(self) -> dict[str, np.ndarray]:
+        """{name: (n_epochs,) epoch means} of the terms the objective logs beside
+        `history_` (e.g. a β-TC-VAE's mi, tc and dimwise_kl); {} for a model that logs
+        none. Stored as `term_names_` (T,) and `term_history_` (T, n_epochs)."""
+        check_is_fitted(self)
+        names = getattr(self, "term_names_", None)
+        if names is None:  # a file written before terms were logged
+            return {}
+        return {str(name): column.copy() for name, column in zip(names, self.term_history_)}
 
     # -- inference ------------------------------------------------------------------------
 
@@ -353,7 +372,9 @@ class DeepModel(LatentModel):
 
         return {"history_": Fitted("f", ("H",), finite=False), "n_iter_": Fitted("iu", low=0),
                 "converged_": Fitted("b"), "stop_reason_": Fitted("U"),
-                "uses_mask_": Fitted("b", optional=True)}
+                "uses_mask_": Fitted("b", optional=True),
+                "term_names_": Fitted("U", ("T",), optional=True),
+                "term_history_": Fitted("f", ("T", "H"), finite=False, optional=True)}
 
 
 __all__ = ["DEEP_CONSTRAINTS", "DeepModel", "resolve_device"]

@@ -6,6 +6,8 @@ A model supplies its torch module and a loss function
         batch : (B, *event) rows as given (NaN kept: the loss handles masks);
         loss : () scalar to minimize, e.g. -mean ELBO with the KL term scaled by kl_weight;
         value : (B,) per-row objective to log, e.g. the ELBO;
+    or (loss, value, terms) with terms {name: () tensor, the batch mean of a term to log}
+    (e.g. a β-TC-VAE's total correlation): `TrainResult.terms` holds their epoch means;
 
 and `Trainer.fit` does the rest: Adam with an optional learning-rate schedule, device choice,
 seeds, gradient clipping, KL warm-up, a validation objective each epoch, early stopping that
@@ -50,13 +52,12 @@ import torch
 
 from ..exceptions import InvalidParameterError
 from ._batches import binarize, derive_seed, epoch_order, kl_warmup_weight, resolve_device
+from ._loop import EpochInfo, TrainResult
 from ._run import (
     LR_SCHEDULES,
     SCHEDULE_DEFAULTS,
-    EpochInfo,
     NonFiniteStepWarning,
     TrainingDivergedError,
-    TrainResult,
     _Run,
 )
 from .checkpoint import load_checkpoint
