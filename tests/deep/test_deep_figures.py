@@ -15,6 +15,7 @@ from latentkit.deep.figures import (
     plot_latent_space,
     plot_reconstructions,
     plot_samples,
+    plot_traversals,
 )
 from latentkit.registry import FigureJob
 from latentkit.tables import Data
@@ -88,6 +89,32 @@ def test_samples_are_decoded_means_of_prior_draws(digits):
     with torch.no_grad():
         expected = torch.sigmoid(model.module_.decoder.net(torch.as_tensor(z))).numpy()
     np.testing.assert_allclose(shown.reshape(9, -1), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_traversals_move_one_latent_per_row_from_the_posterior_mean(digits):
+    import torch
+
+    X, _ = digits
+    model = _vae(X, latent_dim=3)
+    figure = plot_traversals(model, X[5], (8, 8), n_steps=4, limit=2.0, dims=[2, 0])
+    shown = np.array([ax.images[0].get_array() for ax in figure.axes if ax.images])
+    assert shown.shape == (8, 8, 8)
+    mean = model.transform(X[5:6])[0]
+    for row, j in enumerate([2, 0]):
+        z = np.tile(mean, (4, 1))
+        z[:, j] = [-2.0, -2 / 3, 2 / 3, 2.0]
+        with torch.no_grad():
+            expected = torch.sigmoid(model.module_.decoder.net(
+                torch.as_tensor(z, dtype=torch.float32))).numpy()
+        np.testing.assert_allclose(shown[4 * row:4 * (row + 1)].reshape(4, -1), expected,
+                                   rtol=1e-5, atol=1e-6)
+    # by default every dimension, the most used (largest KL on x) first
+    default = plot_traversals(model, X[5], (8, 8), n_steps=3)
+    titles = [ax.get_title() for ax in default.axes if ax.images][::3]
+    q = model.posterior(X[5:6])
+    variance = np.diagonal(q.cov[0])
+    kl = 0.5 * (variance + q.mean[0] ** 2 - 1 - np.log(variance))
+    assert titles == [f"z{j}" for j in np.argsort(-kl)]
 
 
 def test_latent_space_is_coloured_by_label():

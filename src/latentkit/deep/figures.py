@@ -92,6 +92,35 @@ def plot_manifold(model, image_shape, n_side: int = 12, *, title=None):
                                                   "grid of z")
 
 
+def plot_traversals(model, x, image_shape, *, n_steps: int = 9, limit: float = 2.5,
+                    dims=None, title=None):
+    """Latent traversals: one row per latent dimension j, n_steps columns; the image in
+    column i is E[x | z] with z = E_q[z | x] except z_j = -limit .. limit (evenly spaced,
+    in the prior's units). A disentangled code moves one factor of variation per row.
+
+    x : (D,) one image as a row (or (1, *input shape)); dims : the latent dimensions to
+    show (default all, ordered by their posterior KL to the prior on x, largest first:
+    the dimensions the model uses come first)."""
+    x = np.asarray(x, dtype=np.float64).reshape(1, *_model_shape(model))
+    posterior = model.posterior(x)
+    mean = posterior.mean[0]
+    if dims is None:
+        variance = np.diagonal(posterior.cov[0])
+        kl = 0.5 * (variance + mean ** 2 - 1 - np.log(variance))
+        dims = np.argsort(-kl)
+    dims = [int(j) for j in dims]
+    steps = np.linspace(-limit, limit, n_steps)
+    z = np.repeat(mean[None, None, :], len(dims), axis=0).repeat(n_steps, axis=1)
+    for row, j in enumerate(dims):
+        z[row, :, j] = steps
+    means = decoded_means(model, z.reshape(-1, len(mean)))
+    titles = [f"z{j}" if i == 0 else "" for j in dims for i in range(n_steps)]
+    return plot.plot_image_grid(means, image_shape, ncols=n_steps, titles=titles,
+                                vmin=0.0, vmax=1.0,
+                                suptitle=title or f"latent traversals: z_j from -{limit:g} to "
+                                                  f"{limit:g}, one row per dimension")
+
+
 def plot_imputations(original, masked, imputations: dict, image_shape, n_show: int = 10,
                      *, title=None):
     """One row per image set, n_show columns: the originals, the masked inputs (missing
