@@ -33,6 +33,8 @@ from latentkit.tables import (
 
 #: rows read from mnist / binarized_mnist when --max-rows is not given
 DEFAULT_IMAGE_ROWS = 10_000
+#: random 64x64 images drawn for sprites when --max-rows is not given
+DEFAULT_SPRITE_ROWS = 20_000
 
 # -- bundled datasets ---------------------------------------------------------------------
 
@@ -47,6 +49,7 @@ _BUNDLED_LOADERS = {
     "digits": ("load_digits", (0.0, 16.0)),
     "iris": ("load_iris", None),
     "wine": ("load_wine", None),
+    "sprites": ("make_sprites", (0.0, 1.0)),
 }
 #: bundled datasets read as a random subset of the training split
 _SUBSAMPLED = ("mnist", "binarized_mnist")
@@ -60,16 +63,19 @@ def _load_bundled(name: str, max_rows: int | None) -> Data:
     if name in _SUBSAMPLED:
         kwargs = {"split": "train", "n_samples": max_rows or DEFAULT_IMAGE_ROWS,
                   "random_state": 0}
+    elif name == "sprites":
+        kwargs = {"n_samples": max_rows or DEFAULT_SPRITE_ROWS, "random_state": 0}
     bunch = getattr(datasets, loader)(**kwargs)
     X, target = np.asarray(bunch.data), bunch.get("target")
     target = None if target is None else np.asarray(target)
-    if max_rows is not None and len(X) > max_rows:
-        X = X[:max_rows]
-        target = None if target is None else target[:max_rows]
     columns = bunch.get("feature_names")
-    return Data(X=X, name=name, columns=list(columns) if columns is not None else None,
+    factors = bunch.get("factors")
+    data = Data(X=X, name=name, columns=list(columns) if columns is not None else None,
                 target=target, image_shape=bunch.get("image_shape"), bundled=True,
-                value_range=value_range, index=_time_index(bunch, len(X)))
+                value_range=value_range, index=_time_index(bunch, len(X)),
+                factors=None if factors is None else np.asarray(factors),
+                factor_names=None if factors is None else tuple(bunch["factor_names"]))
+    return data.head(max_rows) if max_rows is not None and len(X) > max_rows else data
 
 
 def _time_index(bunch, n_rows: int) -> pd.Index | None:
@@ -105,7 +111,8 @@ def load_data(source: str, *, key: str | None = None, max_rows: int | None = Non
 
     key : the array of a .npz file (the first when None).
     max_rows : keep only the first rows (a random subset of this size for mnist and
-        binarized_mnist, which otherwise read 10,000 training images).
+        binarized_mnist, which otherwise read 10,000 training images; this many random
+        sprites, else 20,000, with their factors in `Data.factors`).
     options : the columns to read and how (--columns, --drop, --index-col, --time-col,
         --no-header); see `latentkit.tables`.
     """
@@ -129,5 +136,6 @@ def load_data(source: str, *, key: str | None = None, max_rows: int | None = Non
     return data
 
 
-__all__ = ["BUNDLED", "DEFAULT_IMAGE_ROWS", "MISSING_TOKENS", "READERS", "Data", "TableOptions",
-           "load_data", "read_csv", "read_npy", "read_npz", "read_parquet", "write_table"]
+__all__ = ["BUNDLED", "DEFAULT_IMAGE_ROWS", "DEFAULT_SPRITE_ROWS", "MISSING_TOKENS", "READERS",
+           "Data", "TableOptions", "load_data", "read_csv", "read_npy", "read_npz",
+           "read_parquet", "write_table"]

@@ -6,6 +6,20 @@ checkout, then the user cache (``~/.cache/latentkit``), and are sha256-checked; 
 """
 
 from latentkit.datasets._paths import cache_dir, data_dirs, find_data_file
+from latentkit.datasets.factors import (
+    FACTOR_NAMES,
+    FACTOR_SIZES,
+    SPRITE_FACTORS,
+    factor_values,
+    factors_to_index,
+    index_to_factors,
+    iter_sprites,
+    make_sprites,
+    render_sprites,
+    sample_factors,
+    sample_with_fixed_factor,
+    sprites_by_index,
+)
 from latentkit.datasets.real import (
     load_binarized_mnist,
     load_digits,
@@ -41,4 +55,16 @@ __all__ = [
     "make_categorical_mixture",
     "make_lda_corpus",
     "make_mixture",
+    "FACTOR_NAMES",
+    "FACTOR_SIZES",
+    "SPRITE_FACTORS",
+    "factor_values",
+    "factors_to_index",
+    "index_to_factors",
+    "iter_sprites",
+    "make_sprites",
+    "render_sprites",
+    "sample_factors",
+    "sample_with_fixed_factor",
+    "sprites_by_index",
 ]

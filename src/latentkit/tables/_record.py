@@ -30,6 +30,9 @@ class Data:
     categories : {column name: state names} for the columns read as categories (text
         columns, when the model takes categories): X holds codes 0..len(states)-1 into the
         names (NaN = missing). None when no column was.
+    factors : (n_samples, n_factors) the known factors of variation of each row (the
+        sprites' shape, scale, orientation and position; disentanglement metrics), or None;
+        factor_names : their names.
     """
 
     X: np.ndarray
@@ -42,6 +45,8 @@ class Data:
     index: pd.Index | None = None
     notes: tuple[str, ...] = ()
     categories: dict[str, tuple[str, ...]] | None = None
+    factors: np.ndarray | None = None
+    factor_names: tuple[str, ...] | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -69,11 +74,12 @@ class Data:
         return dataclasses.replace(self, **changes)
 
     def head(self, n_rows: int) -> Data:
-        """The first `n_rows` rows, with their labels and targets."""
+        """The first `n_rows` rows, with their labels, targets and factors."""
         return self.replace(
             X=self.X[:n_rows],
             target=None if self.target is None else self.target[:n_rows],
-            index=None if self.index is None else self.index[:n_rows])
+            index=None if self.index is None else self.index[:n_rows],
+            factors=None if self.factors is None else self.factors[:n_rows])
 
 
 def _names(value, option: str) -> tuple[str, ...] | None:
