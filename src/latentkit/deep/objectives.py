@@ -96,14 +96,14 @@ def elbo(prior, encoder, decoder, x, observed=None, *, beta: float = 1.0, n_samp
         reconstruction = decoder(z[0]).log_prob(x, observed)
     else:
         reconstruction = decoder(z).log_prob(x, observed).mean(0)
-    kl = _analytic_kl(q, p, standard_prior=type(prior) is StandardNormalPrior) if (
+    kl = closed_form_kl(q, p, standard_prior=type(prior) is StandardNormalPrior) if (
         analytic_kl) else None
     if kl is None:
         kl = (q.log_prob(z) - p.log_prob(z)).mean(0)
     return reconstruction - beta * kl
 
 
-def _analytic_kl(q: Distribution, p: Distribution, *,
+def closed_form_kl(q: Distribution, p: Distribution, *,
                  standard_prior: bool = False) -> torch.Tensor | None:
     """KL(q || p) : (B,) when torch knows a closed form for the pair, else None.
 
@@ -237,6 +237,7 @@ def _check_count(value, name: str) -> None:
 
 
 __all__ = [
-    "ESTIMATORS", "bits_per_dim", "elbo", "estimate_log_px", "importance_sampling",
-    "iwae_bound", "log_importance_weights", "naive_monte_carlo", "reparameterized_sample",
+    "ESTIMATORS", "bits_per_dim", "closed_form_kl", "elbo", "estimate_log_px",
+    "importance_sampling", "iwae_bound", "log_importance_weights", "naive_monte_carlo",
+    "reparameterized_sample",
 ]
