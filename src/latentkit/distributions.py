@@ -79,6 +79,75 @@ class Categorical:
         return f"Categorical(n_rows={n}, n_states={k})"
 
 
+class FactorizedCategorical:
+    """L independent categoricals over C states per row: q(z | x) = Π_l Cat(z_l; p_l), the
+    posterior of a discrete VAE's L categorical latents.
+
+    log_probs : (n_rows, L, C), each (row, l) normalized (log-softmax of logits).
+    """
+
+    def __init__(self, log_probs):
+        log_probs = np.asarray(log_probs, dtype=np.float64)
+        if log_probs.ndim != 3:
+            raise ValueError(f"FactorizedCategorical log_probs must be (n_rows, L, C); got "
+                             f"shape {log_probs.shape}.")
+        self.log_probs = log_probs - logsumexp(log_probs, axis=2, keepdims=True)
+
+    @property
+    def probs(self) -> np.ndarray:
+        """(n_rows, L, C) probabilities."""
+        return np.exp(self.log_probs)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """E[one_hot(z)] : (n_rows, L, C), the probabilities."""
+        return self.probs
+
+    @property
+    def mode(self) -> np.ndarray:
+        """(n_rows, L) most probable state of each latent."""
+        return np.argmax(self.log_probs, axis=2)
+
+    @property
+    def batch_shape(self) -> tuple[int]:
+        return (self.log_probs.shape[0],)
+
+    @property
+    def event_shape(self) -> tuple[int]:
+        return (self.log_probs.shape[1],)
+
+    def marginal(self, latent: int) -> Categorical:
+        """q(z_l | x) of latent l as a `Categorical` (n_rows, C)."""
+        return Categorical(log_probs=self.log_probs[:, latent])
+
+    def entropy(self) -> np.ndarray:
+        """(n_rows,) entropy in nats: Σ_l H(q(z_l | x)) (the latents are independent)."""
+        return entr(self.probs).sum(axis=(1, 2))
+
+    def sample(self, n: int = 1, random_state=None) -> np.ndarray:
+        """(n, n_rows, L) integer states, each latent drawn by its inverse CDF."""
+        rng = as_generator(random_state)
+        cdf = np.cumsum(self.probs, axis=2)
+        u = rng.random((n, *cdf.shape[:2], 1)) * cdf[None, :, :, -1:]
+        return np.minimum((u > cdf[None]).sum(axis=3), cdf.shape[2] - 1)
+
+    def log_prob(self, z) -> np.ndarray:
+        """log q(z) = Σ_l log p_l(z_l) for states z : (n_rows, L) or (n, n_rows, L); the
+        leading shape out."""
+        z = np.asarray(z, dtype=np.intp)
+        picked = np.take_along_axis(np.broadcast_to(self.log_probs, (*z.shape,
+                                                                     self.log_probs.shape[2])),
+                                    z[..., None], axis=-1)[..., 0]
+        return picked.sum(axis=-1)
+
+    def __len__(self) -> int:
+        return self.log_probs.shape[0]
+
+    def __repr__(self) -> str:
+        n, latents, states = self.log_probs.shape
+        return f"FactorizedCategorical(n_rows={n}, n_latents={latents}, n_states={states})"
+
+
 class Gaussian:
     """Multivariate normal distributions N(mean_i, cov_i), one per row.
 

@@ -20,7 +20,7 @@ from sklearn.base import clone
 from helpers import assert_monotone
 from latentkit import em, load
 from latentkit.base import EMModel
-from latentkit.distributions import Categorical, Dirichlet, Gaussian
+from latentkit.distributions import Categorical, Dirichlet, FactorizedCategorical, Gaussian
 from latentkit.exceptions import InvalidParameterError
 
 
@@ -95,8 +95,8 @@ def check_posterior_is_a_normalised_distribution(spec):
     except NotImplementedError as exc:
         assert str(exc), "a model without a posterior must say why"
         pytest.skip(f"{spec.cls.__name__} has no posterior: {exc}")
-    if isinstance(post, Categorical):
-        np.testing.assert_allclose(post.probs.sum(axis=1), 1.0, atol=1e-10)
+    if isinstance(post, Categorical | FactorizedCategorical):  # (n, K) or (n, L, K)
+        np.testing.assert_allclose(post.probs.sum(axis=-1), 1.0, atol=1e-10)
         assert np.all(post.probs >= 0)
     elif isinstance(post, Dirichlet):
         assert np.all(post.concentration > 0) and np.all(np.isfinite(post.concentration))
