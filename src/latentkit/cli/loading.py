@@ -96,11 +96,33 @@ def given_to(spec: ModelSpec, data: Data, *, named: bool):
     return (spec.model_input or model_input)(data, named)
 
 
+def fitted_source(model_file) -> tuple[str, int | None] | None:
+    """(bundled dataset, --max-rows) a folder written by `latentkit fit` was fitted on, as
+    its summary.json records it; None for a model file, or data that was not bundled."""
+    import json
+
+    summary = os.path.join(os.fspath(model_file), "summary.json")
+    if not os.path.isfile(summary):
+        return None
+    try:
+        recorded = json.loads(open(summary, encoding="utf-8").read())
+    except (OSError, ValueError):
+        return None
+    source = recorded.get("data_source") if isinstance(recorded, dict) else None
+    return (source, recorded.get("max_rows")) if isinstance(source, str) else None
+
+
 def load_with_data(args) -> Loaded:
-    """The saved model of args.model_file and args.data (None: the spec's default data)
-    read and matched to it."""
+    """The saved model of args.model_file and args.data read and matched to it. Without
+    DATA: the bundled dataset a folder written by `fit` was fitted on (with its --max-rows
+    unless given), else the spec's default data."""
     model, spec = load_model(args.model_file)
-    source = args.data if args.data is not None else spec.default_data
+    source = args.data
+    if source is None:
+        fitted = fitted_source(args.model_file)
+        source = spec.default_data if fitted is None else fitted[0]
+        if fitted is not None and args.max_rows is None:
+            args.max_rows = fitted[1]
     data = read_data(spec, source, args, model)
     file_columns = data.columns
     data, X = match(model, spec, data)

@@ -1,7 +1,9 @@
-"""The deep family's entries in `latentkit.registry`: `latentkit fit vae` and `latentkit fit
-iwae`, on binarized MNIST by default, with the size parameter `latent_dim` (so `-k 20` and
-`--latent-dim 20` are the same), images handed to the model as images, the summary rows of
-a variational fit (bounds on log p(x), named), its figures and its demo section."""
+"""The deep family's entries in `latentkit.registry`: `latentkit fit vae`, `iwae`, `hvae`,
+`betavae`, `betatcvae`, `vqvae` and `dvae`, on binarized MNIST by default, with the size
+parameter `latent_dim` (so `-k 20` and `--latent-dim 20` are the same; a VQ-VAE's is its
+codebook size, a discrete VAE's its number of categorical latents), images handed to the
+model as images, the summary rows of a variational fit (bounds on log p(x), named), its
+figures and its demo section."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import numpy as np
 
 from ..registry import ModelSpec, register
 from .demo import mnist_vae
+from .discrete import DiscreteVAE
 from .figures import deep_figures
+from .tcvae import BetaTCVAE, BetaVAE
 from .vae import IWAE, VAE, HierarchicalVAE
+from .vqvae import VQVAE
 
 BINARIZED_MNIST = ("binarized MNIST (Larochelle & Murray 2011, the IWAE paper's static "
                    "binarization): 10,000 random training images of 28 x 28 = 784 pixels")
@@ -51,6 +56,21 @@ def variational_metrics(model, data, X) -> list:
     return rows
 
 
+def codebook_metrics(model, data, X) -> list:
+    """A VQ-VAE's summary rows: rows, the mean ELBO with q the point mass at the nearest
+    codes (log p(x | z_q) + log p_prior(codes), a lower bound on log p(x)) and the
+    perplexity of the codes X uses, exp(H(code frequencies)) over all positions (at most
+    n_codes: how much of the codebook is in use)."""
+    codes = model.codes(X).ravel()
+    frequencies = np.bincount(codes, minlength=model.n_codes) / codes.size
+    used = frequencies[frequencies > 0]
+    return [("rows", "rows", int(np.shape(X)[0])),
+            ("mean_elbo", "mean ELBO (point-mass q: a lower bound on log p(x), nats)",
+             float(np.mean(model.score_samples(X)))),
+            ("codebook_perplexity", f"codebook perplexity (of {model.n_codes} codes)",
+             float(np.exp(-np.sum(used * np.log(used)))))]
+
+
 def binary_example(rng: np.random.Generator, **extra):
     """Binary rows from two Bernoulli prototypes over 12 columns (200 rows); a small VAE
     that fits them in about a second on one CPU core."""
@@ -65,6 +85,30 @@ def binary_example(rng: np.random.Generator, **extra):
 def hvae_example(rng: np.random.Generator):
     """`binary_example` for a two-layer hierarchical VAE (latent_dims (4, 2))."""
     kwargs, X = binary_example(rng, latent_dims=(4, 2))
+    kwargs.pop("latent_dim")
+    return kwargs, X
+
+
+def betavae_example(rng: np.random.Generator):
+    """`binary_example` for a β-VAE with β = 4."""
+    return binary_example(rng, beta=4.0)
+
+
+def betatcvae_example(rng: np.random.Generator):
+    """`binary_example` for a β-TC-VAE with β = 6 on its total correlation."""
+    return binary_example(rng, beta=6.0)
+
+
+def vqvae_example(rng: np.random.Generator):
+    """`binary_example` for a VQ-VAE: 2 code vectors of 2 dimensions from 8 codes."""
+    kwargs, X = binary_example(rng, n_latents=2, code_dim=2, n_codes=8, n_prior_components=2)
+    kwargs.pop("latent_dim")
+    return kwargs, X
+
+
+def dvae_example(rng: np.random.Generator):
+    """`binary_example` for a discrete VAE: 2 categorical latents of 4 classes."""
+    kwargs, X = binary_example(rng, n_latents=2, n_classes=4)
     kwargs.pop("latent_dim")
     return kwargs, X
 
@@ -97,3 +141,29 @@ register(ModelSpec(
     summary_params=("latent_dims", "k", "epochs"), example=hvae_example,
     **{**_COMMON, "size_param": None, "size_label": "latent layers",
        "hidden_params": ("callbacks", "hidden", "latent_dims")}))
+register(ModelSpec(
+    "betavae", BetaVAE, "β-VAE: a VAE with the KL term weighted by --beta (default 4); logs "
+    "its reconstruction and KL terms per epoch; NaN = missing",
+    summary_params=("beta", "likelihood", "epochs"), example=betavae_example,
+    **{**_COMMON, "default_size": 10}))
+register(ModelSpec(
+    "betatcvae", BetaTCVAE, "β-TC-VAE: the KL split into index-code mutual information, "
+    "total correlation and dimension-wise KL, weighted --alpha 1 --beta 6 --gamma 1 "
+    "(--sampling mss|mws); each term logged per epoch; NaN = missing",
+    summary_params=("alpha", "beta", "gamma", "sampling", "epochs"),
+    example=betatcvae_example, **{**_COMMON, "default_size": 10}))
+register(ModelSpec(
+    "vqvae", VQVAE, "vector-quantized VAE: --n-latents code vectors from a codebook of -k "
+    "codes (EMA updates, dead-code restarts), a CategoricalMixture prior over the codes for "
+    "sampling; --epochs N, --likelihood",
+    summary_params=("n_latents", "code_dim", "codebook_update", "epochs"),
+    example=vqvae_example,
+    **{**_COMMON, "size_param": "n_codes", "size_label": "codebook size",
+       "default_size": 64, "metrics": codebook_metrics}))
+register(ModelSpec(
+    "dvae", DiscreteVAE, "discrete VAE: -k categorical latents of --n-classes classes "
+    "(2 = Bernoulli), --estimator gumbel|straight_through|reinforce (--temperature, "
+    "--anneal-rate, --min-temperature; --baseline learned|moving_average); NaN = missing",
+    summary_params=("n_classes", "estimator", "epochs"), example=dvae_example,
+    **{**_COMMON, "size_param": "n_latents", "size_label": "categorical latents",
+       "default_size": 20}))

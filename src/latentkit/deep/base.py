@@ -236,7 +236,8 @@ class DeepModel(LatentModel):
                                         ).reshape(len(result.terms), len(self.history_))
         self.valid_history_ = np.asarray(result.valid_history, dtype=np.float64)
         self.n_iter_ = int(result.epochs_run)
-        self.best_epoch_ = int(result.best_epoch)
+        # 0: no epoch completed (a run stopped by max_time or Ctrl-C in its first epoch)
+        self.best_epoch_ = int(result.best_epoch or 0)
         self.converged_ = bool(result.converged)
         self.stop_reason_ = str(result.stop_reason)
         self.lower_bound_ = float(self.history_[-1]) if len(self.history_) else -math.inf

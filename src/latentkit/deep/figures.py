@@ -36,11 +36,14 @@ def image_shape_of(model, data=None) -> tuple[int, int] | None:
 
 
 def decoded_means(model, z: np.ndarray) -> np.ndarray:
-    """E[x | z] : (n, D) for latent points z : (n, latent_dim)."""
+    """E[x | z] : (n, D) for latent points z : (n, latent_dim) (float), or for a discrete
+    code, its indices (n, n_latents) (integers, e.g. a VQ-VAE's codes)."""
     import torch
 
+    z = np.asarray(z)
     with torch.no_grad():
-        return model.module_.decode_mean(torch.as_tensor(z, dtype=torch.float32)).numpy()
+        z = torch.as_tensor(z, dtype=torch.float32 if z.dtype.kind == "f" else torch.int64)
+        return model.module_.decode_mean(z).numpy()
 
 
 def plot_training_curve(model, ax=None, *, title=None):
@@ -50,7 +53,8 @@ def plot_training_curve(model, ax=None, *, title=None):
     valid = np.asarray(getattr(model, "valid_history_", ()), dtype=np.float64)
     if valid.size:
         runs["validation"] = valid
-    bound = f"IWAE bound (k={model.k})" if getattr(model, "k", None) else "ELBO"
+    bound = f"IWAE bound (k={model.k})" if getattr(model, "k", None) else getattr(
+        model, "objective_name", "ELBO")
     return plot.plot_history(runs, ax, xlabel="epoch", ylabel=f"mean {bound} per row (nats)",
                              title=title or f"{type(model).__name__} training")
 
