@@ -2,6 +2,7 @@
 `ResultTable` used for summaries, and the Amari index of an unmixing."""
 
 from .clustering import adjusted_rand_score, cluster_purity
+from .disentanglement import dci, factorvae_score, mig, mig_gaps, sap
 from .selection import Selection, SelectionEdgeWarning, select_n_components
 from .table import ResultTable
 from .unmixing import amari_index
@@ -14,4 +15,9 @@ __all__ = [
     "amari_index",
     "cluster_purity",
     "select_n_components",
+    "dci",
+    "factorvae_score",
+    "mig",
+    "mig_gaps",
+    "sap",
 ]
