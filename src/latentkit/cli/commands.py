@@ -123,10 +123,11 @@ def _fit_with_progress(spec, model, kwargs: dict, X, args):
     return model, selection
 
 
-def _write_summary(out: Path, rows, model, figures, selection, criterion) -> None:
+def _write_summary(out: Path, rows, model, figures, selection, criterion,
+                   source: dict) -> None:
     summary = {key: value for key, _, value in rows}
     summary.update(params=model.get_params(deep=False), model_file="model.npz",
-                   figures=[path.name for path, _ in figures])
+                   figures=[path.name for path, _ in figures], **source)
     if selection is not None:
         from latentkit.plot.curves import table_columns
 
@@ -188,7 +189,10 @@ def run_fit(args) -> int:
     job = FigureJob(model, data, out, selection)
     with matched_by_name():
         figures = spec.figures(job)
-    _write_summary(out, rows, model, figures, selection, args.criterion)
+    # a bundled dataset is recorded, so `evaluate`/`report` on this folder default to it
+    source = ({"data_source": args.data or spec.default_data, "max_rows": args.max_rows}
+              if data.bundled else {})
+    _write_summary(out, rows, model, figures, selection, args.criterion, source)
     report = Report(f"latentkit fit {spec.name}: {data.name}")
     tables = [[{label: value for _, label, value in rows}]]
     if selection is not None:
@@ -231,6 +235,12 @@ def _importance_row(model, X, k: int) -> tuple[str, str, float]:
 def run_evaluate(args) -> int:
     model, spec, data, X = load_with_data(args)[:4]
     extra = [] if args.iwae is None else [_importance_row(model, X, args.iwae)]
+    if args.disentanglement:
+        from .disentanglement import disentanglement_rows
+
+        extra += disentanglement_rows(model, data, X, args.factors)
+    elif args.factors is not None:
+        raise InvalidParameterError("--factors is read by --disentanglement; add it.")
     rows = (options.describe(spec, model) + [("data", "data", data.describe())]
             + _metrics(spec, model, data, X) + extra)
     if args.json:

@@ -179,13 +179,21 @@ def _add_fit(sub, formatter) -> tuple[frozenset, list]:
 
 
 def _add_evaluate_and_sample_options(evaluate, sample) -> None:
-    """evaluate's --json and --iwae; sample's -n, --random-state and --with-components."""
+    """evaluate's --json, --iwae, --disentanglement and --factors; sample's -n,
+    --random-state and --with-components."""
     evaluate.add_argument("--json", action="store_true",
                           help="print the figures as one JSON object, at full precision")
     evaluate.add_argument("--iwae", type=_positive_int, metavar="K",
                           help="add the mean log-likelihood estimated by importance sampling "
                           "with K samples per row (models with score_samples(method=...), "
                           "e.g. vae); e.g. --iwae 5000")
+    evaluate.add_argument("--disentanglement", action="store_true",
+                          help="add MIG, SAP, DCI and the FactorVAE score of the model's "
+                          "representation against DATA's known factors of variation "
+                          "(the bundled sprites carry theirs; else --factors FILE)")
+    evaluate.add_argument("--factors", metavar="FILE",
+                          help="with --disentanglement: the factors of each row of DATA "
+                          "(a .csv/.npy/... table of integer class indices, one row per row)")
     sample.add_argument("-n", "--n-samples", type=_positive_int, required=True, metavar="N")
     sample.add_argument("--random-state", type=int, metavar="SEED", help="seed for the draws")
     sample.add_argument("--with-components", action="store_true",
