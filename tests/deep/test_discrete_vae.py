@@ -259,3 +259,14 @@ def test_bad_parameters_are_clear_errors(options, fragment):
     settings = {"n_latents": 2, "n_classes": 3, "epochs": 1, **options}
     with pytest.raises(InvalidParameterError, match=fragment):
         DiscreteVAE(**settings).fit(prototypes(n=20))
+
+
+def test_decode_mean_takes_the_integer_classes_sample_returns():
+    import torch
+
+    model = tiny(epochs=1).fit(prototypes(n=40))
+    _, z = model.sample(5, random_state=1)
+    one_hot = torch.nn.functional.one_hot(torch.as_tensor(z), 4).float()
+    with torch.no_grad():
+        np.testing.assert_array_equal(model.module_.decode_mean(torch.as_tensor(z)).numpy(),
+                                      model.module_.decode_mean(one_hot).numpy())

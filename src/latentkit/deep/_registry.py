@@ -11,6 +11,7 @@ import numpy as np
 
 from ..registry import ModelSpec, register
 from .demo import mnist_vae
+from .demo_disentangle import sprites_and_discrete
 from .discrete import DiscreteVAE
 from .figures import deep_figures
 from .tcvae import BetaTCVAE, BetaVAE
@@ -145,7 +146,7 @@ register(ModelSpec(
     "betavae", BetaVAE, "β-VAE: a VAE with the KL term weighted by --beta (default 4); logs "
     "its reconstruction and KL terms per epoch; NaN = missing",
     summary_params=("beta", "likelihood", "epochs"), example=betavae_example,
-    **{**_COMMON, "default_size": 10}))
+    demo=sprites_and_discrete, **{**_COMMON, "default_size": 10}))
 register(ModelSpec(
     "betatcvae", BetaTCVAE, "β-TC-VAE: the KL split into index-code mutual information, "
     "total correlation and dimension-wise KL, weighted --alpha 1 --beta 6 --gamma 1 "

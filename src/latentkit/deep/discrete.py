@@ -98,7 +98,10 @@ class DiscreteVAEModule(nn.Module):
         return self.decoder(codes.flatten(-2))
 
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        """z : (..., L, C) codes -> E[x | z] : (..., D)."""
+        """z : (..., L, C) one-hot or relaxed codes, or (..., L) integer classes (what
+        `sample` returns) -> E[x | z] : (..., D)."""
+        if not z.is_floating_point():
+            z = est.one_hot(z, self.n_classes, self.encoder.head.weight)
         return self.decoder.mean(z.flatten(-2))
 
     def exact_codes(self, logits: torch.Tensor, n: int, generator=None) -> torch.Tensor:
