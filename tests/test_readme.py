@@ -99,3 +99,15 @@ def test_deep_snippet_runs(tmp_path, monkeypatch):
     assert namespace["codes"].shape == (1797, 8) and namespace["images"].shape == (16, 64)
     # the importance estimate is a tighter bound than the ELBO (on average over rows)
     assert log_px.mean() > elbo.mean()
+
+
+def test_disentanglement_snippet_runs(tmp_path, monkeypatch):
+    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[6]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 -- our own README
+    assert set(namespace["terms"]) >= {"mi", "tc", "dimwise_kl", "reconstruction", "kl"}
+    assert all(len(values) == 2 for values in namespace["terms"].values())
+    scores = namespace["scores"]
+    assert namespace["codes"].shape == (2000, 6)
+    assert 0 <= scores["MIG"] <= 1 and 0 <= scores["disentanglement"] <= 1
