@@ -240,18 +240,22 @@ def _search_smoothing_bucket(u, alpha, inv_nk, eta):
 def _doc_start(doc_row, alpha, inv_nk, eta, q_coef, doc_topics, doc_pos):
     """At a document start: its topic list, the q coefficients of its topics and the bucket
     sums s = Σ_k α_k η ι_k and r = Σ_k n_dk η ι_k (ι_k = 1 / (n_k + Vη)). Returns
-    (doc_nnz, s, r)."""
+    (doc_nnz, s, r). The list is compacted without a branch (every k is written at the
+    list's end, which advances when n_dk != 0: a document's few topics among K would
+    otherwise mispredict a branch each), then its topics are visited in the same increasing
+    order, so every sum adds the same terms in the same order."""
     smoothing = 0.0
-    doc_mass = 0.0
     doc_nnz = 0
     for k in range(alpha.shape[0]):
         smoothing += alpha[k] * eta * inv_nk[k]
-        if doc_row[k] != 0:
-            doc_topics[doc_nnz] = k
-            doc_pos[k] = doc_nnz
-            doc_nnz += 1
-            doc_mass += doc_row[k] * eta * inv_nk[k]
-            q_coef[k] = (alpha[k] + doc_row[k]) * inv_nk[k]
+        doc_topics[doc_nnz] = k
+        doc_nnz += doc_row[k] != 0
+    doc_mass = 0.0
+    for j in range(doc_nnz):
+        k = doc_topics[j]
+        doc_pos[k] = j
+        doc_mass += doc_row[k] * eta * inv_nk[k]
+        q_coef[k] = (alpha[k] + doc_row[k]) * inv_nk[k]
     return doc_nnz, smoothing, doc_mass
 
 

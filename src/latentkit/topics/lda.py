@@ -91,7 +91,10 @@ class LDA(EMModel):
         ρ_t = (τ0 + t)^-κ. total_samples : the corpus size partial_fit scales a minibatch to.
     burn_in : Gibbs sweeps before samples are kept (None: max_iter // 2); thin : keep every
         thin-th sweep after it. n_threads : Gibbs threads (a run is reproducible for a given
-        random_state and n_threads).
+        random_state and n_threads). gibbs_init : how a Gibbs chain starts: "kmeans" (each
+        document's tokens drawn given the topics of the variational methods' k-means
+        start: the chain falls into merged or split topics far less often) or "uniform"
+        (topics uniform at random, Griffiths & Steyvers' start); see `_gibbs_fit`.
     random_state, n_init, warm_start, verbose, max_time, callbacks, chunk_size : the EM
         engine's options (see `latentkit.em`); n_init applies to batch and online.
 
@@ -135,14 +138,16 @@ class LDA(EMModel):
         "burn_in": [Interval(int, 0, 10**9), Options(None)],
         "thin": [Interval(int, 1, 10**9)],
         "n_threads": [Interval(int, 1, 1024)],
+        "gibbs_init": [Options(*_gibbs_fit.STARTS)],
     }
 
     def __init__(self, n_topics=10, *, method="batch", init="kmeans", doc_topic_prior=None,
                  topic_word_prior=None, optimize_alpha=False, optimize_eta=False,
                  max_iter=None, tol=0.1, max_doc_iter=100, doc_tol=1e-3, batch_size=128,
                  learning_decay=0.7, learning_offset=10.0, total_samples=1e6, burn_in=None,
-                 thin=10, n_threads=1, random_state=None, n_init=1, warm_start=False,
-                 verbose=None, max_time=None, callbacks=None, chunk_size=None):
+                 thin=10, n_threads=1, gibbs_init="kmeans", random_state=None, n_init=1,
+                 warm_start=False, verbose=None, max_time=None, callbacks=None,
+                 chunk_size=None):
         self._store_init_args(locals())
 
     # -- the engine's hooks ---------------------------------------------------------------
