@@ -15,7 +15,40 @@ from ._linalg import LOG_2PI
 from ._validation import as_generator
 
 
-class Categorical:
+class _Categoricals:
+    """What Categorical and FactorizedCategorical share: `log_probs` (n_rows, ..., K),
+    normalized over the last axis (the states)."""
+
+    log_probs: np.ndarray
+
+    @property
+    def probs(self) -> np.ndarray:
+        """(n_rows, ..., K) probabilities."""
+        return np.exp(self.log_probs)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """E[one_hot(z)] : (n_rows, ..., K), i.e. the probabilities (responsibilities)."""
+        return self.probs
+
+    @property
+    def mode(self) -> np.ndarray:
+        """(n_rows, ...) most probable state."""
+        return np.argmax(self.log_probs, axis=-1)
+
+    @property
+    def batch_shape(self) -> tuple[int]:
+        return (self.log_probs.shape[0],)
+
+    def entropy(self) -> np.ndarray:
+        """(n_rows,) entropy in nats (of all the row's variables: they are independent)."""
+        return entr(self.probs).reshape(len(self), -1).sum(axis=1)  # 0 log 0 = 0
+
+    def __len__(self) -> int:
+        return self.log_probs.shape[0]
+
+
+class Categorical(_Categoricals):
     """Categorical distributions over K states, one per row.
 
     Build from `log_probs` (preferred: stays exact in log space) or `probs`,
@@ -35,29 +68,6 @@ class Categorical:
             with np.errstate(divide="ignore"):
                 self.log_probs = np.log(probs / probs.sum(axis=1, keepdims=True))
 
-    @property
-    def probs(self) -> np.ndarray:
-        """(n_rows, K) probabilities."""
-        return np.exp(self.log_probs)
-
-    @property
-    def mean(self) -> np.ndarray:
-        """E[one_hot(z)] : (n_rows, K), i.e. the probabilities (responsibilities)."""
-        return self.probs
-
-    @property
-    def mode(self) -> np.ndarray:
-        """(n_rows,) most probable state."""
-        return np.argmax(self.log_probs, axis=1)
-
-    @property
-    def batch_shape(self) -> tuple[int]:
-        return (self.log_probs.shape[0],)
-
-    def entropy(self) -> np.ndarray:
-        """(n_rows,) entropy in nats."""
-        return entr(self.probs).sum(axis=1)  # -p log p, with 0 log 0 = 0
-
     def sample(self, n: int = 1, random_state=None) -> np.ndarray:
         """(n, n_rows) integer states, by inverse-CDF sampling of each row."""
         rng = as_generator(random_state)
@@ -71,15 +81,12 @@ class Categorical:
         rows = np.arange(self.log_probs.shape[0])
         return self.log_probs[rows, z]
 
-    def __len__(self) -> int:
-        return self.log_probs.shape[0]
-
     def __repr__(self) -> str:
         n, k = self.log_probs.shape
         return f"Categorical(n_rows={n}, n_states={k})"
 
 
-class FactorizedCategorical:
+class FactorizedCategorical(_Categoricals):
     """L independent categoricals over C states per row: q(z | x) = Π_l Cat(z_l; p_l), the
     posterior of a discrete VAE's L categorical latents.
 
@@ -94,35 +101,12 @@ class FactorizedCategorical:
         self.log_probs = log_probs - logsumexp(log_probs, axis=2, keepdims=True)
 
     @property
-    def probs(self) -> np.ndarray:
-        """(n_rows, L, C) probabilities."""
-        return np.exp(self.log_probs)
-
-    @property
-    def mean(self) -> np.ndarray:
-        """E[one_hot(z)] : (n_rows, L, C), the probabilities."""
-        return self.probs
-
-    @property
-    def mode(self) -> np.ndarray:
-        """(n_rows, L) most probable state of each latent."""
-        return np.argmax(self.log_probs, axis=2)
-
-    @property
-    def batch_shape(self) -> tuple[int]:
-        return (self.log_probs.shape[0],)
-
-    @property
     def event_shape(self) -> tuple[int]:
         return (self.log_probs.shape[1],)
 
     def marginal(self, latent: int) -> Categorical:
         """q(z_l | x) of latent l as a `Categorical` (n_rows, C)."""
         return Categorical(log_probs=self.log_probs[:, latent])
-
-    def entropy(self) -> np.ndarray:
-        """(n_rows,) entropy in nats: Σ_l H(q(z_l | x)) (the latents are independent)."""
-        return entr(self.probs).sum(axis=(1, 2))
 
     def sample(self, n: int = 1, random_state=None) -> np.ndarray:
         """(n, n_rows, L) integer states, each latent drawn by its inverse CDF."""
@@ -139,9 +123,6 @@ class FactorizedCategorical:
                                                                      self.log_probs.shape[2])),
                                     z[..., None], axis=-1)[..., 0]
         return picked.sum(axis=-1)
-
-    def __len__(self) -> int:
-        return self.log_probs.shape[0]
 
     def __repr__(self) -> str:
         n, latents, states = self.log_probs.shape

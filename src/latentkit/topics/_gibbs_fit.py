@@ -52,8 +52,8 @@ from ._corpus import csr_arrays
 from ._gibbs_kernels import (
     FAST,
     INIT_STREAM,
-    _inverse_cdf_draw,
     count_matrices,
+    fixed_topics_draw,
     fixed_topics_inference,
     initial_assignments,
     log_joint_tables,
@@ -196,12 +196,8 @@ def _fixed_topics_sequential(doc_ptr, words, phi_wk, alpha, seed, z, doc_counts,
     for d in range(doc_ptr.shape[0] - 1):
         doc_counts[:] = 0
         for i in range(doc_ptr[d], doc_ptr[d + 1]):
-            word_row = phi_wk[words[i]]
-            total = 0.0
-            for k in range(n_topics):
-                total += (doc_counts[k] + alpha[k]) * word_row[k]
-                cumulative[k] = total
-            topic = _inverse_cdf_draw(state, cumulative, n_topics)
+            topic = fixed_topics_draw(state, doc_counts, alpha, phi_wk[words[i]], cumulative,
+                                      n_topics)
             z[i] = topic
             doc_counts[topic] += 1
 

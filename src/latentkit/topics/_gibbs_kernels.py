@@ -140,6 +140,18 @@ def _inverse_cdf_draw(state, cumulative, n_topics):
     return topic
 
 
+@numba.njit(inline="always", fastmath=FAST)
+def fixed_topics_draw(state, counts, alpha, word_row, cumulative, n_topics):
+    """One token's topic with the topics fixed: k ~ (counts_k + α_k) φ_kw, word_row : (K,)
+    the word's φ_·w, counts : (K,) its document's other tokens' topics; cumulative : (K,)
+    work space (`_inverse_cdf_draw`)."""
+    total = 0.0
+    for k in range(n_topics):
+        total += (counts[k] + alpha[k]) * word_row[k]
+        cumulative[k] = total
+    return _inverse_cdf_draw(state, cumulative, n_topics)
+
+
 @numba.njit(cache=True, nogil=True, fastmath=FAST, _nrt=False)
 def dense_block_sweep(doc_ptr, words, z, n_dk, n_wk, n_k, alpha, eta, doc_lo, doc_hi, state,
                       scratch, doc_table):
@@ -398,13 +410,9 @@ def _fixed_topics_doc(words, phi_wk, alpha, n_burn, n_samples, state, theta_row,
     scale = 1.0 / ((n_tokens + alpha.sum()) * n_samples)
     for sweep in range(n_burn + n_samples):
         for i in range(n_tokens):
-            word_row = phi_wk[words[i]]
             counts[z[i]] -= 1
-            total = 0.0
-            for k in range(n_topics):
-                total += (counts[k] + alpha[k]) * word_row[k]
-                cumulative[k] = total
-            topic = _inverse_cdf_draw(state, cumulative, n_topics)
+            topic = fixed_topics_draw(state, counts, alpha, phi_wk[words[i]], cumulative,
+                                      n_topics)
             z[i] = topic
             counts[topic] += 1
         if sweep >= n_burn:
