@@ -88,10 +88,16 @@ def test_evaluate_a_folder_with_importance_sampling(run_dir, capsys):
     assert code == 0 and "mean log-likelihood (importance sampling, k=50)" in text
 
 
-def test_evaluate_without_data_reads_the_models_default_dataset(run_dir, capsys):
-    """The digits model meets binarized_mnist (784 columns): the error proves which data
-    was read, or says the file is absent."""
-    line = assert_user_error(["evaluate", run_dir, "--max-rows", "20"], capsys, notes=True)
+def test_evaluate_without_data_reads_what_the_folder_was_fitted_on(run_dir, capsys):
+    """A folder written by fit records its bundled data (digits, 300 rows): evaluate reads
+    it again. A model file alone records none: the digits model meets the spec's default,
+    binarized_mnist (784 columns), and the error proves which data was read (or says the
+    file is absent)."""
+    code, out, err = run_cli(["evaluate", run_dir], capsys)
+    assert code == 0, err
+    assert "digits (binarized at 8): 300 rows" in out
+    line = assert_user_error(["evaluate", run_dir / "model.npz", "--max-rows", "20"], capsys,
+                             notes=True)
     assert "784 columns" in line or "binarized_mnist" in line, line
 
 

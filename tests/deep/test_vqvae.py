@@ -276,7 +276,12 @@ def test_bad_parameters_are_clear_errors(params, fragment):
         VQVAE(**{**dict(epochs=1), **params}).fit(prototypes(20))
 
 
-def test_posterior_says_what_to_use_instead(fitted):
+def test_posterior_is_the_point_mass_at_the_nearest_codes(fitted):
     model, X = fitted
-    with pytest.raises(NotImplementedError, match="codes"):
-        model.posterior(X)
+    q = model.posterior(X)
+    codes = model.codes(X)
+    assert q.probs.shape == (len(X), model.n_latents, model.n_codes)
+    np.testing.assert_array_equal(q.mode, codes)
+    np.testing.assert_array_equal(q.probs.max(axis=-1), 1.0)
+    np.testing.assert_array_equal(q.entropy(), 0.0)
+    np.testing.assert_array_equal(q.log_prob(codes), 0.0)

@@ -105,7 +105,8 @@ def fitted_source(model_file) -> tuple[str, int | None] | None:
     if not os.path.isfile(summary):
         return None
     try:
-        recorded = json.loads(open(summary, encoding="utf-8").read())
+        with open(summary, encoding="utf-8") as handle:
+            recorded = json.load(handle)
     except (OSError, ValueError):
         return None
     source = recorded.get("data_source") if isinstance(recorded, dict) else None

@@ -205,11 +205,14 @@ def _add_model_file_commands(sub, formatter) -> None:
     evaluate = sub.add_parser(
         "evaluate", formatter_class=formatter, help="score a saved model on data",
         description=_fill("Print the mean log-likelihood, BIC, AIC and number of rows of DATA "
-                          "(default: the model's own dataset) under the model saved in "
+                          "(default: the bundled dataset a folder written by `fit` was fitted "
+                          "on, else the model's default dataset) under the model saved in "
                           "MODEL_FILE (by `latentkit fit` or model.save; a folder written by "
                           "`fit` stands for its model.npz). A model fitted by variational "
                           "inference prints its bounds instead; --iwae K adds its "
-                          "importance-sampling estimate of log p(x) with K samples.",
+                          "importance-sampling estimate of log p(x) with K samples; "
+                          "--disentanglement the metrics of its representation against "
+                          "DATA's factors of variation.",
                           _DATA_HELP))
     sample = sub.add_parser(
         "sample", formatter_class=formatter, help="draw samples from a saved model",
@@ -234,7 +237,9 @@ def _add_model_file_commands(sub, formatter) -> None:
         command.add_argument("model_file", metavar="MODEL_FILE",
                              help="a saved model, or a folder written by `latentkit fit`")
     evaluate.add_argument("data", metavar="DATA", nargs="?",
-                          help="a data file or bundled dataset (default: the model's own)")
+                          help="a data file or bundled dataset (default: the bundled "
+                          "dataset a folder written by fit was fitted on, else the model's "
+                          "default dataset)")
     _add_data_options(evaluate)
     for command in (impute, report, predict, transform, forecast):
         command.add_argument("data", metavar="DATA")

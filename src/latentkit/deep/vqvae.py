@@ -36,6 +36,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._validation import Interval, Options, check_n_samples
+from ..distributions import FactorizedCategorical
 from ..exceptions import InvalidParameterError
 from ..io import register_model
 from .base import DeepModel, _out_dtype
@@ -170,8 +171,7 @@ class VQVAE(DeepModel):
     valid_history_, n_iter_, best_epoch_, converged_, stop_reason_, n_features_in_,
     input_shape_.
 
-    `posterior` is not available: q(k | x) is a point mass at `codes(X)` (use `codes` or
-    `transform`).
+    `posterior` is q(k | x), the point mass at `codes(X)` (a `FactorizedCategorical`).
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -258,12 +258,14 @@ class VQVAE(DeepModel):
             z_q = self.module_.codebook.lookup(codes).flatten(1)
         return z_q.numpy().astype(_out_dtype(X))
 
-    def posterior(self, X):
-        """Not available: q(k | x) is the point mass at the nearest codes; see `codes`."""
-        raise NotImplementedError(
-            "VQVAE.posterior: q(codes | x) is a point mass at the nearest codes; use "
-            "model.codes(X) for the code indices or model.transform(X) for the quantized "
-            "vectors.")
+    def posterior(self, X) -> FactorizedCategorical:
+        """q(k | x): the point mass at the nearest codes, one categorical over the n_codes
+        codes per latent position: a `FactorizedCategorical` (n_samples, n_latents, n_codes)
+        with log q = 0 at `codes(X)` and -inf elsewhere."""
+        codes = self.codes(X)
+        log_probs = np.full((*codes.shape, int(self.n_codes)), -np.inf)
+        np.put_along_axis(log_probs, codes[..., None], 0.0, axis=-1)
+        return FactorizedCategorical(log_probs)
 
     def score_samples(self, X, method="elbo") -> np.ndarray:
         """The ELBO per row (n_samples,): log p(x_obs | z_q(x)) + log p_prior(codes(x)), a
