@@ -19,8 +19,9 @@ import torch
 from scipy.stats import multivariate_normal
 
 from latentkit.deep.blocks import build_vae_modules
-from latentkit.deep.hierarchical import HierarchicalVAEModule, chunked_log_mean_exp
+from latentkit.deep.hierarchical import HierarchicalVAEModule
 from latentkit.deep.module import VAEModule
+from latentkit.deep.objectives import chunked_log_mean_exp
 from latentkit.deep.objectives import elbo as vae_elbo
 from latentkit.exceptions import InvalidParameterError
 

@@ -82,5 +82,5 @@ class _Loop:
         for name in names:
             mean = (self.term_sums[name] / self.epoch_rows
                     if name in self.term_sums and self.epoch_rows else math.nan)
-            self.terms.setdefault(name, [math.nan] * len(self.history[:-1])).append(mean)
+            self.terms.setdefault(name, [math.nan] * (len(self.history) - 1)).append(mean)
         self.term_sums = {}

@@ -62,14 +62,16 @@ def codebook_metrics(model, data, X) -> list:
     codes (log p(x | z_q) + log p_prior(codes), a lower bound on log p(x)) and the
     perplexity of the codes X uses, exp(H(code frequencies)) over all positions (at most
     n_codes: how much of the codebook is in use)."""
-    codes = model.codes(X).ravel()
-    frequencies = np.bincount(codes, minlength=model.n_codes) / codes.size
-    used = frequencies[frequencies > 0]
+    import torch
+
+    from .codebook import perplexity
+
+    counts = np.bincount(model.codes(X).ravel(), minlength=model.n_codes)
     return [("rows", "rows", int(np.shape(X)[0])),
             ("mean_elbo", "mean ELBO (point-mass q: a lower bound on log p(x), nats)",
              float(np.mean(model.score_samples(X)))),
             ("codebook_perplexity", f"codebook perplexity (of {model.n_codes} codes)",
-             float(np.exp(-np.sum(used * np.log(used)))))]
+             float(perplexity(torch.as_tensor(counts, dtype=torch.float64))))]
 
 
 def binary_example(rng: np.random.Generator, **extra):

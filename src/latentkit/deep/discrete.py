@@ -30,7 +30,7 @@ from latentkit._validation import Interval, Options
 from latentkit.deep import estimators as est
 from latentkit.deep.base import DeepModel, _out_dtype
 from latentkit.deep.blocks import build_vae_modules
-from latentkit.deep.objectives import _check_count
+from latentkit.deep.objectives import _check_count, chunked_log_mean_exp
 from latentkit.distributions import FactorizedCategorical
 from latentkit.exceptions import InvalidParameterError
 from latentkit.io import register_model
@@ -151,16 +151,12 @@ class DiscreteVAEModule(nn.Module):
             raise InvalidParameterError(f"method must be 'elbo', 'iwae', 'importance' or "
                                         f"'naive'; got {method!r}.")
         _check_count(n_samples, "n_samples")
-        with torch.no_grad():
-            if method == "elbo":
+        if method == "elbo":
+            with torch.no_grad():
                 return self.elbo(x, observed, n_samples=n_samples, generator=generator)
-            acc = None
-            for start in range(0, n_samples, chunk):
-                size = min(chunk, n_samples - start)
-                part = torch.logsumexp(self._chunk_log_w(method, x, observed, size,
-                                                         generator), dim=0)
-                acc = part if acc is None else torch.logaddexp(acc, part)
-            return acc - math.log(n_samples)
+        return chunked_log_mean_exp(
+            lambda size: self._chunk_log_w(method, x, observed, size, generator),
+            n_samples, chunk)
 
     def _chunk_log_w(self, method, x, observed, size, generator) -> torch.Tensor:
         if method != "naive":

@@ -38,7 +38,7 @@ log_px("importance", n) equals iwae(k=n) for the same generator state.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -54,26 +54,7 @@ from .blocks import (
     mlp,
     mlp_width,
 )
-from .objectives import ESTIMATORS, _check_count
-
-
-# ------------------------------------------------------------------------ estimators
-def chunked_log_mean_exp(log_terms: Callable[[int], torch.Tensor], n_samples: int,
-                         chunk: int = 100) -> torch.Tensor:
-    """log (1/n) Σ_i exp(t_i) over n_samples terms drawn `chunk` at a time: (B,).
-
-    log_terms(size) -> (size, B): the next `size` terms (log-weights, or log p(x | z_i) for
-    the naive estimator). A running log-sum-exp, acc <- logaddexp(acc, logsumexp(chunk)),
-    so peak memory is one chunk's. No gradients.
-    """
-    _check_count(n_samples, "n_samples")
-    _check_count(chunk, "chunk")
-    acc = None
-    with torch.no_grad():
-        for start in range(0, n_samples, chunk):
-            part = torch.logsumexp(log_terms(min(chunk, n_samples - start)), dim=0)
-            acc = part if acc is None else torch.logaddexp(acc, part)
-    return acc - math.log(n_samples)
+from .objectives import ESTIMATORS, _check_count, chunked_log_mean_exp
 
 
 def _shift(q: Independent, eps: torch.Tensor) -> torch.Tensor:
@@ -278,4 +259,4 @@ def _per_layer_hidden(hidden, n_layers: int) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(_positive_int(h, "hidden") for h in block) for block in hidden)
 
 
-__all__ = ["HierarchicalVAEModule", "chunked_log_mean_exp"]
+__all__ = ["HierarchicalVAEModule"]

@@ -28,7 +28,7 @@ from .._validation import Interval, Options
 from ..exceptions import InvalidParameterError
 from ..io import register_model
 from .blocks import StandardNormalPrior
-from .objectives import closed_form_kl, reparameterized_sample
+from .objectives import closed_form_kl, elbo_terms, reparameterized_sample
 from .total_correlation import SAMPLING, estimate_kl_decomposition
 from .vae import VAE
 
@@ -45,17 +45,12 @@ def _diagonal_gaussian(dist, what: str) -> Normal:
 def beta_elbo_terms(module, x, observed=None, *, beta: float):
     """β-VAE objective per row (B,) = reconstruction - β KL, and its terms' batch means.
 
-    The same operations, in the same order, as `objectives.elbo` with one draw and the
-    analytic KL, so beta=1 trains bit-identically to `VAE`. module : a `VAEModule`;
-    x : (B, D); observed : (B, D) mask or None. Returns (value, {"reconstruction", "kl"}).
+    The terms of `objectives.elbo` (one draw, the analytic KL), so beta=1 trains
+    bit-identically to `VAE`. module : a `VAEModule`; x : (B, D); observed : (B, D) mask
+    or None. Returns (value, {"reconstruction", "kl"}).
     """
-    q = module.encoder(x, observed)
-    p = module.prior()
-    z = reparameterized_sample(q, 1)
-    reconstruction = module.decoder(z[0]).log_prob(x, observed)             # (B,)
-    kl = closed_form_kl(q, p, standard_prior=type(module.prior) is StandardNormalPrior)
-    if kl is None:  # no closed form: the one-draw Monte Carlo KL, as objectives.elbo
-        kl = (q.log_prob(z) - p.log_prob(z)).mean(0)
+    reconstruction, kl = elbo_terms(module.prior, module.encoder, module.decoder, x,
+                                    observed)
     value = reconstruction - beta * kl
     return value, {"reconstruction": reconstruction.detach().mean(),
                    "kl": kl.detach().mean()}
