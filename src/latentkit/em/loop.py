@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -250,21 +251,23 @@ def fit_em(family: EMFamily, config, source: ChunkSource, *, n_init: int,
     """Run EM from `n_init` initializations (or once from `init` = (params, state), continuing
     from the mean objective `bound`; see `run_em`) and keep the run whose returned iterate
     has the highest mean objective (`EMResult.lower_bound`)."""
-    best = None
     runs = 1 if init is not None else n_init
-    for restart in range(runs):
-        if init is not None:
-            params, state = init
-        else:
-            params, state = family.init(source.init_sample(max_init_rows, rng), rng, config,
-                                        restart)
-        desc = f"EM {restart + 1}/{runs}" if runs > 1 else "EM"
-        result = run_em(family, config, source, params, state, desc=desc,
-                        bound=bound if init is not None else -math.inf, **loop)
-        if best is None or result.lower_bound > best.lower_bound:
+    options = dict(loop, bound=bound if init is not None else -math.inf)
+    starts = [init] if init is not None else _initializations(family, config, source, rng,
+                                                                max_init_rows, runs)
+    if source.concurrent_restarts and runs > 1:
+        results = _concurrent_runs(family, config, source, list(starts), options)
+    else:
+        results = []
+        for restart, (params, state) in enumerate(starts):
+            results.append(run_em(family, config, source, params, state,
+                                  desc=_run_name(restart, runs), **options))
+            if results[-1].stop_reason == "interrupted":
+                break
+    best = results[0]
+    for result in results[1:]:
+        if result.lower_bound > best.lower_bound:
             best = result
-        if result.stop_reason == "interrupted":
-            break
     if best.stop_reason == "max_iter":
         warnings.warn(  # scikit-learn's words after ours, for users who search for them
             f"EM did not converge in max_iter={loop['max_iter']} iterations (tol={loop['tol']}). "
@@ -276,6 +279,30 @@ def fit_em(family: EMFamily, config, source: ChunkSource, *, n_init: int,
             f"EM stopped at the max_time budget after {best.n_iter} iterations, before "
             "converging.", ConvergenceWarning, stacklevel=3)
     return best
+
+
+def _initializations(family: EMFamily, config, source: ChunkSource, rng, max_init_rows: int,
+                     runs: int):
+    """The (params, state) each restart starts from, drawn in restart order from `rng`."""
+    for restart in range(runs):
+        yield family.init(source.init_sample(max_init_rows, rng), rng, config, restart)
+
+
+def _run_name(restart: int, runs: int) -> str:
+    return f"EM {restart + 1}/{runs}" if runs > 1 else "EM"
+
+
+def _concurrent_runs(family: EMFamily, config, source: ChunkSource, starts: list,
+                     options: dict) -> list[EMResult]:
+    """Every restart's run at once, each on its own thread: for a source whose E-steps run
+    elsewhere (a Dask cluster), their tasks interleave on the workers. The starts were drawn
+    in restart order, so each run is the one a sequential fit would make."""
+    def run(restart: int, start) -> EMResult:
+        return run_em(family, config, source, *start, desc=_run_name(restart, len(starts)),
+                      **options)
+
+    with ThreadPoolExecutor(len(starts)) as pool:
+        return list(pool.map(run, range(len(starts)), starts))
 
 
 @register_record

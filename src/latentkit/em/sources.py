@@ -91,6 +91,8 @@ class ChunkSource:
     n_features: int
     dtype: np.dtype
     n_samples: int | None = None
+    #: whether `n_init` restarts run at once (a source whose E-steps run elsewhere)
+    concurrent_restarts: bool = False
 
     def __iter__(self) -> Iterator:
         raise NotImplementedError
@@ -343,10 +345,20 @@ class IterableSource(ChunkSource):
 def as_source(data, *, chunk_rows: int, allow_nan: bool) -> ChunkSource:
     """Wrap out-of-core or sparse input as a ChunkSource.
 
-    data : a path to a `.npy` file (memory-mapped), an np.memmap, a scipy.sparse matrix, a
-    list/tuple of 2-D arrays, or a zero-argument callable returning a fresh iterator of 2-D
-    arrays.
+    data : a path to a `.npy` file (memory-mapped), a Zarr array or store (`.zarr`), a
+    Parquet file (read in row groups), an np.memmap, a scipy.sparse matrix, a list/tuple of
+    2-D arrays, a zero-argument callable returning a fresh iterator of 2-D arrays, a Dask
+    array or DataFrame (its E-steps run where its chunks live: `latentkit.distributed`), or
+    a ChunkSource as it is.
     """
+    if isinstance(data, ChunkSource):
+        return data
+    if _is_dask(data):
+        from ..distributed.source import DaskSource  # optional dependency: dask
+        return DaskSource(data, allow_nan=allow_nan)
+    store = _store_source(data, chunk_rows=chunk_rows, allow_nan=allow_nan)
+    if store is not None:
+        return store
     if isinstance(data, str | os.PathLike):
         path = os.fspath(data)
         if not path.endswith(".npy"):
@@ -376,10 +388,32 @@ def as_source(data, *, chunk_rows: int, allow_nan: bool) -> ChunkSource:
         "returns a fresh iterator of 2-D arrays.")
 
 
+def _is_dask(data) -> bool:
+    """A Dask collection (array, DataFrame), recognized without importing dask."""
+    return type(data).__module__.partition(".")[0] in ("dask", "dask_expr")
+
+
+def _is_zarr(data) -> bool:
+    """A zarr array, recognized without importing zarr."""
+    return type(data).__module__.partition(".")[0] == "zarr"
+
+
+def _store_source(data, *, chunk_rows: int, allow_nan: bool) -> ChunkSource | None:
+    """A Zarr or Parquet source for `data` (`em.stores`), or None for other input."""
+    is_store_path = isinstance(data, str | os.PathLike) and os.fspath(data).rstrip(
+        "/\\").lower().endswith((".zarr", ".parquet", ".pq"))
+    if not (_is_zarr(data) or is_store_path):
+        return None
+    from .stores import store_source
+    return store_source(data, chunk_rows=chunk_rows, allow_nan=allow_nan)
+
+
 def is_streaming(data) -> bool:
     """True for inputs that `as_source` wraps (out of core, iterators, sparse); False for an
     in-memory array-like."""
-    if isinstance(data, str | os.PathLike | np.memmap | Iterator) or sp.issparse(data):
+    if isinstance(data, str | os.PathLike | np.memmap | Iterator | ChunkSource):
+        return True
+    if sp.issparse(data) or _is_dask(data) or _is_zarr(data):
         return True
     if isinstance(data, list | tuple):
         return len(data) > 0 and np.ndim(data[0]) == 2
