@@ -28,15 +28,17 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ..em import ChunkSource, SufficientStats
+from .._validation import check_finite, check_observed_columns
+from ..em import ChunkSource, MappedPages, SufficientStats
+from ..em.sources import _sample_rows
 from ..io import register_record
 from . import kalman
 from ._covariance import clip_psd, covariance_update
 from ._em_stats import completed_means, observation_stats, transition_stats
 from ._params import PUBLIC_NAMES, LDSParams
 
-__all__ = ["LDSConfig", "LDSStats", "e_step", "m_step", "completed_means", "initial_params",
-           "regularization_slack"]
+__all__ = ["LDSConfig", "LDSStats", "SequenceSource", "StoredSequenceSource", "e_step", "m_step",
+           "completed_means", "initial_params", "regularization_slack"]
 
 
 class LDSConfig(NamedTuple):
@@ -136,6 +138,63 @@ class SequenceSource(ChunkSource):
         """The sequences (a list of (T_i, p)); all of them: the initialization needs whole
         trajectories."""
         return [seq for chunk in self.chunks for seq in chunk.X]
+
+
+class StoredSequenceSource(ChunkSource):
+    """Equal-length sequences on disk, X : (n_seq, T, p) (an np.memmap or a zarr.Array),
+    read lazily as SequenceBatch chunks (float64) of whole sequences: the chunks
+    `SequenceSource` makes of the same array in memory, so that EM sums the same statistics
+    in the same order; peak memory is one chunk, not the array (a memory map's pages are
+    handed back once read, `MappedPages`). Call `check()` once before EM: it validates the
+    array in one pass, as `kalman.as_sequences` does in memory."""
+
+    def __init__(self, X, dtype, steps_per_chunk: int):
+        self.X, self.dtype = X, np.dtype(dtype)
+        self.n_seq, self.T, self.n_features = (int(k) for k in X.shape)
+        self.per = max(1, steps_per_chunk // max(1, self.T))
+        self.n_samples = self.n_seq * self.T
+        self.pages = MappedPages(X) if isinstance(X, np.memmap) else None
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        """Sequences start..stop-1 : (stop - start, T, p) float64, a copy in memory."""
+        raw = self.X[start:stop]
+        block = np.array(raw, dtype=np.float64)
+        if self.pages is not None:
+            self.pages.release(raw)
+        return block
+
+    def _blocks(self):
+        for start in range(0, self.n_seq, self.per):
+            yield start, self._read(start, start + self.per)
+
+    def __iter__(self):
+        for _, block in self._blocks():
+            yield SequenceBatch(block)
+
+    def check(self, name: str = "X") -> None:
+        """InvalidInputError for inf (naming the sequence and its step), a value beyond the
+        scale limit, or a column with no observed value in any sequence (read once)."""
+        highs = np.full(self.n_features, np.nan)
+        for start, block in self._blocks():
+            for i, seq in enumerate(block):
+                check_finite(np.asarray(seq, dtype=self.dtype), allow_nan=True,
+                             model="the Kalman filter", name=f"{name} (sequence {start + i})")
+            highs = np.fmax(highs, np.fmax.reduce(block, axis=(0, 1)))  # fmax skips NaN
+        check_observed_columns(highs[None], name=name, model=None,
+                               rows="every time step of every sequence")
+
+    def init_sample(self, max_rows, rng):
+        """The sequences (a list of (T, p)) EM initializes from: all of them (as in memory)
+        when they hold at most `max_rows` time steps, else a random subset of whole
+        sequences of about max_rows steps (`_sample_rows`), so that memory stays bounded."""
+        chosen = _sample_rows(self.n_seq, max(1, max_rows // max(1, self.T)), rng)
+        if len(chosen) == self.n_seq:
+            return [seq for _, block in self._blocks() for seq in block]
+        picked = []
+        for start, block in self._blocks():
+            low, high = np.searchsorted(chosen, [start, start + len(block)])
+            picked += list(block[chosen[low:high] - start])
+        return picked
 
 
 # -- E-step -------------------------------------------------------------------------------

@@ -6,14 +6,17 @@ by EM on the shared engine.
 
 Data: one sequence X : (T, p) (rows are time steps), a batch (B, T, p) of equal-length
 sequences, or a list of (T_i, p) sequences; NaN entries are missing and marginalized
-exactly (in inference and in EM). Per-row quantities of the contract are per sequence
-here: `score_samples` gives log p(x_{1:T}) of each sequence; `score` and `history_` are
-the mean log-likelihood per time step.
+exactly (in inference and in EM). `fit` reads a batch on disk (a `.npy` or `.zarr` path, an
+np.memmap, a zarr.Array) lazily, in chunks of whole sequences. Per-row quantities of the
+contract are per sequence here: `score_samples` gives log p(x_{1:T}) of each sequence;
+`score` and `history_` are the mean log-likelihood per time step.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -179,10 +182,17 @@ class LinearDynamicalSystem(EMModel):
     # -- the engine's wiring --------------------------------------------------------------
 
     def _source(self, X, *, reset: bool):
-        """Sequences grouped by length, chunked by whole sequences (`_em.SequenceSource`)."""
-        n_features = None if reset else self.n_features_in_
+        """Sequences grouped by length, chunked by whole sequences (`_em.SequenceSource`);
+        a 3-D array on disk (a `.npy` or `.zarr` path, an np.memmap, a zarr.Array) is read
+        lazily, chunk by chunk (`_em.StoredSequenceSource`)."""
         if not reset:
             check_is_fitted(self)
+        X = _opened_store(X)
+        if _on_disk(X) and X.ndim == 3:
+            return self._stored_source(X, reset=reset)
+        if _on_disk(X):  # one sequence (T, p) is never split: read it whole
+            X = np.asarray(X)
+        n_features = None if reset else self.n_features_in_
         groups, _ = kalman.as_sequences(X, n_features)
         dtype = np.float32 if _input_dtype(X) == np.float32 else np.float64
         if reset and groups[0][1].shape[2] == 0:
@@ -203,6 +213,31 @@ class LinearDynamicalSystem(EMModel):
         n = self._state_dim()
         steps = self.chunk_size or auto_chunk_rows(4 * n * n + 4 * n + self.n_features_in_)
         return _em.SequenceSource(groups, self.n_features_in_, dtype, steps)
+
+    def _stored_source(self, X, *, reset: bool) -> _em.StoredSequenceSource:
+        """A lazily read source of X : (n_seq, T, p) on disk, validated in one pass."""
+        n_seq, T, p = X.shape
+        if min(n_seq, T, p) == 0:
+            raise InvalidInputError(
+                f"{type(self).__name__}: X has shape {X.shape}; give at least one sequence "
+                "of at least one time step with at least one feature.")
+        if not reset and p != self.n_features_in_:
+            raise InvalidInputError(f"X: sequences have {p} features but "
+                                    f"{self.n_features_in_} are expected.")
+        if reset:
+            self.n_features_in_ = p
+            self._check_fixed()
+            given = self._given(p)
+            probe = LDSParams(*(given.get(FIELD_NAMES[f], np.zeros(())) for f in LDSParams._fields))
+        else:
+            probe = self._current_params()
+        check_length(probe, T)
+        n = self._state_dim()
+        steps = self.chunk_size or auto_chunk_rows(4 * n * n + 4 * n + p)
+        dtype = np.float32 if X.dtype == np.float32 else np.float64
+        source = _em.StoredSequenceSource(X, dtype, steps)
+        source.check()
+        return source
 
     def _store_params(self, params, dtype):
         for field, value in zip(LDSParams._fields, params):
@@ -399,6 +434,32 @@ class LinearDynamicalSystem(EMModel):
         X, Z = kalman.simulate(params, n_samples, n_sequences, as_generator(random_state))
         dtype = getattr(self, "transition_matrix_", params.A).dtype
         return X.astype(dtype), Z.astype(dtype)
+
+
+def _opened_store(X):
+    """X, or the array a path names: a `.npy` file memory-mapped, a `.zarr` store opened
+    (`em.stores.open_zarr_array`); InvalidInputError for another path."""
+    if not isinstance(X, str | os.PathLike):
+        return X
+    path = os.fspath(X)
+    if path.rstrip("/\\").lower().endswith(".zarr"):
+        from ..em.stores import open_zarr_array
+
+        return open_zarr_array(path, name="X")
+    if not path.endswith(".npy"):
+        raise InvalidInputError(f"X: a path to sequences must name a .npy file or a .zarr "
+                                f"store; got {path!r}.")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"X: cannot memory-map {path!r} as a .npy array: "
+                                f"{exc}") from None
+
+
+def _on_disk(X) -> bool:
+    """Whether X is an array on disk: an np.memmap or a zarr.Array."""
+    zarr = sys.modules.get("zarr")  # a zarr.Array exists only once zarr is imported
+    return isinstance(X, np.memmap) or (zarr is not None and isinstance(X, zarr.Array))
 
 
 def _input_dtype(X):
