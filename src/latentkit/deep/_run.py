@@ -1,9 +1,12 @@
 """A Trainer's run (see `trainer`): the epochs and batches, the NaN/inf guard, validation
 and early stopping, checkpoints and resume. `_Run` holds the module, the optimizer, the
-scheduler and the run's position (`_Loop`); `Trainer.fit` builds one per call."""
+scheduler and the run's position (`_Loop`); `Trainer.fit` builds one per call. The hooks
+`_shard`, `_forward`, `_backward`, `_global_sums`, `_past_deadline` and `_agree` are where a
+data-parallel run (`ddp._DDPRun`) differs; here they are the single-process identities."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import sys
@@ -69,6 +72,18 @@ def _unpack(returned, n_rows: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
     return loss, value, terms
 
 
+def _row_sums(loss: torch.Tensor, value: torch.Tensor, terms: dict,
+              n_rows: int) -> torch.Tensor:
+    """(2 + T,) float64 on loss's device: [B · loss, Σ_rows value, B · term_t ...] of a
+    batch of B = n_rows rows (loss and the terms are batch means); zeros when B = 0 (a
+    data-parallel process holding no row of a small last batch)."""
+    if n_rows == 0:
+        return torch.zeros(2 + len(terms), dtype=torch.float64, device=loss.device)
+    means = torch.stack([loss.detach().double()] + [
+        t.detach().double().reshape(()).to(loss.device) for t in terms.values()]) * n_rows
+    return torch.cat([means[:1], value.detach().double().sum().reshape(1), means[1:]])
+
+
 def _float_dtype(module: torch.nn.Module) -> torch.dtype:
     for parameter in module.parameters():
         if parameter.is_floating_point():
@@ -87,6 +102,7 @@ class _Run:
 
     def __init__(self, cfg: trainer.Trainer, module, loss_fn, train_data, valid_data, saved):
         self.cfg, self.module, self.loss_fn = cfg, module, loss_fn
+        self.is_main = getattr(self, "is_main", True)  # the process that writes and shows
         self.device = resolve_device(cfg.device)
         module.to(self.device)
         self.loop = _Loop(self._seed(saved))
@@ -236,8 +252,9 @@ class _Run:
         cfg, loop = self.cfg, self.loop
         self.start = self.last_checkpoint = time.monotonic()
         self.deadline = None if cfg.max_time is None else self.start + cfg.max_time
-        delay = (1.0 if sys.stderr.isatty() else None) if cfg.verbose is None else (
-            0.0 if cfg.verbose else None)
+        verbose = cfg.verbose if self.is_main else False
+        delay = (1.0 if sys.stderr.isatty() else None) if verbose is None else (
+            0.0 if verbose else None)
         with tqdm(total=cfg.epochs * self.n_batches, desc="train", disable=delay is None,
                   initial=loop.epoch * self.n_batches + loop.batch, leave=False,
                   file=sys.stderr, delay=delay or 0.0) as self.bar:
@@ -265,10 +282,9 @@ class _Run:
                         time.monotonic() - self.last_checkpoint
                         >= 60 * cfg.checkpoint_every_minutes):
                     self._save()
-                if (self.deadline is not None and index + 1 < self.n_batches
-                        and time.monotonic() > self.deadline):  # the epoch's end checks too
+                if index + 1 < self.n_batches and self._past_deadline():  # and epoch's end
                     return "max_time"
-            reason = self._end_epoch()
+            reason = self._agree(self._end_epoch())
             if reason is not None:
                 return reason
         return "epochs"
@@ -276,15 +292,18 @@ class _Run:
     def _batch(self, order: torch.Tensor, index: int) -> None:
         """Fetch batch `index` of the epoch's `order`, take one guarded step, advance."""
         cfg, loop = self.cfg, self.loop
-        x = self.train_rows.take(order[index * cfg.batch_size:(index + 1) * cfg.batch_size])
-        if self.binarizer is not None:
-            x = binarize(x, self.binarizer, may_have_nan=self.train_rows.may_have_nan)
+        rows = order[index * cfg.batch_size:(index + 1) * cfg.batch_size]
         weight = kl_warmup_weight(loop.epoch * self.n_batches + index, self.n_batches,
                                   cfg.kl_warmup_epochs)
-        bad, total, terms = self._step(x, weight)
+        local, shard = self._shard(rows)
+        with shard:
+            x = self.train_rows.take(local)
+            if self.binarizer is not None:
+                x = binarize(x, self.binarizer, may_have_nan=self.train_rows.may_have_nan)
+            bad, total, terms = self._step(x, weight, len(rows))
         if bad is None:
             loop.epoch_sum, loop.epoch_rows, loop.bad_in_row = (
-                loop.epoch_sum + total, loop.epoch_rows + len(x), 0)
+                loop.epoch_sum + total, loop.epoch_rows + len(rows), 0)
             loop.add_terms(terms)
         loop.batch = index + 1
         self._mark()
@@ -296,18 +315,45 @@ class _Run:
                 self.bar.set_postfix(objective=f"{loop.epoch_sum / loop.epoch_rows:.6g}")
                 self.postfix_at = time.monotonic()
 
-    def _step(self, x: torch.Tensor, kl_weight: float) -> tuple[str | None, float, dict]:
-        """One Adam step on batch x : (B, *event), unless the loss, the values or the gradient
-        are non-finite. Returns (None or the name of what was non-finite, sum of the values,
-        {name: B · term} of the logged terms); one device synchronization reads them all."""
-        self.optimizer.zero_grad(set_to_none=True)
-        loss, value, terms = _unpack(self.loss_fn(self.module, x, kl_weight=kl_weight), len(x))
+    # -- where a data-parallel run differs (ddp._DDPRun) ----------------------------------
+    def _shard(self, rows: torch.Tensor):
+        """(this process's share of the batch's row indices, the context to draw its noise
+        in): all of them, no context."""
+        return rows, contextlib.nullcontext()
+
+    def _forward(self, x: torch.Tensor, kl_weight: float):
+        return self.loss_fn(self.module, x, kl_weight=kl_weight)
+
+    def _backward(self, loss: torch.Tensor, n_local: int, n_rows: int) -> None:
         loss.backward()
-        checks = torch.stack([loss.detach().double(), value.detach().double().sum(),
-                              self._gradient_summary().to(loss.device)]
-                             + [t.detach().double().to(loss.device) for t in terms.values()]
-                             ).tolist()
-        sums = {name: len(x) * number for name, number in zip(terms, checks[3:])}
+
+    def _global_sums(self, sums: torch.Tensor):
+        """Start summing this process's sums over the processes; call the result for the
+        batch's sums (a data-parallel run overlaps the sum with the backward pass)."""
+        return lambda: sums
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def _agree(self, reason: str | None) -> str | None:
+        """The stop decision at an epoch's end, the same in every process."""
+        return reason
+
+    # -- the steps ------------------------------------------------------------------------
+    def _step(self, x: torch.Tensor, kl_weight: float,
+              n_rows: int) -> tuple[str | None, float, dict]:
+        """One Adam step on this process's rows x : (B_local, *event) of a batch of n_rows
+        rows, unless the loss, the values or the gradient are non-finite. Returns (None or
+        the name of what was non-finite, sum of the batch's values, {name: B · term} of the
+        logged terms); one device synchronization reads them all."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, value, terms = _unpack(self._forward(x, kl_weight), len(x))
+        summed = self._global_sums(_row_sums(loss, value, terms, len(x)))
+        self._backward(loss, len(x), n_rows)
+        sums = summed()
+        checks = torch.cat([sums[:2], self._gradient_summary().to(sums.device).reshape(1),
+                            sums[2:]]).tolist()
+        sums = dict(zip(terms, checks[3:]))
         for name, number in zip(("loss", "objective values", "gradient"), checks):
             if not math.isfinite(number):
                 return name, checks[1], sums
@@ -382,15 +428,18 @@ class _Run:
         try:
             with torch.no_grad():
                 for start in range(0, rows.n_rows, size):
-                    x = rows.take(torch.arange(start, min(rows.n_rows, start + size)))
-                    if generator is not None:
-                        x = binarize(x, generator, may_have_nan=rows.may_have_nan)
-                    _, value, _ = _unpack(self.loss_fn(self.module, x, kl_weight=1.0),
-                                          len(x))
+                    local, shard = self._shard(torch.arange(start, min(rows.n_rows,
+                                                                       start + size)))
+                    with shard:
+                        x = rows.take(local)
+                        if generator is not None:
+                            x = binarize(x, generator, may_have_nan=rows.may_have_nan)
+                        _, value, _ = _unpack(self.loss_fn(self.module, x, kl_weight=1.0),
+                                              len(x))
                     total = total + value.detach().double().sum().to(self.device)
         finally:
             self.module.train()
-        return float(total) / rows.n_rows
+        return float(self._global_sums(total.reshape(1))()[0]) / rows.n_rows
 
     def _end_epoch(self) -> str | None:
         """Validation, history, schedule, best state, checkpoint, callbacks and the stopping
@@ -425,7 +474,7 @@ class _Run:
             return "callback"
         if cfg.early_stopping_patience and loop.since_best >= cfg.early_stopping_patience:
             return "early_stopping"
-        if self.deadline is not None and time.monotonic() > self.deadline:
+        if self._past_deadline():
             return "max_time"
         return None
 

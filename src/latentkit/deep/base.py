@@ -201,7 +201,10 @@ class DeepModel(LatentModel):
                        checkpoint_every_minutes=self.checkpoint_every_minutes,
                        device=self.device, random_state=self._seed(), verbose=self.verbose,
                        max_time=self.max_time, callbacks=self.callbacks,
-                       dynamic_binarization=self.dynamic_binarization)
+                       dynamic_binarization=self.dynamic_binarization,
+                       # data parallel (`ddp`): the Trainer checks these options
+                       strategy=getattr(self, "strategy", None),
+                       world_size=getattr(self, "world_size", None))
 
     def _seed(self) -> int:
         return as_seed(self.random_state)

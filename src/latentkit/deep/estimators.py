@@ -29,6 +29,7 @@ import math
 import torch
 from torch import nn
 
+from latentkit.deep._batches import draw_for_rows
 from latentkit.exceptions import InvalidParameterError
 
 #: the smallest uniform draw kept: u = 0 would give an infinite Gumbel draw
@@ -37,8 +38,11 @@ _TINY = torch.finfo(torch.float32).tiny
 
 # ---------------------------------------------------------------------------- draws
 def gumbel_noise(shape, *, like: torch.Tensor, generator=None) -> torch.Tensor:
-    """Standard Gumbel draws g = -log(-log u), u ~ U(0, 1): `shape`, like's dtype/device."""
-    u = torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
+    """Standard Gumbel draws g = -log(-log u), u ~ U(0, 1): `shape`, like's dtype/device
+    (in a data-parallel step, this process's rows of the global batch's draw:
+    `_batches.draw_for_rows`)."""
+    u = draw_for_rows(lambda size: torch.rand(size, generator=generator, dtype=like.dtype,
+                                              device=like.device), shape)
     return -torch.log(-torch.log(u.clamp_min(_TINY)))
 
 

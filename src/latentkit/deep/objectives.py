@@ -26,15 +26,20 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
+from latentkit.deep._batches import draw_for_rows
 from latentkit.deep.blocks import StandardNormalPrior
 from latentkit.exceptions import InvalidParameterError
 
 
 # ---------------------------------------------------------------------------- sampling
 def _standard_normal(n: int, shape, like: torch.Tensor, generator) -> torch.Tensor:
-    """(n, *shape) standard normal noise, drawn by n calls of `shape` (chunk-invariant)."""
-    draws = [torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
-             for _ in range(n)]
+    """(n, *shape) standard normal noise, drawn by n calls of `shape` (chunk-invariant);
+    in a data-parallel step each call draws the global batch's rows and keeps this
+    process's (`_batches.draw_for_rows`)."""
+    def draw(size):
+        return torch.randn(size, generator=generator, dtype=like.dtype, device=like.device)
+
+    draws = [draw_for_rows(draw, shape) for _ in range(n)]
     return draws[0].unsqueeze(0) if n == 1 else torch.stack(draws)  # one draw: no copy
 
 

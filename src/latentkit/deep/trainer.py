@@ -39,6 +39,12 @@ is restored. After `max_nonfinite_steps` non-finite steps in a row training stop
 cost about 1/3 of a step of a 784-400-20 VAE on the CPU; every 50 steps, 0.7%; the gradient
 sum, 2.5%.)
 
+Data parallel. strategy='ddp' runs DistributedDataParallel over world_size processes (or
+those of a torchrun launch), with the same per-epoch objective as the single-process run at
+the same global batch to round-off: `ddp`'s docstring says how (loss scaling, noise drawn
+for the global batch, all-reduced sums) and what it does not cover (batch-norm on the CPU,
+batch-coupled estimators).
+
 Speed. Whether the training rows hold any NaN is checked once (`Rows.may_have_nan`), so
 dynamic binarization carries NaN through only when there can be some; a Dataset is only
 seen batch by batch and always takes that path.
@@ -61,6 +67,7 @@ from ._run import (
     _Run,
 )
 from .checkpoint import load_checkpoint
+from .ddp import BACKENDS, STRATEGIES, choose_backend, fit_data_parallel
 
 
 def _check(name, value, ok: bool, expected: str) -> None:
@@ -103,6 +110,13 @@ class Trainer:
     dynamic_binarization : replace each batch x (entries in [0, 1]) by a Bernoulli(x) draw,
         fresh at every epoch; validation rows are binarized by one fixed draw.
     max_nonfinite_steps : non-finite steps in a row before `TrainingDivergedError`.
+    strategy : None (this process) or 'ddp' (data parallel, `ddp`): under torchrun (or in
+        an initialized process group) every process calls fit and joins the group;
+        otherwise fit spawns `world_size` processes and returns rank 0's result, the
+        module holding its parameters. batch_size stays the global batch.
+    world_size : None, or the processes to spawn with strategy='ddp' (under torchrun, None
+        or the group's size). backend : None ('nccl' on CUDA, 'gloo' on the CPU), 'gloo'
+        or 'nccl'.
     """
 
     def __init__(self, epochs: int = 10, batch_size: int = 100, lr: float = 1e-3,
@@ -112,7 +126,9 @@ class Trainer:
                  validation_fraction: float = 0.0, checkpoint_path=None,
                  checkpoint_every_minutes: float = 10, device="auto", random_state=None,
                  verbose=None, max_time: float | None = None, callbacks=None,
-                 dynamic_binarization: bool = False, max_nonfinite_steps: int = 5):
+                 dynamic_binarization: bool = False, max_nonfinite_steps: int = 5,
+                 strategy: str | None = None, world_size: int | None = None,
+                 backend: str | None = None):
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.lr_schedule, self.lr_schedule_options = lr_schedule, lr_schedule_options
         self.weight_decay, self.clip_grad_norm = weight_decay, clip_grad_norm
@@ -125,7 +141,9 @@ class Trainer:
         self.max_time, self.callbacks = max_time, list(callbacks or ())
         self.dynamic_binarization = dynamic_binarization
         self.max_nonfinite_steps = max_nonfinite_steps
+        self.strategy, self.world_size, self.backend = strategy, world_size, backend
         self._validate()
+        self._validate_strategy()
 
     def _validate(self) -> None:
         def positive_int(v):
@@ -166,6 +184,30 @@ class Trainer:
         _check("max_nonfinite_steps", self.max_nonfinite_steps,
                positive_int(self.max_nonfinite_steps), "a positive integer")
 
+    def _validate_strategy(self) -> None:
+        _check("strategy", self.strategy, self.strategy in STRATEGIES, f"one of {STRATEGIES}")
+        _check("world_size", self.world_size, self.world_size is None or (
+            isinstance(self.world_size, int) and not isinstance(self.world_size, bool)
+            and self.world_size >= 1), "None or a positive integer (processes to spawn)")
+        _check("backend", self.backend, self.backend in BACKENDS, f"one of {BACKENDS}")
+        for name in ("world_size", "backend"):
+            if getattr(self, name) is not None and self.strategy != "ddp":
+                raise InvalidParameterError(f"{name}={getattr(self, name)!r} applies to "
+                                            "data-parallel training: add strategy='ddp'.")
+        if self.strategy == "ddp":
+            device = resolve_device(self.device)
+            if self.backend == "nccl" and device.type != "cuda":
+                raise InvalidParameterError(
+                    f"backend='nccl' moves CUDA tensors only, but device={self.device!r} "
+                    "resolves to the CPU (or no CUDA device is available); use "
+                    "backend='gloo' (or None) on the CPU.")
+            n_gpus = torch.cuda.device_count()
+            if (device.type == "cuda" and choose_backend(self.backend, self.device) == "nccl"
+                    and self.world_size is not None and self.world_size > n_gpus):
+                raise InvalidParameterError(
+                    f"world_size={self.world_size} processes with nccl need one CUDA device "
+                    f"each, and {n_gpus} are visible; lower world_size or use device='cpu'.")
+
     def fit(self, module: torch.nn.Module, loss_fn, train_data, valid_data=None,
             resume_from=None) -> TrainResult:
         """Train `module` in place on `loss_fn` (see the module docstring) and report.
@@ -177,8 +219,17 @@ class Trainer:
         TrainingDivergedError (after `max_nonfinite_steps` non-finite steps in a row; the best
         state is kept and a checkpoint written), InvalidInputError / InvalidParameterError.
         """
+        if self.strategy == "ddp":
+            return fit_data_parallel(self, module, loss_fn, train_data, valid_data,
+                                     resume_from)
+        return self._fit_in_process(_Run, module, loss_fn, train_data, valid_data,
+                                    resume_from)
+
+    def _fit_in_process(self, run_class, module, loss_fn, train_data, valid_data,
+                        resume_from) -> TrainResult:
+        """fit in this process with a `_Run` (or `ddp._DDPRun`, one process of a group)."""
         saved = None if resume_from is None else load_checkpoint(resume_from)
-        run = _Run(self, module, loss_fn, train_data, valid_data, saved)
+        run = run_class(self, module, loss_fn, train_data, valid_data, saved)
         devices = [run.device] if run.device.type == "cuda" else []
         was_training = module.training
         with torch.random.fork_rng(devices=devices):
