@@ -144,6 +144,25 @@ def _record_items(record) -> dict:
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def fitted_arrays(model) -> dict:
+    """Every fitted float array of a model (its parameters) by name, history_ aside."""
+    return {name: value for name, value in vars(model).items()
+            if name.endswith("_") and isinstance(value, np.ndarray) and value.dtype.kind == "f"
+            and name != "history_"}
+
+
+def assert_same_fit(fit, reference, rtol: float = 1e-10, atol: float = 1e-10) -> None:
+    """Two fits made the same iterations: n_iter_, the objective trajectory and every fitted
+    float array agree to (rtol, atol)."""
+    assert fit.n_iter_ == reference.n_iter_
+    np.testing.assert_allclose(fit.history_, reference.history_, rtol=rtol, atol=atol)
+    mine, theirs = fitted_arrays(fit), fitted_arrays(reference)
+    assert mine.keys() == theirs.keys() and mine
+    for name in theirs:
+        np.testing.assert_allclose(mine[name], theirs[name], rtol=rtol, atol=atol,
+                                   err_msg=name)
+
+
 def assert_png(path, min_side: int = 300, max_side: int = 2500) -> None:
     """A real PNG picture: the signature, a sane size from the IHDR chunk, some content (an
     empty canvas is a few kB)."""

@@ -18,6 +18,7 @@ da = pytest.importorskip("dask.array")
 pytest.importorskip("distributed")
 
 from dask_blocks import SlowBlocks  # noqa: E402
+from helpers import assert_same_fit  # noqa: E402
 from latentkit import (  # noqa: E402
     PPCA,
     BernoulliMixture,
@@ -29,16 +30,7 @@ from latentkit import (  # noqa: E402
 )
 from latentkit.bayesnet import DiscreteBayesNet  # noqa: E402
 from latentkit.bayesnet.synthetic import make_random_network  # noqa: E402
-from latentkit.distributed import DaskSource, connect  # noqa: E402
-
-TOL = dict(rtol=1e-10, atol=1e-10)
-
-
-@pytest.fixture(scope="module")
-def client():
-    """A LocalCluster of 2 worker processes, one thread each (the issue's test cluster)."""
-    with connect("local:2", memory_limit="1GB") as client:
-        yield client
+from latentkit.distributed import DaskSource  # noqa: E402
 
 
 def blobs(n=900, d=3, seed=0):
@@ -76,22 +68,6 @@ def network_data():
     model = DiscreteBayesNet(edges=truth.edges, cardinalities=truth.cardinalities,
                              hidden=truth.hidden, random_state=0, tol=0.0, max_iter=6)
     return model, X
-
-
-def fitted_arrays(model) -> dict:
-    """Every fitted float array of a model (its parameters), by name."""
-    return {name: value for name, value in vars(model).items()
-            if name.endswith("_") and isinstance(value, np.ndarray) and value.dtype.kind == "f"
-            and name != "history_"}
-
-
-def assert_same_fit(distributed, memory):
-    assert distributed.n_iter_ == memory.n_iter_
-    np.testing.assert_allclose(distributed.history_, memory.history_, **TOL)
-    mine, theirs = fitted_arrays(distributed), fitted_arrays(memory)
-    assert mine.keys() == theirs.keys() and mine
-    for name in theirs:
-        np.testing.assert_allclose(mine[name], theirs[name], err_msg=name, **TOL)
 
 
 FIXED = dict(tol=0.0, max_iter=8, random_state=0)

@@ -25,6 +25,7 @@ Without a client the threaded scheduler runs the same graph in this process.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from functools import partial
@@ -125,6 +126,8 @@ class DaskSource(ChunkSource):
     """
 
     concurrent_restarts = True  # n_init runs interleave their tasks on the cluster
+    #: rows of an online EM minibatch (`minibatches`); None: one block each
+    batch_rows: int | None = None
 
     def __init__(self, X, *, allow_nan: bool, dtype=None, prepare=prepare_dense,
                  split_every: int = 4, persist="auto", check_columns: bool = True,
@@ -203,6 +206,31 @@ class DaskSource(ChunkSource):
             t.stats_bytes = len(cloudpickle.dumps(total, protocol=5))
             t.blocks, t.depth = len(self.blocks), depth
         t.iterations += 1
+
+    # -- minibatches (online EM) ---------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n_samples, self.n_features
+
+    def minibatches(self):
+        """Consecutive blocks grouped into minibatches of at least `batch_rows` rows (one
+        block each when None), each a DaskSource over its blocks: online EM's E-step of a
+        minibatch then runs on the workers that hold its blocks (`em.loop.batch_e_step`)."""
+        sizes = [int(n) for n in self.X.chunks[0]]
+        start = 0
+        while start < len(self.blocks):
+            stop, rows = start, 0
+            while stop < len(self.blocks) and (rows == 0 or rows < (self.batch_rows or 1)):
+                rows, stop = rows + sizes[stop], stop + 1
+            yield self._view(start, stop, rows)
+            start = stop
+
+    def _view(self, start: int, stop: int, rows: int) -> DaskSource:
+        view = copy.copy(self)
+        view.blocks, view.prepares = self.blocks[start:stop], self.prepares[start:stop]
+        view.n_samples, view.traffic = rows, self.traffic
+        return view
 
     # -- the rest of the ChunkSource interface ------------------------------------------
 

@@ -29,6 +29,7 @@ from .._validation import InstanceOf, Interval, Options, as_generator
 from ..base import EMModel
 from ..distributions import Gaussian
 from ..em import EXACT, EMFamily, auto_chunk_rows
+from ..em.sources import is_dask
 from ..exceptions import InvalidInputError, InvalidParameterError
 from ..io import register_model
 from . import _em, _family, _scaling, kalman
@@ -188,7 +189,7 @@ class LinearDynamicalSystem(EMModel):
         if not reset:
             check_is_fitted(self)
         X = _opened_store(X)
-        if _on_disk(X) and X.ndim == 3:
+        if is_dask(X) or (_on_disk(X) and X.ndim == 3):
             return self._stored_source(X, reset=reset)
         if _on_disk(X):  # one sequence (T, p) is never split: read it whole
             X = np.asarray(X)
@@ -215,7 +216,8 @@ class LinearDynamicalSystem(EMModel):
         return _em.SequenceSource(groups, self.n_features_in_, dtype, steps)
 
     def _stored_source(self, X, *, reset: bool) -> _em.StoredSequenceSource:
-        """A lazily read source of X : (n_seq, T, p) on disk, validated in one pass."""
+        """A lazily read source of X : (n_seq, T, p) on disk, validated in one pass, or on
+        Dask (`_dask.DaskSequences`: validated on the workers)."""
         n_seq, T, p = X.shape
         if min(n_seq, T, p) == 0:
             raise InvalidInputError(
@@ -234,6 +236,9 @@ class LinearDynamicalSystem(EMModel):
         check_length(probe, T)
         n = self._state_dim()
         steps = self.chunk_size or auto_chunk_rows(4 * n * n + 4 * n + p)
+        if is_dask(X):  # the E-steps run where the blocks of sequences live
+            from ._dask import DaskSequences
+            return DaskSequences(X)
         dtype = np.float32 if X.dtype == np.float32 else np.float64
         source = _em.StoredSequenceSource(X, dtype, steps)
         source.check()

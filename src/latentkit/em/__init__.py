@@ -41,6 +41,7 @@ from .sources import (
     SparseSource,
     as_source,
     auto_chunk_rows,
+    is_dask,
     is_streaming,
     num_threads,
     threaded_map,
@@ -51,7 +52,6 @@ __all__ = [
     "ConvergenceWarning", "EMFamily", "EMIteration", "EMResult", "IterableSource", "Iterate",
     "MappedPages", "OnlineState", "ReseedWarning", "SparseSource", "StepInfo",
     "SufficientStats", "as_source", "auto_chunk_rows", "better_iterate", "e_pass", "fit_em",
-    "fit_online",
-    "is_streaming", "monotone_tolerance", "num_threads", "online_em_step", "progress_bar",
-    "returned_iterate", "run_em", "threaded_map",
+    "fit_online", "is_dask", "is_streaming", "monotone_tolerance", "num_threads",
+    "online_em_step", "progress_bar", "returned_iterate", "run_em", "threaded_map",
 ]

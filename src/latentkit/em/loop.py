@@ -60,6 +60,8 @@ class ChunkResult:
 
 
 def _rows(chunk) -> int:
+    if isinstance(chunk, ChunkSource):  # a minibatch on a cluster
+        return chunk.n_samples
     return chunk.shape[0] if sp.issparse(chunk) else len(chunk)
 
 
@@ -316,17 +318,21 @@ class OnlineState:
 
 
 def batch_e_step(family: EMFamily, config, params, state, X, split_rows: int | None = None):
-    """The E-step of one batch X : (n_batch, D): (stats, summed objective). With
+    """The E-step of one batch X : (n_batch, D) (or a ChunkSource of its blocks on a
+    cluster: its map_reduce): (stats, summed objective). With
     `split_rows`, a batch of at least twice that many rows is cut into blocks of
     `split_rows` rows whose E-steps run on the thread pool and are summed in order (the
     blocks, hence the result, do not depend on the number of threads): for families whose
     rows are costly, e.g. LDA's documents."""
+    step = partial(_chunk_e_step, family, config, params, state)
+    if isinstance(X, ChunkSource):  # a minibatch whose blocks live on a cluster
+        total = X.map_reduce(step)
+        return total.stats, total.objective
     rows = _rows(X)
     if split_rows is None or rows < 2 * split_rows:
         return family.e_step(params, state, config, X)
     blocks = (X[start:start + split_rows] for start in range(0, rows, split_rows))
-    total = _sum_in_order(threaded_imap(
-        partial(_chunk_e_step, family, config, params, state), blocks))
+    total = _sum_in_order(threaded_imap(step, blocks))
     return total.stats, total.objective
 
 

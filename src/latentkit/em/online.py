@@ -29,7 +29,7 @@ def _one_pass(family: EMFamily, config, source: ChunkSource, params, state,
     step's, from `online_em_step`, is a fresh array)."""
     total, rows = 0.0, 0
     try:
-        for batch in source:
+        for batch in source.minibatches():
             n = batch.shape[0]
             if n == 0:
                 continue

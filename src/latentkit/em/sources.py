@@ -101,6 +101,11 @@ class ChunkSource:
         """All rows when there are at most `max_rows`, else a random subset, in order."""
         raise NotImplementedError
 
+    def minibatches(self) -> Iterator:
+        """Online EM's minibatches: the chunks (a distributed source yields sub-sources
+        whose E-step runs where their blocks live)."""
+        return iter(self)
+
     def map_reduce(self, step: Callable, reduce: Callable = None):
         """reduce(step(chunk) for each chunk), summing in chunk order by default, so that
         results never depend on the number of threads. The seam a distributed source
@@ -353,7 +358,7 @@ def as_source(data, *, chunk_rows: int, allow_nan: bool) -> ChunkSource:
     """
     if isinstance(data, ChunkSource):
         return data
-    if _is_dask(data):
+    if is_dask(data):
         from ..distributed.source import DaskSource  # optional dependency: dask
         return DaskSource(data, allow_nan=allow_nan)
     store = _store_source(data, chunk_rows=chunk_rows, allow_nan=allow_nan)
@@ -388,7 +393,7 @@ def as_source(data, *, chunk_rows: int, allow_nan: bool) -> ChunkSource:
         "returns a fresh iterator of 2-D arrays.")
 
 
-def _is_dask(data) -> bool:
+def is_dask(data) -> bool:
     """A Dask collection (array, DataFrame), recognized without importing dask."""
     return type(data).__module__.partition(".")[0] in ("dask", "dask_expr")
 
@@ -413,7 +418,7 @@ def is_streaming(data) -> bool:
     in-memory array-like."""
     if isinstance(data, str | os.PathLike | np.memmap | Iterator | ChunkSource):
         return True
-    if sp.issparse(data) or _is_dask(data) or _is_zarr(data):
+    if sp.issparse(data) or is_dask(data) or _is_zarr(data):
         return True
     if isinstance(data, list | tuple):
         return len(data) > 0 and np.ndim(data[0]) == 2
@@ -422,4 +427,4 @@ def is_streaming(data) -> bool:
 
 __all__ = ["ArraySource", "ChunkSource", "IterableSource", "MappedPages", "ObservedColumns",
            "SparseSource", "threaded_imap",
-           "as_source", "auto_chunk_rows", "is_streaming", "num_threads", "threaded_map"]
+           "as_source", "auto_chunk_rows", "is_dask", "is_streaming", "num_threads", "threaded_map"]

@@ -208,6 +208,9 @@ class LDA(EMModel):
         return docs.counts
 
     def _source(self, X, *, reset: bool) -> em.ChunkSource:
+        if em.is_dask(X):  # E-steps where the blocks of documents live
+            from ._dask import dask_corpus
+            return dask_corpus(self, X, reset=reset)
         if isinstance(X, str | os.PathLike):
             source = corpus_source(X, self, reset=reset,
                                    chunk_docs=self.chunk_size or CHUNK_DOCS)
@@ -228,6 +231,12 @@ class LDA(EMModel):
         warm = self.warm_start and hasattr(self, "converged_")
         if self.method == "online":
             return self._fit_online(X, warm)
+        if em.is_dask(X):
+            raise InvalidParameterError(
+                "LDA(method='gibbs') cannot fit a Dask array: the collapsed Gibbs chain holds "
+                "a topic for every token and has no additive statistics to sum across "
+                "workers. Use method='batch' or 'online' (variational EM, run on the "
+                "cluster), or fit X.compute() in memory.")
         if isinstance(X, str | os.PathLike):  # the chain holds every token: read it whole
             X = sp.vstack(list(self._source(X, reset=not warm))).tocsr()
         counts = self._documents(X, reset=not warm)
@@ -237,7 +246,10 @@ class LDA(EMModel):
     def _fit_online(self, X, warm: bool):
         """Online VB over minibatches of batch_size documents: in memory, or streamed from
         a corpus on disk (memory bounded by the minibatch)."""
-        if isinstance(X, str | os.PathLike):
+        if em.is_dask(X):  # each minibatch's E-steps on the workers holding its blocks
+            from ._dask import dask_corpus
+            source = dask_corpus(self, X, reset=not warm, batch_rows=self.batch_size)
+        elif isinstance(X, str | os.PathLike):
             source = corpus_source(X, self, reset=not warm, chunk_docs=self.batch_size)
         else:
             source = em.SparseSource(self._documents(X, reset=not warm), self.batch_size)

@@ -1,0 +1,79 @@
+"""A corpus on Dask: a (n_docs, n_words) Dask array of word counts (dense blocks or
+scipy.sparse blocks), chunked by documents, as the data of variational EM.
+
+Each block is checked and turned into CSR counts (`check_counts`) on the worker that holds
+it, where the E-step of its documents runs; the topic statistics add across blocks like any
+family's (`latentkit.distributed.DaskSource`). Online variational Bayes takes the blocks in
+minibatches of `batch_size` documents whose E-steps run on the workers at once.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..distributed.source import DaskSource
+from ..em.sources import _sample_rows
+from ..exceptions import InvalidInputError
+from ._corpus import check_counts
+
+
+def prepare_counts(block, *, dtype, allow_nan: bool, first_row: int):
+    """A block : (n_block_docs, V) of counts as canonical CSR, checked (a negative,
+    fractional or non-finite count is an error naming its document in the whole corpus)."""
+    return check_counts(block, dtype=dtype, first_row=first_row)
+
+
+def _words(chunk) -> float:
+    """The number of word tokens in a prepared block."""
+    return float(chunk.sum())
+
+
+class DaskCorpus(DaskSource):
+    """X : (n_docs, n_words) Dask array of counts. batch_rows : documents per online
+    minibatch (the array is rechunked so that each worker holds a share of every one)."""
+
+    def __init__(self, X, *, batch_rows: int | None = None):
+        if batch_rows is not None:
+            workers = _workers()
+            X = X.rechunk({0: max(1, math.ceil(batch_rows / workers))})
+        super().__init__(X, allow_nan=False, prepare=prepare_counts, check_columns=False)
+        self.batch_rows = batch_rows
+
+    def total_words(self) -> float:
+        """Σ counts over the corpus (one pass on the workers, which also checks every
+        block)."""
+        return self.map_reduce(_words)
+
+    def init_sample(self, max_rows, rng):
+        """The documents an in-memory fit's initialization would see, as CSR counts."""
+        rows = _sample_rows(self.n_samples, max_rows, rng)
+        taken = self.X if len(rows) == self.n_samples else self.X[rows]
+        sample, = self._compute(taken)
+        return check_counts(sample, dtype=self.dtype)
+
+
+def _workers() -> int:
+    from ..distributed.cluster import active_client
+    from ..distributed.source import _n_workers
+    return _n_workers(active_client())
+
+
+def dask_corpus(model, X, *, reset: bool, batch_rows: int | None = None) -> DaskCorpus:
+    """The DaskCorpus of X for `model` (an LDA), setting its corpus attributes at fit."""
+    source = DaskCorpus(X, batch_rows=batch_rows)
+    words = source.total_words()
+    if reset:
+        if words == 0:
+            raise InvalidInputError(
+                f"the corpus has {source.n_samples} document(s) but no words at all: there "
+                "is nothing to learn topics from. Check that X holds word counts.")
+        model.vocabulary_ = None
+        model.n_features_in_ = source.n_features
+        model.mean_doc_length_ = words / max(source.n_samples, 1)
+    elif source.n_features != model.n_features_in_:
+        raise InvalidInputError(f"X has {source.n_features} words (columns), but the model "
+                                f"was fitted on {model.n_features_in_}.")
+    return source
+
+
+__all__ = ["DaskCorpus", "dask_corpus", "prepare_counts"]
