@@ -8,15 +8,23 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from latentkit.exceptions import InvalidParameterError
 from latentkit.registry import FigureJob, get_spec
 
-from . import options
+from . import options, scale
 from .columns import match_features
-from .loading import given_to, load_with_data, matched_by_name, print_notes, read_data
+from .loading import (
+    given_to,
+    load_model,
+    load_with_data,
+    matched_by_name,
+    print_notes,
+    read_data,
+)
 from .report import Report, Section, text_table
 from .uses import USES
 
@@ -91,16 +99,18 @@ def _candidates(spec, args, n_rows: int) -> list[int] | None:
     return None
 
 
-def _fit(spec, model, X, args):
-    """Fit, choosing the size by a criterion over a range of candidates; (model, selection
-    or None)."""
-    candidates = _candidates(spec, args, X.shape[0])
+def _fit(spec, model, X, args, n_rows: int, *, streamed: bool):
+    """Fit X (of n_rows rows; `streamed`: a path or Dask array, scored block by block),
+    choosing the size by a criterion over a range of candidates; (model, selection or
+    None)."""
+    candidates = _candidates(spec, args, n_rows)
     if candidates is not None:
         from latentkit.metrics.selection import select_n_components
 
-        selection = select_n_components(model, X, candidates, criterion=args.criterion,
-                                        random_state=getattr(model, "random_state", None),
-                                        param=spec.size_param)
+        choose = scale.select_streamed if streamed else select_n_components
+        selection = choose(model, X, candidates, criterion=args.criterion,
+                           random_state=getattr(model, "random_state", None),
+                           param=spec.size_param)
         return selection.best_model, selection
     size = args.n_components if args.n_components is not None else spec.default_size
     if spec.size_param is not None:
@@ -108,7 +118,7 @@ def _fit(spec, model, X, args):
     return model.fit(X), None
 
 
-def _fit_with_progress(spec, model, kwargs: dict, X, args):
+def _fit_with_progress(spec, model, kwargs: dict, X, args, n_rows: int, streamed: bool):
     """_fit with progress bars when stderr is a terminal and --verbose was not set (none
     with --quiet, even for a model whose default verbose=None shows one on a terminal)."""
     settable = "verbose" in spec.options() and "verbose" not in kwargs
@@ -117,7 +127,7 @@ def _fit_with_progress(spec, model, kwargs: dict, X, args):
         model.set_params(verbose=1)
     elif settable and args.quiet:
         model.set_params(verbose=0)
-    model, selection = _fit(spec, model, X, args)
+    model, selection = _fit(spec, model, X, args, n_rows, streamed=streamed)
     if progress:
         model.set_params(verbose=kwargs.get("verbose", 0))
     return model, selection
@@ -173,19 +183,53 @@ def _fit_input(spec, model, args):
     return data, given_to(spec, data, named=True)
 
 
+class _Fitted(NamedTuple):
+    """What `run_fit` writes about: the fitted model, the selection (or None), the Data its
+    figures draw, the summary rows and how DATA is described."""
+
+    model: object
+    selection: object
+    data: object
+    rows: list
+    description: str
+
+
+def _fit_and_score(spec, model, kwargs, args, out: Path) -> _Fitted:
+    """Read DATA (or leave it where it is: a store, --dask), fit, save the model and
+    compute the summary rows; on --dask, inside `connect(SPEC)`."""
+    if args.dask is not None:
+        scale.check_dask_request(spec, model, args)
+    stream = None
+    with scale.cluster(args) as client:
+        if scale.wants_stream(spec, model, args):
+            stream = scale.streamed_input(spec, args, client,
+                                          lambda: _fit_input(spec, model, args)[0])
+            data, X, n_rows = stream.sample, stream.X, stream.n_rows
+        else:
+            data, X = _fit_input(spec, model, args)
+            n_rows = X.shape[0]
+        start = time.perf_counter()
+        model, selection = _fit_with_progress(spec, model, kwargs, X, args, n_rows,
+                                              streamed=stream is not None)
+        seconds = time.perf_counter() - start
+        model.save(out / "model.npz")
+        if stream is None or stream.in_memory is not None:
+            metrics = _metrics(spec, model, data, data.X if stream else X)
+        else:
+            metrics = scale.streamed_metrics(model, stream.X)
+    description = data.describe() if stream is None else stream.describe()
+    rows = (options.describe(spec, model) + [("data", "data", description)] + metrics
+            + options.convergence(model, seconds))
+    return _Fitted(model, selection, data, rows, description)
+
+
 def run_fit(args) -> int:
     spec = get_spec(args.model)
     model, kwargs = _build(spec, args)
-    data, X = _fit_input(spec, model, args)
     out = Path(args.out or f"latentkit-{spec.name}")
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    model, selection = _fit_with_progress(spec, model, kwargs, X, args)
-    seconds = time.perf_counter() - start
-    model.save(out / "model.npz")
+    model, selection, data, rows, description = _fit_and_score(spec, model, kwargs, args, out)
     interrupted = getattr(model, "stop_reason_", None) == "interrupted"
-    rows = (options.describe(spec, model) + [("data", "data", data.describe())]
-            + _metrics(spec, model, data, X) + options.convergence(model, seconds))
     job = FigureJob(model, data, out, selection)
     with matched_by_name():
         figures = spec.figures(job)
@@ -198,7 +242,7 @@ def run_fit(args) -> int:
     if selection is not None:
         tables.append((f"choosing {selection.param} by {args.criterion}", selection.table))
     for section in _page_sections(spec, model, job, figures, tables,
-                                  f"`{spec.class_name}` fitted to {data.describe()}."):
+                                  f"`{spec.class_name}` fitted to {description}."):
         report.add(section)
     report.write(out)
     if not args.quiet:
@@ -233,6 +277,14 @@ def _importance_row(model, X, k: int) -> tuple[str, str, float]:
 
 
 def run_evaluate(args) -> int:
+    if args.data is not None:  # a store the model streams is scored chunk by chunk
+        model, spec = load_model(args.model_file)
+        if scale.evaluates_in_chunks(spec, model, args):
+            if args.factors is not None:
+                raise InvalidParameterError("--factors is read by --disentanglement; add it.")
+            _print_rows(options.describe(spec, model) + scale.stored_metrics(model, args.data),
+                        args.json)
+            return 0
     model, spec, data, X = load_with_data(args)[:4]
     extra = [] if args.iwae is None else [_importance_row(model, X, args.iwae)]
     if args.disentanglement:
@@ -243,11 +295,16 @@ def run_evaluate(args) -> int:
         raise InvalidParameterError("--factors is read by --disentanglement; add it.")
     rows = (options.describe(spec, model) + [("data", "data", data.describe())]
             + _metrics(spec, model, data, X) + extra)
-    if args.json:
+    _print_rows(rows, args.json)
+    return 0
+
+
+def _print_rows(rows, as_json: bool) -> None:
+    """evaluate's rows as a table, or (--json) as one JSON object at full precision."""
+    if as_json:
         print(json.dumps(_jsonable({key: value for key, _, value in rows})))
     else:
         print(text_table([(label, value) for _, label, value in rows]))
-    return 0
 
 
 def run_report(args) -> int:

@@ -1,5 +1,5 @@
 """Reading DATA for the command line: a file (.csv, .tsv, .parquet, .npy, .npz, read by
-`latentkit.tables`) or the name of a bundled dataset.
+`latentkit.tables`), a Zarr store (.zarr) or the name of a bundled dataset.
 
 Every reader returns a `Data` record holding X : (n_samples, n_features) as a float array
 (NaN = missing), the column names when the source has them, the row index when it has one,
@@ -105,6 +105,35 @@ def _bundled(source: str, max_rows: int | None, options: TableOptions) -> Data:
     return select(_load_bundled(source, max_rows), options)
 
 
+def read_zarr(path: Path, options: TableOptions, key: str | None = None) -> Data:
+    """A Zarr store's 2-D array (a group's one array, or the array `key` names) read whole,
+    with --columns/--drop over its columns x1..xD; `fit` streams a store instead where the
+    model streams (`latentkit.cli.scale`)."""
+    from latentkit.em.stores import open_zarr_array
+
+    if options.header is False or options.label is not None:
+        raise InvalidParameterError("--no-header, --index-col and --time-col apply to CSV, "
+                                    f"TSV and Parquet files, not to the Zarr store {path.name}.")
+    if key is not None:
+        import zarr
+
+        group = zarr.open(str(path), mode="r")
+        if not hasattr(group, "arrays"):
+            raise InvalidInputError(f"{path.name} holds a single array; drop --key.")
+        names = [name for name, _ in group.arrays()]
+        if key not in names:
+            raise InvalidInputError(f"{path.name} has no array {key!r} (its arrays: "
+                                    f"{names}); drop --key, or name one of them.")
+        array = group[key]
+    else:
+        array = open_zarr_array(str(path), name=path.name)
+    X = np.asarray(array[...], dtype=np.float64)
+    if X.ndim != 2:
+        raise InvalidInputError(f"{path.name}: expected a 2-D array (rows x columns); got "
+                                f"shape {X.shape}.")
+    return select(Data(X=X, name=path.name), options)
+
+
 def load_data(source: str, *, key: str | None = None, max_rows: int | None = None,
               options: TableOptions | None = None) -> Data:
     """DATA given on the command line: a file path or a bundled dataset name.
@@ -118,7 +147,11 @@ def load_data(source: str, *, key: str | None = None, max_rows: int | None = Non
     """
     options = options or TableOptions()
     path = Path(os.path.expanduser(source))
-    if path.is_file():
+    if path.is_dir() and path.suffix.lower() == ".zarr":
+        data = read_zarr(path, options, key)
+        if max_rows is not None:
+            data = data.head(max_rows)
+    elif path.is_file():
         data = read_file(path, options, key)
         if max_rows is not None:
             data = data.head(max_rows)
@@ -138,4 +171,4 @@ def load_data(source: str, *, key: str | None = None, max_rows: int | None = Non
 
 __all__ = ["BUNDLED", "DEFAULT_IMAGE_ROWS", "DEFAULT_SPRITE_ROWS", "MISSING_TOKENS", "READERS",
            "Data", "TableOptions", "load_data", "read_csv", "read_npy", "read_npz",
-           "read_parquet", "write_table"]
+           "read_parquet", "read_zarr", "write_table"]

@@ -33,7 +33,7 @@ _WIDTH = 88
 
 _DATA_HELP = (
     "DATA is a .csv or .tsv file, a .parquet file, a .npy or .npz file (the first array, or "
-    "--key NAME), or a bundled dataset: "
+    "--key NAME), a .zarr store (one 2-D array), or a bundled dataset: "
     f"{', '.join(BUNDLED)}. Every row is kept in order: empty cells, NA, NaN and blank rows "
     "are missing values. The first row of a CSV is a header when a cell is not a number (or "
     "it reads 0..D-1, pandas' names; --no-header to read it as data). An unnamed first "
@@ -42,6 +42,13 @@ _DATA_HELP = (
     "choose the features. mnist and binarized_mnist read 10,000 random training images "
     "(--max-rows N to change). Bundled data is adapted to the model's domain by its family "
     "(e.g. binarized for a model of binary data). Files are used as they are."
+)
+_STREAM_HELP = (
+    "A .zarr, .parquet or .npy DATA file is not read into memory when the model streams "
+    "(EM models of a table): `fit` reads it chunk by chunk, sums the log-likelihood, BIC "
+    "and AIC chunk by chunk, and draws its figures from at most 10,000 rows (a seeded "
+    "random sample of a larger file). --columns, --drop, --key and --max-rows read it in "
+    "memory instead. --criterion heldout needs the rows in memory."
 )
 
 
@@ -129,12 +136,31 @@ def _add_data_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     ]
 
 
+def _add_scale_options(fit: argparse.ArgumentParser) -> list[argparse.Action]:
+    """--dask SPEC and --dask-chunk-rows N: where `fit` runs its E-steps."""
+    group = fit.add_argument_group("scaling out")
+    return [
+        group.add_argument("--dask", metavar="SPEC",
+                           help="fit on a Dask cluster: 'local:N' starts N worker processes "
+                           "here, 'tcp://HOST:8786' connects to a running scheduler. DATA is "
+                           "read as a Dask array (a .zarr, .parquet or .npy file where the "
+                           "workers read it; another file is read here and sent); the E-steps "
+                           "and the scoring run on the workers, with the same results as a "
+                           "fit in memory. EM models of a table only; needs "
+                           'pip install "latentkit[scale]"'),
+        group.add_argument("--dask-chunk-rows", type=_positive_int, metavar="N",
+                           help="rows per Dask block (default: about 4 blocks per worker, "
+                           "none over 128 MB)"),
+    ]
+
+
 def _examples() -> str:
     names = list(registered_specs())
     first = names[0] if names else "MODEL"
     return (f"\n\nexamples:\n  latentkit fit {first}\n"
             f"  latentkit fit {first} DATA.csv -k auto --criterion aic --out run/\n"
             f"  latentkit fit {first} DATA.csv -k 4 --n-init 5 --random-state 0 --out run/\n"
+            f"  latentkit fit {first} DATA.zarr -k 4 --dask local:2\n"
             f"  latentkit --debug fit {first} DATA.npz --key X")
 
 
@@ -150,7 +176,7 @@ def _add_fit(sub, formatter) -> tuple[frozenset, list]:
             "Any other --some-option VALUE sets the model's constructor parameter "
             "some_option; VALUE is read as an int, float, true/false, none, a .npy file (an "
             "array), else a string. Examples: --n-init 5, --tol 1e-4, --random-state 0.",
-            _DATA_HELP),
+            _DATA_HELP, _STREAM_HELP),
         epilog=_models_help(with_options=True) + _examples())
     fit.add_argument("model", metavar="MODEL", help=f"one of {', '.join(registered_specs())}")
     fit.add_argument("data", metavar="DATA", nargs="?",
@@ -170,6 +196,7 @@ def _add_fit(sub, formatter) -> tuple[frozenset, list]:
         fit.add_argument("-q", "--quiet", action="store_true",
                          help="no progress bars or summary table"),
         *_add_data_options(fit),
+        *_add_scale_options(fit),
     ]
     family = _add_family_options(fit)
     fit_actions += [action for _, action in family]
