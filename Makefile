@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# PyTorch pinned: the CPU wheel; an unpinned torch pulls gigabytes of CUDA packages.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,parquet,deep]"
+	# Dask, distributed and Zarr pinned beside it (checked: they keep torch 2.13.0)
+	$(PY) -m pip install --quiet "dask[array,dataframe]==2026.8.0" distributed==2026.8.0 zarr==3.1.6
+	$(PY) -m pip install --quiet -e ".[test,parquet,deep,scale]"
 	touch $(STAMP)
 
 demo: $(STAMP)

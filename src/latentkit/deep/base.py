@@ -82,6 +82,9 @@ DEEP_CONSTRAINTS = {
     "early_stopping_patience": [Interval(int, 1, None), Options(None)],
     "checkpoint_every_minutes": [Interval(float, 0, None)],
     "max_time": [Interval(float, 0, None, closed="neither"), Options(None)],
+    # data parallel training (`deep.ddp`): the Trainer checks how they combine
+    "strategy": [Options(None, "ddp")],
+    "world_size": [Interval(int, 1, None), Options(None)],
 }
 
 
@@ -202,9 +205,7 @@ class DeepModel(LatentModel):
                        device=self.device, random_state=self._seed(), verbose=self.verbose,
                        max_time=self.max_time, callbacks=self.callbacks,
                        dynamic_binarization=self.dynamic_binarization,
-                       # data parallel (`ddp`): the Trainer checks these options
-                       strategy=getattr(self, "strategy", None),
-                       world_size=getattr(self, "world_size", None))
+                       strategy=self.strategy, world_size=self.world_size)
 
     def _seed(self) -> int:
         return as_seed(self.random_state)

@@ -280,7 +280,8 @@ class DiscreteVAE(DeepModel):
                  early_stopping_patience=None, validation_fraction=0.0,
                  dynamic_binarization=False, checkpoint_path=None,
                  checkpoint_every_minutes=10.0, device="auto", random_state=None,
-                 verbose=None, max_time=None, callbacks=None):
+                 verbose=None, max_time=None, callbacks=None,
+                 strategy=None, world_size=None):
         self._store_init_args(locals())
 
     @property

@@ -46,6 +46,7 @@ from torch.distributions import Independent, Normal
 
 from latentkit.exceptions import InvalidParameterError
 
+from ._batches import draw_for_rows
 from .blocks import (
     GaussianEncoder,
     StandardNormalPrior,
@@ -120,9 +121,13 @@ class HierarchicalVAEModule(nn.Module):
 
     # -- the two passes -------------------------------------------------------------------
     def _noise(self, n: int, batch: int, like: torch.Tensor, generator) -> list[torch.Tensor]:
-        """[(n, batch, d_l) for each layer]: n sample-major draws of (batch, Σ d_l)."""
-        draws = [torch.randn((batch, sum(self.latent_dims)), generator=generator,
-                             dtype=like.dtype, device=like.device) for _ in range(n)]
+        """[(n, batch, d_l) for each layer]: n sample-major draws of (batch, Σ d_l), each
+        the batch's rows of the global batch's draw under data-parallel training
+        (`_batches.draw_for_rows`)."""
+        def draw(shape):
+            return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
+
+        draws = [draw_for_rows(draw, (batch, sum(self.latent_dims))) for _ in range(n)]
         return list(torch.stack(draws).split(self.latent_dims, dim=-1))
 
     def _infer(self, x, observed, noise) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -97,7 +97,8 @@ class BetaVAE(VAE):
                  clip_grad_norm=None, kl_warmup_epochs=0.0, early_stopping_patience=None,
                  validation_fraction=0.0, dynamic_binarization=False, checkpoint_path=None,
                  checkpoint_every_minutes=10.0, device="auto", random_state=None,
-                 verbose=None, max_time=None, callbacks=None):
+                 verbose=None, max_time=None, callbacks=None,
+                 strategy=None, world_size=None):
         self._store_init_args(locals())
 
     def _objective(self, module, x, observed, beta: float):
@@ -134,7 +135,8 @@ class BetaTCVAE(VAE):
                  early_stopping_patience=None, validation_fraction=0.0,
                  dynamic_binarization=False, checkpoint_path=None,
                  checkpoint_every_minutes=10.0, device="auto", random_state=None,
-                 verbose=None, max_time=None, callbacks=None):
+                 verbose=None, max_time=None, callbacks=None,
+                 strategy=None, world_size=None):
         self._store_init_args(locals())
 
     def _validate_params(self):

@@ -37,9 +37,10 @@ class VAE(DeepModel):
     activation : "tanh", "relu", ...
     epochs, batch_size, lr, lr_schedule, clip_grad_norm, kl_warmup_epochs, beta,
     early_stopping_patience, validation_fraction, dynamic_binarization, checkpoint_path,
-    checkpoint_every_minutes, device, random_state, verbose, max_time, callbacks : the
-        Trainer's options (`latentkit.deep.trainer.Trainer`); beta scales the KL term
-        (β-VAE).
+    checkpoint_every_minutes, device, random_state, verbose, max_time, callbacks, strategy,
+    world_size : the Trainer's options (`latentkit.deep.trainer.Trainer`; strategy="ddp"
+        with world_size=N trains data-parallel on N processes, `latentkit.deep.ddp`); beta
+        scales the KL term (β-VAE).
 
     Attributes
     ----------
@@ -57,7 +58,8 @@ class VAE(DeepModel):
                  early_stopping_patience=None, validation_fraction=0.0,
                  dynamic_binarization=False, checkpoint_path=None,
                  checkpoint_every_minutes=10.0, device="auto", random_state=None,
-                 verbose=None, max_time=None, callbacks=None):
+                 verbose=None, max_time=None, callbacks=None,
+                 strategy=None, world_size=None):
         self._store_init_args(locals())
 
     def _uses_mask(self) -> bool:
@@ -89,7 +91,8 @@ class IWAE(VAE):
                  early_stopping_patience=None, validation_fraction=0.0,
                  dynamic_binarization=False, checkpoint_path=None,
                  checkpoint_every_minutes=10.0, device="auto", random_state=None,
-                 verbose=None, max_time=None, callbacks=None):
+                 verbose=None, max_time=None, callbacks=None,
+                 strategy=None, world_size=None):
         self._store_init_args(locals())
 
     def _objective(self, module, x, observed, beta: float):
@@ -115,7 +118,8 @@ class HierarchicalVAE(VAE):
                  kl_warmup_epochs=0.0, beta=1.0, early_stopping_patience=None,
                  validation_fraction=0.0, dynamic_binarization=False, checkpoint_path=None,
                  checkpoint_every_minutes=10.0, device="auto", random_state=None,
-                 verbose=None, max_time=None, callbacks=None):
+                 verbose=None, max_time=None, callbacks=None,
+                 strategy=None, world_size=None):
         self._store_init_args(locals())
 
     # the VAE's options that this model fixes
