@@ -309,9 +309,24 @@ class EMModel(LatentModel):
         if hasattr(source, "chunk_rows"):  # an iterator keeps its own chunks
             source.chunk_rows = self.chunk_size or em.auto_chunk_rows(
                 self._chunk_floats_per_row(source.n_features))
+        self._check_source_names(getattr(source, "feature_names", None), reset=reset)
         if reset:
             self.n_features_in_ = source.n_features
         return source
+
+    def _check_source_names(self, names, *, reset: bool) -> None:
+        """A stream's column names (a Parquet file's), kept as feature_names_in_ at fit and
+        checked against them afterwards, as scikit-learn does for a DataFrame."""
+        if reset:
+            self.__dict__.pop("feature_names_in_", None)
+            if names is not None:
+                self.feature_names_in_ = np.asarray(names, dtype=object)
+            return
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is not None and names is not None and list(fitted) != list(names):
+            raise InvalidInputError(
+                f"the columns of X ({list(names)}) are not those {type(self).__name__} was "
+                f"fitted on ({list(fitted)}); give the same columns in the same order.")
 
     def _store_fit(self, params, state, dtype, *, converged: bool, n_iter: int, history,
                    stop_reason: str, best_iteration: int | None = None,

@@ -271,3 +271,19 @@ def test_peak_memory_is_a_few_chunks_not_the_store(tmp_path, monkeypatch):
         tracemalloc.stop()
     assert model.n_iter_ == 2
     assert peak < 10 * chunk_bytes, f"peak {peak / chunk_bytes:.1f} chunks"
+
+
+def test_a_parquet_fit_keeps_the_column_names_and_checks_them_later(tmp_path):
+    """The file's column names become feature_names_in_ (as a DataFrame's would), and a later
+    stream with other columns is refused, not silently scored."""
+    X = np.random.default_rng(0).normal(size=(120, 3))
+    write_parquet(tmp_path / "a.parquet", X)
+    names = list(pq.read_schema(tmp_path / "a.parquet").names)
+    model = GaussianMixture(2, random_state=0).fit(str(tmp_path / "a.parquet"))
+    assert list(model.feature_names_in_) == names
+    pq.write_table(pa.table({f"other{j}": X[:, j] for j in range(3)}), tmp_path / "b.parquet")
+    model.warm_start = True
+    with pytest.raises(InvalidInputError, match="not those GaussianMixture was fitted on"):
+        model.fit(str(tmp_path / "b.parquet"))
+    refit = GaussianMixture(2, random_state=0).fit(str(tmp_path / "b.parquet"))
+    assert list(refit.feature_names_in_) == [f"other{j}" for j in range(3)]

@@ -66,14 +66,22 @@ def threaded_imap(fn: Callable, chunks: Iterable) -> Iterator:
     those results. One chunk runs inline."""
     threads = num_threads()
     chunks = iter(chunks)
-    first, second = next(chunks, None), next(chunks, None)
-    present = [c for c in (first, second) if c is not None]
-    if threads > 1 and second is not None:
+    present = [c for c in (next(chunks, None), next(chunks, None)) if c is not None]
+    several = len(present) == 2
+    chunks = chain(_handed_over(present), chunks)  # no reference kept to the first two
+    if threads > 1 and several:
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-            yield from _bounded_map(pool, fn, chain(present, chunks), window=2 * threads)
+            yield from _bounded_map(pool, fn, chunks, window=2 * threads)
         return
-    for chunk in chain(present, chunks):
+    for chunk in chunks:
         yield fn(chunk)
+
+
+def _handed_over(items: list):
+    """The items of a list, each dropped from it as it is yielded (so a long pass does not
+    keep the first chunks alive)."""
+    while items:
+        yield items.pop(0)
 
 
 def threaded_map(fn: Callable, chunks: Iterable) -> list:
