@@ -179,9 +179,10 @@ class DaskSource(ChunkSource):
         """A prepared chunk's values as (n_rows, D), for the column check."""
         return chunk
 
-    def map_reduce(self, step, reduce=None):
+    def map_reduce(self, step, reduce=None, *, record: bool = True):
         """Σ_b step(block_b), tree-summed in block order on the cluster; `reduce` (a function
-        of the list of results) instead of the sum gathers every result to the client."""
+        of the list of results) instead of the sum gathers every result to the client;
+        record : count the pass in `traffic` (False for a pass that is not an E-step)."""
         from dask import delayed
 
         if self.client is not None:  # θ travels once per worker, not once per block
@@ -194,7 +195,8 @@ class DaskSource(ChunkSource):
             return reduce(list(self._compute(*parts)))
         root, depth = tree_reduce(parts, _sum, self.split_every)
         total, = self._compute(root)
-        self._record(step, total, depth)
+        if record:
+            self._record(step, total, depth)
         return total
 
     def _record(self, step, total, depth: int) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from ..distributed.source import DaskSource
-from ..em.sources import _sample_rows
+from ..em.sources import ChunkSource, _sample_rows
 from ..exceptions import InvalidInputError
 from ._corpus import check_counts
 
@@ -42,7 +42,7 @@ class DaskCorpus(DaskSource):
     def total_words(self) -> float:
         """Σ counts over the corpus (one pass on the workers, which also checks every
         block)."""
-        return self.map_reduce(_words)
+        return self.map_reduce(_words, record=False)
 
     def init_sample(self, max_rows, rng):
         """The documents an in-memory fit's initialization would see, as CSR counts."""
@@ -59,8 +59,15 @@ def _workers() -> int:
 
 
 def dask_corpus(model, X, *, reset: bool, batch_rows: int | None = None) -> DaskCorpus:
-    """The DaskCorpus of X for `model` (an LDA), setting its corpus attributes at fit."""
-    source = DaskCorpus(X, batch_rows=batch_rows)
+    """The DaskCorpus of X (a Dask array, or a DaskCorpus as it is) for `model` (an LDA),
+    setting its corpus attributes at fit."""
+    if isinstance(X, DaskCorpus):
+        source = X
+    elif isinstance(X, ChunkSource):
+        raise InvalidInputError(f"LDA takes a Dask array or a DaskCorpus as a source; got a "
+                                f"{type(X).__name__}. Pass the counts or a path instead.")
+    else:
+        source = DaskCorpus(X, batch_rows=batch_rows)
     words = source.total_words()
     if reset:
         if words == 0:

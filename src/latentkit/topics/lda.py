@@ -208,7 +208,7 @@ class LDA(EMModel):
         return docs.counts
 
     def _source(self, X, *, reset: bool) -> em.ChunkSource:
-        if em.is_dask(X):  # E-steps where the blocks of documents live
+        if em.is_dask(X) or isinstance(X, em.ChunkSource):  # blocks of documents on Dask
             from ._dask import dask_corpus
             return dask_corpus(self, X, reset=reset)
         if isinstance(X, str | os.PathLike):
@@ -246,7 +246,7 @@ class LDA(EMModel):
     def _fit_online(self, X, warm: bool):
         """Online VB over minibatches of batch_size documents: in memory, or streamed from
         a corpus on disk (memory bounded by the minibatch)."""
-        if em.is_dask(X):  # each minibatch's E-steps on the workers holding its blocks
+        if em.is_dask(X) or isinstance(X, em.ChunkSource):  # minibatches' E-steps on Dask
             from ._dask import dask_corpus
             source = dask_corpus(self, X, reset=not warm, batch_rows=self.batch_size)
         elif isinstance(X, str | os.PathLike):
