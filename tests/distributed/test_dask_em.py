@@ -200,3 +200,27 @@ def test_a_worker_killed_mid_iteration_does_not_change_the_fit(client):
     after = client.run(os.getpid)
     assert victim not in after.values()  # the worker really died (the nanny restarted it)
     assert_same_fit(distributed, memory)
+
+
+def test_restarts_run_at_once_on_the_cluster(client):
+    """n_init=3: the three runs' iterations come from three client threads and overlap in
+    time (each run's first iteration ends before another run's last), and the fit is still
+    the in-memory one."""
+    X = blobs()
+    seen = []
+
+    def record(step):
+        seen.append((threading.get_ident(), time.perf_counter()))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        memory = GaussianMixture(3, n_init=3, **FIXED).fit(X)
+        distributed = GaussianMixture(3, n_init=3, callbacks=[record], **FIXED).fit(
+            da.from_array(X, chunks=(150, -1)))
+    runs = {}
+    for ident, t in seen:
+        runs.setdefault(ident, []).append(t)
+    assert len(runs) == 3 and all(len(times) == FIXED["max_iter"] for times in runs.values())
+    first_ends = min(max(times) for times in runs.values())
+    assert all(min(times) < first_ends for times in runs.values())  # they overlapped
+    assert_same_fit(distributed, memory)
