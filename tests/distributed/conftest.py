@@ -3,9 +3,10 @@
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client():
-    """A LocalCluster of 2 worker processes, one thread each, as the default client."""
+    """A LocalCluster of 2 worker processes, one thread each, as the default client (per test
+    module: no cluster outlives the tests that asked for it)."""
     pytest.importorskip("distributed")
     from latentkit.distributed import connect
 
