@@ -167,38 +167,50 @@ def test_parameters_travel_once_per_worker_and_statistics_once_per_block(client)
     assert large.per_iteration_bytes == small.per_iteration_bytes < 20_000
 
 
-def test_a_worker_killed_mid_iteration_does_not_change_the_fit(client):
-    """Iteration 3 is under way (its E-steps take ~0.1 s per block, 12 blocks on 2 workers)
-    when one worker process is killed (SIGKILL): Dask recomputes the lost work on the
-    survivor and the restarted worker, and the fit equals the in-memory one."""
+@pytest.mark.parametrize("persist", [False, True])
+def test_a_worker_killed_mid_iteration_does_not_change_the_fit(client, persist):
+    """A worker process is killed (SIGKILL) and the fit still equals the in-memory one.
+    persist=False: the blocks are read anew each iteration (~0.1 s per block, 12 blocks on 2
+    workers) and the kill lands inside iteration 3, whose lost tasks Dask recomputes on the
+    survivor and the restarted worker. persist=True: the blocks live on the workers, the
+    kill comes between iterations 2 and 3, and the dead worker's blocks are recomputed
+    from their source."""
     X = blobs(n=1200)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         memory = GaussianMixture(3, **FIXED).fit(X)
-    pids = client.run(os.getpid)
-    victim = sorted(pids.values())[0]
-    started = threading.Event()
+    victim = sorted(client.run(os.getpid).values())[0]
+    times, second_done = {}, threading.Event()
 
-    def kill_in_iteration_three(step):
-        if step.iteration == 2:
-            started.set()
-
-    def killer():
-        started.wait(60)
-        time.sleep(0.25)  # inside iteration 3's E-steps
+    def kill():
         os.kill(victim, signal.SIGKILL)
+        times["kill"] = time.perf_counter()
 
-    thread = threading.Thread(target=killer)
-    thread.start()
+    def on_iteration(step):
+        times[step.iteration] = time.perf_counter()
+        if step.iteration == 2:
+            kill() if persist else second_done.set()
+
+    def kill_inside_iteration_three():
+        if second_done.wait(60) and "kill" not in times:
+            time.sleep(0.25)
+            kill()
+
+    thread = threading.Thread(target=kill_inside_iteration_three)
+    if not persist:
+        thread.start()
     slow = da.from_array(SlowBlocks(X, 0.1), chunks=(100, -1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        distributed = GaussianMixture(3, callbacks=[kill_in_iteration_three],
-                                      **FIXED).fit(DaskSource(slow, allow_nan=False,
-                                                              persist=False))
-    thread.join()
-    after = client.run(os.getpid)
-    assert victim not in after.values()  # the worker really died (the nanny restarted it)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            distributed = GaussianMixture(3, callbacks=[on_iteration], **FIXED).fit(
+                DaskSource(slow, allow_nan=False, persist=persist))
+    finally:
+        if not persist:
+            second_done.set()
+            thread.join()
+    assert victim not in client.run(os.getpid).values()  # it died; the nanny restarted it
+    assert times[2] <= times["kill"] < times[3]  # after iteration 2's end, before 3's
     assert_same_fit(distributed, memory)
 
 

@@ -3,7 +3,7 @@ lives and the statistics are tree-summed.
 
 One EM iteration on a `DaskSource` (`map_reduce`, the engine's seam in `em.sources`):
 
-    step = E-step at θ_t                       scattered once: one copy per worker
+    step = E-step at θ_t                       one graph node: one copy per worker
     r_b  = step(prepare(block_b))              on the worker that holds block b
     S    = Σ_b r_b                             a tree of fan-in `split_every`, in block order
     θ_t+1 = M-step(S)                          on the client
@@ -93,7 +93,7 @@ def tree_reduce(parts: list, combine, split_every: int) -> tuple[object, int]:
 
 @dataclass
 class Traffic:
-    """What one `map_reduce` sent: the scattered step (θ and the family's config) and the
+    """What one `map_reduce` sent: the step (θ and the family's config) each worker gets, and the
     statistics each block returned (bytes, pickled), over `blocks` blocks and a tree of
     `depth` levels. `per_iteration_bytes` models the wire: θ to every worker, every block's
     statistics one hop up the tree (an upper bound: a child summed on its parent's worker
@@ -185,10 +185,10 @@ class DaskSource(ChunkSource):
         record : count the pass in `traffic` (False for a pass that is not an E-step)."""
         from dask import delayed
 
-        if self.client is not None:  # θ travels once per worker, not once per block
-            step_ref = self.client.scatter(step, broadcast=True, hash=False)
-        else:
-            step_ref = delayed(step, pure=False)
+        # θ (inside `step`) is one node of the graph: it travels once to each worker that
+        # runs a block, not once per block, and, unlike scattered data, a worker that dies
+        # holding it loses nothing (the scheduler still has it in the graph)
+        step_ref = delayed(step, pure=False)
         parts = [delayed(_apply, pure=False)(step_ref, p, b)
                  for b, p in zip(self.blocks, self.prepares)]
         if reduce is not None:
