@@ -12,6 +12,7 @@ import zarr
 
 from latentkit import em
 from latentkit.bayesnet import DiscreteBayesNet
+from latentkit.em import stores
 from latentkit.em.stores import ParquetSource, ZarrSource, store_source
 from latentkit.exceptions import InvalidInputError
 from latentkit.linear import PPCA, FactorAnalysis
@@ -81,15 +82,21 @@ def test_chunks_are_the_array_row_blocks_and_init_sample_the_same_rows(tmp_path,
     np.testing.assert_array_equal(source.init_sample(1000, np.random.default_rng(5)), X)
 
 
-def test_zarr_reads_whole_zarr_chunks_when_they_are_not_too_tall(tmp_path):
-    X = np.arange(300.0).reshape(100, 3)
+def test_zarr_decodes_each_zarr_chunk_once_per_pass(tmp_path, monkeypatch):
+    X = np.arange(600.0).reshape(200, 3)
     source = ZarrSource(write_zarr(tmp_path / "a.zarr", X, chunk_rows=7), chunk_rows=10,
                         allow_nan=False)
     assert source.block_rows() == 14  # two Zarr chunks cover a 10-row chunk
     tall = ZarrSource(write_zarr(tmp_path / "b.zarr", X, chunk_rows=100), chunk_rows=10,
                       allow_nan=False)
-    assert tall.block_rows() == 10  # a 100-row Zarr chunk is read 10 rows at a time
-    np.testing.assert_array_equal(np.concatenate(list(tall)), X)
+    reads = []
+    real = stores.read_rows
+    monkeypatch.setattr(stores, "read_rows", lambda a, start, stop: reads.append(
+        (start, stop)) or real(a, start, stop))
+    chunks = list(tall)
+    assert [len(c) for c in chunks] == [10] * 20
+    np.testing.assert_array_equal(np.concatenate(chunks), X)
+    assert reads == [(0, 100), (100, 200)]  # each 100-row Zarr chunk read (decoded) once
 
 
 def test_parquet_records_names_reads_nulls_as_nan_and_keeps_float32(tmp_path):

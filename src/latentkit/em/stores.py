@@ -34,8 +34,6 @@ __all__ = ["ParquetSource", "StoredRows", "ZarrSource", "store_source"]
 #: file endings read as stores: a Zarr directory, a Parquet file
 ZARR_SUFFIXES = (".zarr",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
-#: Zarr chunks larger than this many row chunks are read partially, chunk_rows at a time
-_MAX_BLOCK_CHUNKS = 4
 
 
 def _exact_chunks(blocks: Iterator[np.ndarray], chunk_rows: int) -> Iterator[tuple]:
@@ -145,9 +143,10 @@ def _check_numeric(dtype: np.dtype, what: str) -> None:
 class ZarrSource(StoredRows):
     """A 2-D Zarr array (n_samples, n_features) (a zarr.Array, or a path to a store holding
     one), read in blocks aligned to its chunking: whole Zarr chunks, as many as make up
-    chunk_rows rows, unless a Zarr chunk holds more than `_MAX_BLOCK_CHUNKS` row chunks
-    (then chunk_rows rows at a time). float32 data stays float32; other numbers are read as
-    float64 (or as `dtype` when given)."""
+    chunk_rows rows. A Zarr chunk taller than chunk_rows is still read whole (Zarr decodes
+    whole chunks: reading it a slice at a time would decode it once per slice) and cut into
+    row chunks, so peak memory is one decoded Zarr chunk plus the chunks in flight. float32
+    data stays float32; other numbers are read as float64 (or as `dtype` when given)."""
 
     def __init__(self, data, *, chunk_rows: int, allow_nan: bool, dtype=None):
         array = open_zarr_array(data)
@@ -161,11 +160,9 @@ class ZarrSource(StoredRows):
                          chunk_rows=chunk_rows, allow_nan=allow_nan)
 
     def block_rows(self) -> int:
-        """Rows per read: whole Zarr chunks covering chunk_rows rows, or chunk_rows when a
-        Zarr chunk is much taller (`_MAX_BLOCK_CHUNKS`)."""
+        """Rows per read: the whole Zarr chunks that cover chunk_rows rows (one Zarr chunk
+        when it is taller)."""
         zarr_rows = max(1, int(self.array.chunks[0]))
-        if zarr_rows > _MAX_BLOCK_CHUNKS * self.chunk_rows:
-            return self.chunk_rows
         return zarr_rows * math.ceil(self.chunk_rows / zarr_rows)
 
     def _blocks(self):
