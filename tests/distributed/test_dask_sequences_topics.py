@@ -15,6 +15,7 @@ da = pytest.importorskip("dask.array")
 from helpers import assert_same_fit  # noqa: E402
 from latentkit import LDA, ConvergenceWarning, LinearDynamicalSystem  # noqa: E402
 from latentkit.exceptions import InvalidInputError, InvalidParameterError  # noqa: E402
+from latentkit.topics._dask import DaskCorpus  # noqa: E402
 
 
 def sequences(B=12, T=40, p=3, seed=0):
@@ -80,7 +81,10 @@ def test_online_lda_minibatches_run_on_the_workers_and_equal_memory(client):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         memory = LDA(**kwargs).fit(X)
-        distributed = LDA(**kwargs).fit(da.from_array(X, chunks=(64, -1)))
+        corpus_on_dask = DaskCorpus(da.from_array(X, chunks=(64, -1)), batch_rows=50)
+        distributed = LDA(**kwargs).fit(corpus_on_dask)
+    assert corpus_on_dask.kept  # the CSR blocks stay on the workers between minibatches
+    assert [b.shape[0] for b in corpus_on_dask.minibatches()] == [50] * 6  # as in memory
     assert_same_fit(distributed, memory)
 
 

@@ -209,6 +209,21 @@ class DaskSource(ChunkSource):
             t.blocks, t.depth = len(self.blocks), depth
         t.iterations += 1
 
+    def keep_prepared(self, nbytes: int) -> bool:
+        """Compute the prepared blocks once and keep them on the workers, when a cluster is
+        there and `nbytes` (their size) takes at most half its memory; every later pass then
+        reads them where they are (an online fit's many small passes, a corpus whose blocks
+        are rebuilt from a larger source). Lost ones are recomputed from their lineage.
+        Returns whether it did."""
+        from dask import delayed
+
+        if self.client is None or not _fits(self.client, nbytes):
+            return False
+        prepared = [delayed(p, pure=False)(b) for b, p in zip(self.blocks, self.prepares)]
+        self.blocks = self.client.compute(prepared)  # futures: the blocks stay on the workers
+        self.prepares = [_as_is] * len(self.blocks)
+        return True
+
     # -- minibatches (online EM) ---------------------------------------------------------
 
     @property
@@ -290,11 +305,19 @@ def _n_workers(client) -> int:
 def _should_persist(persist, X, client) -> bool:
     if client is None or persist is False:
         return False
-    if persist is True:
-        return True
+    return persist is True or _fits(client, X.nbytes)
+
+
+def _fits(client, nbytes: int) -> bool:
+    """Whether `nbytes` take at most half of the workers' memory limits."""
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
     memory = sum(w.get("memory_limit") or 0 for w in workers)
-    return memory > 0 and X.nbytes <= memory / 2
+    return memory > 0 and nbytes <= memory / 2
+
+
+def _as_is(chunk):
+    """The prepare of a block that was prepared when it was kept (`keep_prepared`)."""
+    return chunk
 
 
 __all__ = ["DaskSource", "Traffic", "as_dask_array", "prepare_dense", "tree_reduce"]

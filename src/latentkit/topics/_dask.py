@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..distributed.source import DaskSource
 from ..em.sources import ChunkSource, _sample_rows
 from ..exceptions import InvalidInputError
@@ -23,26 +25,34 @@ def prepare_counts(block, *, dtype, allow_nan: bool, first_row: int):
     return check_counts(block, dtype=dtype, first_row=first_row)
 
 
-def _words(chunk) -> float:
-    """The number of word tokens in a prepared block."""
-    return float(chunk.sum())
+def _words_and_entries(chunk) -> np.ndarray:
+    """(word tokens, stored entries) of a prepared block : (2,)."""
+    return np.array([chunk.sum(), chunk.nnz], dtype=np.float64)
 
 
 class DaskCorpus(DaskSource):
     """X : (n_docs, n_words) Dask array of counts. batch_rows : documents per online
     minibatch (the array is rechunked so that each worker holds a share of every one)."""
 
+    #: whether the CSR blocks are kept on the workers (`survey`)
+    kept = False
+
     def __init__(self, X, *, batch_rows: int | None = None):
         if batch_rows is not None:
             workers = _workers()
             X = X.rechunk({0: max(1, math.ceil(batch_rows / workers))})
-        super().__init__(X, allow_nan=False, prepare=prepare_counts, check_columns=False)
+        super().__init__(X, allow_nan=False, prepare=prepare_counts, check_columns=False,
+                         persist=False)
         self.batch_rows = batch_rows
 
-    def total_words(self) -> float:
-        """Σ counts over the corpus (one pass on the workers, which also checks every
-        block)."""
-        return self.map_reduce(_words, record=False)
+    def survey(self) -> tuple[float, int]:
+        """(Σ counts, stored entries) over the corpus: one pass on the workers, which also
+        checks every block; then the CSR blocks are kept on the workers when they fit
+        (`keep_prepared`), so the passes of online EM do not re-read and re-cut them."""
+        words, entries = self.map_reduce(_words_and_entries, record=False)
+        csr_bytes = int(entries) * (self.dtype.itemsize + 4) + 8 * (self.n_samples + 1)
+        self.kept = self.kept or self.keep_prepared(csr_bytes)
+        return float(words), int(entries)
 
     def init_sample(self, max_rows, rng):
         """The documents an in-memory fit's initialization would see, as CSR counts."""
@@ -68,7 +78,7 @@ def dask_corpus(model, X, *, reset: bool, batch_rows: int | None = None) -> Dask
                                 f"{type(X).__name__}. Pass the counts or a path instead.")
     else:
         source = DaskCorpus(X, batch_rows=batch_rows)
-    words = source.total_words()
+    words, _ = source.survey()
     if reset:
         if words == 0:
             raise InvalidInputError(
