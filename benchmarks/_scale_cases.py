@@ -178,6 +178,11 @@ def run_dask(name: str, path: str, iterations: int, workers: int, memory_limit: 
             self.last_step = step
             return super().map_reduce(step, reduce)
 
+    # one core per worker: zarr's codec thread pool, numba's threads and latentkit's E-step
+    # threads would let one worker use every core (the 1-worker time then is not one
+    # core's, and the efficiency reads low); the worker processes inherit these
+    os.environ.update(ZARR_THREADING__MAX_WORKERS="1", NUMBA_NUM_THREADS="1",
+                      LATENTKIT_NUM_THREADS="1")
     with connect(f"local:{workers}", memory_limit=memory_limit) as client:
         timer = IterationTimer(client)
         model = make_model(name, iterations, timer)

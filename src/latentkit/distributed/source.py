@@ -220,7 +220,12 @@ class DaskSource(ChunkSource):
         if self.client is None or not _fits(self.client, nbytes):
             return False
         prepared = [delayed(p, pure=False)(b) for b, p in zip(self.blocks, self.prepares)]
-        self.blocks = self.client.compute(prepared)  # futures: the blocks stay on the workers
+        # block i on worker i mod W, so that W consecutive blocks (an online minibatch) are
+        # one per worker; a loose placement, so that a lost block is recomputed elsewhere
+        workers = list(self.client.scheduler_info(n_workers=-1)["workers"])
+        self.blocks = [self.client.compute(block, workers=[workers[i % len(workers)]],
+                                           allow_other_workers=True)
+                       for i, block in enumerate(prepared)]  # futures: kept on the workers
         self.prepares = [_as_is] * len(self.blocks)
         return True
 
