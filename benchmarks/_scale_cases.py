@@ -12,23 +12,11 @@ another); the time that read takes is subtracted from the gap it falls in.
 from __future__ import annotations
 
 import os
-import resource
 import time
 import warnings
 
 import numpy as np
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS in MiB (VmHWM, its own high-water mark)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from lda_stream import peak_rss_mb  # VmHWM: this process's own high-water mark
 
 
 def _worker_counters(dask_worker) -> tuple[int, float]:

@@ -144,6 +144,18 @@ def _record_items(record) -> dict:
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def traced_peak(fn, *args) -> int:
+    """Bytes at the peak of what Python and numpy allocated (tracemalloc) during fn(*args)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn(*args)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def fitted_arrays(model) -> dict:
     """Every fitted float array of a model (its parameters) by name, history_ aside."""
     return {name: value for name, value in vars(model).items()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import zarr
 
+from helpers import traced_peak
 from latentkit import ConvergenceWarning
 from latentkit.dynamics import LinearDynamicalSystem, simulate
 from latentkit.dynamics._em import SequenceBatch, StoredSequenceSource
@@ -152,7 +153,6 @@ def test_peak_memory_is_bounded_by_the_chunk_not_the_store(tmp_path, monkeypatch
     tracemalloc) is the E-step's temporaries of one chunk (about 60 floats per step with
     n = 2: ~1 MB), a Zarr read (3 blocks of 7 sequences) and the init sample (10
     sequences, set below), far below the array: the bound is a quarter of it, 3.2 MB."""
-    import tracemalloc
 
     monkeypatch.setenv("LATENTKIT_NUM_THREADS", "1")  # one chunk computed at a time
     monkeypatch.setattr(LinearDynamicalSystem, "_max_init_rows", 1000)
@@ -164,11 +164,6 @@ def test_peak_memory_is_bounded_by_the_chunk_not_the_store(tmp_path, monkeypatch
         store[start:start + 500] = rng.normal(size=(500, T, p)).cumsum(axis=1)
     model = LinearDynamicalSystem(2, random_state=0, max_iter=1, tol=0.0, chunk_size=2000)
     model.fit(store[:10])  # compile the kernels first: numba's compiler allocates ~20 MB
-    tracemalloc.start()
-    try:
-        model.fit(store)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = traced_peak(model.fit, store)
     assert model.n_iter_ == 1
     assert peak < store.nbytes / 4, f"peak {peak / 1e6:.1f} MB"

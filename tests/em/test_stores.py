@@ -2,7 +2,6 @@
 very chunks an in-memory array would, so a fit from a store equals the in-memory fit; each
 chunk is validated as it is read; peak memory is bounded by the chunk size, not the file."""
 
-import tracemalloc
 
 import numpy as np
 import pyarrow as pa
@@ -10,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import zarr
 
+from helpers import traced_peak
 from latentkit import em
 from latentkit.bayesnet import DiscreteBayesNet
 from latentkit.em import stores
@@ -270,12 +270,7 @@ def test_peak_memory_is_a_few_chunks_not_the_store(tmp_path, monkeypatch):
     monkeypatch.setattr(GaussianMixture, "_max_init_rows", 2 * rows)
     model = GaussianMixture(2, covariance_type="diag", random_state=0, max_iter=2, tol=0.0,
                             chunk_size=rows)
-    tracemalloc.start()
-    try:
-        model.fit(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = traced_peak(model.fit, path)
     assert model.n_iter_ == 2
     assert peak < 10 * chunk_bytes, f"peak {peak / chunk_bytes:.1f} chunks"
 

@@ -199,6 +199,19 @@ class ObservedColumns:
                                    rows=f"all {self.rows} rows of the stream")
 
 
+def observed_pass(observed: ObservedColumns | None, chunks: Iterable) -> Iterator:
+    """The chunks of one pass, as they come, each recorded by `observed` (when it is not
+    None), whose column check runs once the pass has ended."""
+    if observed is None:
+        yield from chunks
+        return
+    observed.start_pass()
+    for chunk in chunks:
+        observed.update(chunk)
+        yield chunk
+    observed.finish_pass()
+
+
 class ArraySource(ChunkSource):
     """An in-memory or memory-mapped array sliced into row chunks.
 
@@ -327,10 +340,11 @@ class IterableSource(ChunkSource):
         return chunks
 
     def __iter__(self):
+        return observed_pass(self.observed, self._checked(self._fresh()))
+
+    def _checked(self, chunks: Iterable) -> Iterator:
         first_row = 0
-        if self.observed is not None:
-            self.observed.start_pass()
-        for i, chunk in enumerate(self._fresh()):
+        for i, chunk in enumerate(chunks):
             chunk = np.asarray(chunk, dtype=self.dtype)
             if chunk.ndim != 2 or chunk.shape[1] != self.n_features:
                 raise InvalidInputError(
@@ -339,11 +353,7 @@ class IterableSource(ChunkSource):
             check_finite(chunk, allow_nan=self.allow_nan, name=f"data (chunk {i})",
                          first_row=first_row)
             first_row += len(chunk)
-            if self.observed is not None:
-                self.observed.update(chunk)
             yield chunk
-        if self.observed is not None:
-            self.observed.finish_pass()
 
     def init_sample(self, max_rows, rng):
         taken, rows = [], 0
@@ -434,5 +444,5 @@ def is_streaming(data) -> bool:
 
 
 __all__ = ["ArraySource", "ChunkSource", "IterableSource", "MappedPages", "ObservedColumns",
-           "SparseSource", "threaded_imap",
+           "SparseSource", "observed_pass", "threaded_imap",
            "as_source", "auto_chunk_rows", "is_dask", "is_streaming", "num_threads", "threaded_map"]

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._validation import check_finite
 from ..exceptions import InvalidInputError
-from .sources import ChunkSource, ObservedColumns, _float_dtype, _sample_rows
+from .sources import ChunkSource, ObservedColumns, _float_dtype, _sample_rows, observed_pass
 
 __all__ = ["ParquetSource", "StoredRows", "ZarrSource", "store_source"]
 
@@ -81,15 +81,9 @@ class StoredRows(ChunkSource):
         return chunk
 
     def __iter__(self):
-        if self.observed is not None:
-            self.observed.start_pass()
-        for first_row, raw in _exact_chunks(self._blocks(), self.chunk_rows):
-            chunk = self._prepare(raw, first_row)
-            if self.observed is not None:
-                self.observed.update(chunk)
-            yield chunk
-        if self.observed is not None:
-            self.observed.finish_pass()
+        chunks = (self._prepare(raw, first_row)
+                  for first_row, raw in _exact_chunks(self._blocks(), self.chunk_rows))
+        return observed_pass(self.observed, chunks)
 
     def init_sample(self, max_rows, rng):
         """The rows `ArraySource.init_sample` draws (`_sample_rows`): (n_sample, n_features),
