@@ -75,7 +75,8 @@ def make_model(name: str, iterations: int, timer):
         return PPCA(8, solver="em", tol=0.0, max_iter=iterations, random_state=0,
                     callbacks=[timer])
     from latentkit.topics import LDA
-    return LDA(20, method="online", tol=0.0, max_iter=iterations, batch_size=4096,
+    batch = int(os.environ.get("SCALE_LDA_BATCH", "4096"))  # scale.py --lda-batch
+    return LDA(20, method="online", tol=0.0, max_iter=iterations, batch_size=batch,
                doc_topic_prior=0.1, topic_word_prior=0.05, random_state=0, callbacks=[timer])
 
 

@@ -88,7 +88,7 @@ def run_child(args, model: str, mode: str, path: str) -> dict:
                "--dask-rows", str(sizes(args)[model][3])]
     if args.persist:
         command.append("--persist")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    env = dict(os.environ, SCALE_LDA_BATCH=str(args.lda_batch), PYTHONPATH=os.pathsep.join(
         [HERE] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     done = subprocess.run(command, capture_output=True, text=True, env=env,
                           timeout=args.case_timeout)
@@ -210,7 +210,9 @@ def main_all(args) -> None:
     for model in args.models.split(",") if not args.report else ():
         info = ensure_data(model, sizes(args)[model], DATA)
         print(f"# {model}: data ready {info['shape']}", file=sys.stderr, flush=True)
-        entry = everything.setdefault(model, dict(info=info, results={}))
+        key = model if model != "lda" or args.lda_batch == 4096 else (
+            f"lda, batch_size {args.lda_batch}")
+        entry = everything.setdefault(key, dict(info=info, results={}))
         if entry["info"]["shape"] != info["shape"]:
             entry.update(info=info, results={})
         for mode in args.modes.split(","):
@@ -245,6 +247,8 @@ def main():
     parser.add_argument("--ppca-rows", type=int, default=12_000_000)
     parser.add_argument("--ppca-features", type=int, default=64)
     parser.add_argument("--lda-docs", type=int, default=400_000)
+    parser.add_argument("--lda-batch", type=int, default=4096,
+                        help="online LDA's minibatch (documents)")
     parser.add_argument("--models", default="gmm,ppca,lda")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--case-timeout", type=float, default=1800)

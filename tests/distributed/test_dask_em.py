@@ -227,8 +227,9 @@ def test_restarts_run_at_once_on_the_cluster(client):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         memory = GaussianMixture(3, n_init=3, **FIXED).fit(X)
+        slow = da.from_array(SlowBlocks(X, 0.02), chunks=(150, -1))  # iterations of ~0.1 s
         distributed = GaussianMixture(3, n_init=3, callbacks=[record], **FIXED).fit(
-            da.from_array(X, chunks=(150, -1)))
+            DaskSource(slow, allow_nan=False, persist=False))
     runs = {}
     for ident, t in seen:
         runs.setdefault(ident, []).append(t)

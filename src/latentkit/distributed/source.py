@@ -193,8 +193,11 @@ class DaskSource(ChunkSource):
                  for b, p in zip(self.blocks, self.prepares)]
         if reduce is not None:
             return reduce(list(self._compute(*parts)))
-        root, depth = tree_reduce(parts, _sum, self.split_every)
-        total, = self._compute(root)
+        if len(parts) <= self.split_every:  # the root alone: summed here, one hop saved
+            total, depth = _sum(*self._compute(*parts)), 1 if len(parts) > 1 else 0
+        else:
+            root, depth = tree_reduce(parts, _sum, self.split_every)
+            total, = self._compute(root)
         if record:
             self._record(step, total, depth)
         return total
