@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentkit.deep import VAE
+from latentkit.deep import VAE, HierarchicalVAE
 from latentkit.deep._batches import batch_shard, binarize, draw_for_rows, shard_bounds
 from latentkit.deep.ddp import check_no_batch_norm
 from latentkit.deep.estimators import gumbel_noise
@@ -132,14 +132,15 @@ def test_a_failing_process_raises_its_error_in_the_caller():
     assert any("in process" in note for note in getattr(caught.value, "__notes__", []))
 
 
-@pytest.mark.skipif("strategy" not in VAE().get_params(),
-                    reason="the estimators do not take strategy= / world_size= yet")
-def test_estimator_option_trains_data_parallel():
+@pytest.mark.parametrize("make, size", [(VAE, dict(latent_dim=2)),
+                                        (HierarchicalVAE, dict(latent_dims=(4, 2)))])
+def test_estimator_option_trains_data_parallel(make, size):
+    """VAE, and HierarchicalVAE whose noise of every layer is drawn for the global batch."""
     X = (np.random.default_rng(0).random((203, 12)) < 0.3).astype(np.float32)
-    options = dict(latent_dim=2, hidden=(16,), epochs=2, batch_size=20, random_state=0,
-                   lr=1e-2, verbose=False)
-    single = VAE(**options).fit(X)
-    parallel = VAE(strategy="ddp", world_size=2, **options).fit(X)
+    options = dict(size, hidden=(16,), epochs=2, batch_size=20, random_state=0, lr=1e-2,
+                   verbose=False)
+    single = make(**options).fit(X)
+    parallel = make(strategy="ddp", world_size=2, **options).fit(X)
     # float32: a step's relative round-off is ~1e-7 (measured differences 6e-8 after 22
     # Adam steps); 1e-5 leaves room and still catches any mis-scaled gradient (~1e-2)
     np.testing.assert_allclose(parallel.history_, single.history_, rtol=1e-5)
