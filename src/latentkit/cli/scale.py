@@ -34,12 +34,14 @@ from typing import Any
 
 import numpy as np
 
+from latentkit.em.sources import _sample_rows
+from latentkit.em.stores import PARQUET_SUFFIXES, ZARR_SUFFIXES
 from latentkit.exceptions import InvalidInputError, InvalidParameterError
 
 from .data import Data
 
 #: DATA file endings read out of core (a Zarr store is a directory)
-STORE_SUFFIXES = (".zarr", ".parquet", ".pq", ".npy")
+STORE_SUFFIXES = ZARR_SUFFIXES + PARQUET_SUFFIXES + (".npy",)
 #: the most rows the figures and parameter tables of a streamed fit draw
 FIGURE_ROWS = 10_000
 #: Dask blocks per worker when --dask-chunk-rows is not given
@@ -179,7 +181,9 @@ def _row_chunks(n_rows: int, n_columns: int, args, client) -> int:
     (BLOCKS_PER_WORKER), none over MAX_BLOCK_BYTES."""
     if args.dask_chunk_rows is not None:
         return args.dask_chunk_rows
-    workers = max(1, len(client.scheduler_info().get("workers", {}))) if client else 1
+    from latentkit.distributed.cluster import worker_count
+
+    workers = worker_count(client)
     largest = max(1, MAX_BLOCK_BYTES // (8 * max(1, n_columns)))
     return max(1, min(math.ceil(n_rows / (BLOCKS_PER_WORKER * workers)), largest))
 
@@ -239,11 +243,9 @@ def _store_sample(path: str, rng) -> tuple[np.ndarray, list[str] | None, int, in
 
 def _dask_sample(X, rng) -> np.ndarray:
     """At most FIGURE_ROWS rows of a Dask array, in order: all, else a seeded subset."""
-    n = X.shape[0]
-    if n <= FIGURE_ROWS:
-        return np.asarray(X.compute(), dtype=np.float64)
-    rows = np.sort(rng.choice(n, FIGURE_ROWS, replace=False))
-    return np.asarray(X[rows].compute(), dtype=np.float64)
+    rows = _sample_rows(X.shape[0], FIGURE_ROWS, rng)
+    taken = X if len(rows) == X.shape[0] else X[rows]
+    return np.asarray(taken.compute(), dtype=np.float64)
 
 
 def streamed_input(spec, args, client, read_in_memory) -> StreamedInput:
@@ -351,51 +353,18 @@ def stored_metrics(model, source: str) -> list[tuple[str, str, object]]:
     return [("data", "data", described)] + streamed_metrics(model, path)
 
 
-def _fit_candidate(estimator, X, criterion: str) -> tuple[float, float, float]:
-    """(criterion, mean log-likelihood, fit seconds) of one candidate fitted on X."""
-    import time
-
-    start = time.perf_counter()
-    estimator.fit(X)
-    elapsed = time.perf_counter() - start
-    values = criteria(estimator, X)
-    return values[criterion], values["mean_log_likelihood"], elapsed
-
-
 def select_streamed(model, X, candidates, criterion: str, random_state, param: str):
     """`select_n_components` (bic or aic) for DATA left where it is: every candidate is
-    fitted on the stream and scored block by block; the same table, seed, warnings and
-    `Selection`."""
-    import warnings
-
-    from latentkit.metrics import selection as chooser
+    fitted on the stream and scored block by block (`criteria`)."""
+    from latentkit.metrics.selection import select_n_components
 
     if criterion == "heldout":
         raise InvalidParameterError(
             "--criterion heldout splits the rows in memory; on a store or with --dask use "
             "--criterion bic or aic (or read DATA in memory with a table option such as "
             "--max-rows).")
-    candidates = chooser._check_candidates(candidates)
-    seed = chooser._check_seed(random_state)
-    table = chooser.ResultTable([param, criterion, "log_likelihood", "time_s", "converged"],
-                                formats={criterion: ".6g", "time_s": ".3f"})
-    fitted = []
-    for k in candidates:
-        estimator = chooser._candidate(model, param, k, seed)
-        value, log_likelihood, elapsed = chooser._labelled(
-            f"{param}={k}", _fit_candidate, estimator, X, criterion)
-        converged = getattr(estimator, "converged_", None)
-        table.add_row([k, value, log_likelihood, elapsed,
-                       None if converged is None else bool(converged)])
-        fitted.append(estimator)
-    best = chooser._pick(table, criterion)
-    best_k = candidates[best]
-    table.title = f"{param} by {criterion} (lowest wins, random_state={seed}): best {best_k}"
-    edge = chooser._edge(candidates, best_k)
-    if edge is not None:
-        warnings.warn(chooser._edge_message(candidates, best_k, param, criterion, edge),
-                      chooser.SelectionEdgeWarning, stacklevel=2)
-    return chooser.Selection(table, fitted[best], best_k, seed)
+    return select_n_components(model, X, candidates, criterion, random_state=random_state,
+                               param=param, scorer=criteria)
 
 
 __all__ = ["FIGURE_ROWS", "STORE_SUFFIXES", "StreamedInput", "block_log_likelihood",

@@ -334,6 +334,8 @@ def _portable(exc: BaseException, rank: int, world_size: int) -> BaseException:
     where = f"in process {rank} of {world_size}:\n{traceback.format_exc()}"
     try:
         exc.add_note(where)
+        # the queue to the caller pickles it: does it survive the trip? (our own bytes, in
+        # memory, between processes we started; nothing is read from a file)
         pickle.loads(pickle.dumps(exc))
         return exc
     except Exception:  # noqa: BLE001 -- an exception that does not survive pickling

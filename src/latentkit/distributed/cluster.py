@@ -32,6 +32,13 @@ def active_client():
         return None
 
 
+def worker_count(client) -> int:
+    """The workers of `client`'s cluster (1 without a client: this process)."""
+    if client is None:
+        return 1
+    return max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+
+
 def parse_spec(spec: str) -> tuple[str, int | str]:
     """("local", n_workers) for 'local' / 'local:N', ("address", spec) for a scheduler
     address (tcp://, tls://, ucx://, inproc:// or host:port)."""
@@ -72,4 +79,4 @@ def connect(spec: str, *, memory_limit: str | None = "auto", threads_per_worker:
         yield client
 
 
-__all__ = ["active_client", "connect", "parse_spec"]
+__all__ = ["active_client", "connect", "parse_spec", "worker_count"]

@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .._validation import check_finite, check_observed_columns
-from ..em.sources import ChunkSource, _float_dtype, _sample_rows
+from ..em.sources import ChunkSource, _float_dtype, _sample_rows, _sum_in_order
 from ..exceptions import InvalidInputError, InvalidInputTypeError
-from .cluster import active_client
+from .cluster import active_client, worker_count
 
 # -- what runs on the workers -------------------------------------------------------------
 
@@ -65,10 +65,7 @@ def _apply(step, prepare, block):
 
 def _sum(*results):
     """Left-to-right sum of a node's children (the tree's order is the blocks' order)."""
-    total = results[0]
-    for item in results[1:]:
-        total = total + item
-    return total
+    return _sum_in_order(results)
 
 
 def _fmax(*arrays):
@@ -105,7 +102,6 @@ class Traffic:
     depth: int = 0
     workers: int = 1
     iterations: int = 0
-    history: list = field(default_factory=list)
 
     @property
     def per_iteration_bytes(self) -> int:
@@ -139,11 +135,10 @@ class DaskSource(ChunkSource):
         self.client = active_client()
         if _should_persist(persist, X, self.client):
             X = self.client.persist(X)
-        self.X, self.traffic = X, Traffic(workers=_n_workers(self.client))
-        offsets = np.concatenate([[0], np.cumsum(X.chunks[0])])
-        self.first_rows = [int(r) for r in offsets[:-1]]
-        options = dict(dtype=self.dtype, allow_nan=allow_nan)
-        self.prepares = [partial(prepare, first_row=r, **options) for r in self.first_rows]
+        self.X, self.traffic = X, Traffic(workers=worker_count(self.client))
+        self.prepare = partial(prepare, dtype=self.dtype, allow_nan=allow_nan)
+        first_rows = np.concatenate([[0], np.cumsum(X.chunks[0])])[:-1]
+        self.prepares = [partial(self.prepare, first_row=int(r)) for r in first_rows]
         self.blocks = list(X.to_delayed().ravel())
         if check_columns:
             self._check_blocks()
@@ -274,7 +269,7 @@ class DaskSource(ChunkSource):
         else:
             taken = self.X[rows]
         sample, = self._compute(taken)
-        return prepare_dense(sample, dtype=self.dtype, allow_nan=self.allow_nan, first_row=0)
+        return self.prepare(sample, first_row=0)
 
 
 def as_dask_array(X, ndim: int = 2):
@@ -302,12 +297,6 @@ def as_dask_array(X, ndim: int = 2):
     if any(n > 1 for n in X.numblocks[1:]):  # a row belongs together: blocks of whole rows
         X = X.rechunk({axis: -1 for axis in range(1, ndim)})
     return X
-
-
-def _n_workers(client) -> int:
-    if client is None:
-        return 1
-    return max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
 
 
 def _should_persist(persist, X, client) -> bool:

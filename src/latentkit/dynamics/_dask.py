@@ -41,7 +41,7 @@ class DaskSequences(DaskSource):
         """Every sequence, as a list of (T, p): the in-memory fit's initialization sees
         all of them (`SequenceSource.init_sample`)."""
         X, = self._compute(self.X)
-        return list(prepare_sequences(X, dtype=self.dtype, allow_nan=True, first_row=0).X)
+        return list(self.prepare(X, first_row=0).X)
 
 
 __all__ = ["DaskSequences", "prepare_sequences"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -463,8 +462,9 @@ def _opened_store(X):
 
 def _on_disk(X) -> bool:
     """Whether X is an array on disk: an np.memmap or a zarr.Array."""
-    zarr = sys.modules.get("zarr")  # a zarr.Array exists only once zarr is imported
-    return isinstance(X, np.memmap) or (zarr is not None and isinstance(X, zarr.Array))
+    from ..em.stores import is_zarr_array
+
+    return isinstance(X, np.memmap) or is_zarr_array(X)
 
 
 def _input_dtype(X):

@@ -266,10 +266,7 @@ def fit_em(family: EMFamily, config, source: ChunkSource, *, n_init: int,
                                   desc=_run_name(restart, runs), **options))
             if results[-1].stop_reason == "interrupted":
                 break
-    best = results[0]
-    for result in results[1:]:
-        if result.lower_bound > best.lower_bound:
-            best = result
+    best = max(results, key=lambda result: result.lower_bound)  # the first of equals
     if best.stop_reason == "max_iter":
         warnings.warn(  # scikit-learn's words after ours, for users who search for them
             f"EM did not converge in max_iter={loop['max_iter']} iterations (tol={loop['tol']}). "

@@ -379,7 +379,9 @@ def as_source(data, *, chunk_rows: int, allow_nan: bool) -> ChunkSource:
     if is_dask(data):
         from ..distributed.source import DaskSource  # optional dependency: dask
         return DaskSource(data, allow_nan=allow_nan)
-    store = _store_source(data, chunk_rows=chunk_rows, allow_nan=allow_nan)
+    from .stores import store_source  # zarr and pyarrow are imported for a store only
+
+    store = store_source(data, chunk_rows=chunk_rows, allow_nan=allow_nan)
     if store is not None:
         return store
     if isinstance(data, str | os.PathLike):
@@ -416,27 +418,14 @@ def is_dask(data) -> bool:
     return type(data).__module__.partition(".")[0] in ("dask", "dask_expr")
 
 
-def _is_zarr(data) -> bool:
-    """A zarr array, recognized without importing zarr."""
-    return type(data).__module__.partition(".")[0] == "zarr"
-
-
-def _store_source(data, *, chunk_rows: int, allow_nan: bool) -> ChunkSource | None:
-    """A Zarr or Parquet source for `data` (`em.stores`), or None for other input."""
-    is_store_path = isinstance(data, str | os.PathLike) and os.fspath(data).rstrip(
-        "/\\").lower().endswith((".zarr", ".parquet", ".pq"))
-    if not (_is_zarr(data) or is_store_path):
-        return None
-    from .stores import store_source
-    return store_source(data, chunk_rows=chunk_rows, allow_nan=allow_nan)
-
-
 def is_streaming(data) -> bool:
     """True for inputs that `as_source` wraps (out of core, iterators, sparse); False for an
     in-memory array-like."""
     if isinstance(data, str | os.PathLike | np.memmap | Iterator | ChunkSource):
         return True
-    if sp.issparse(data) or is_dask(data) or _is_zarr(data):
+    from .stores import is_zarr_array
+
+    if sp.issparse(data) or is_dask(data) or is_zarr_array(data):
         return True
     if isinstance(data, list | tuple):
         return len(data) > 0 and np.ndim(data[0]) == 2

@@ -29,7 +29,7 @@ from .._validation import check_finite
 from ..exceptions import InvalidInputError
 from .sources import ChunkSource, ObservedColumns, _float_dtype, _sample_rows, observed_pass
 
-__all__ = ["ParquetSource", "StoredRows", "ZarrSource", "store_source"]
+__all__ = ["ParquetSource", "StoredRows", "ZarrSource", "is_zarr_array", "store_source"]
 
 #: file endings read as stores: a Zarr directory, a Parquet file
 ZARR_SUFFIXES = (".zarr",)
@@ -243,11 +243,17 @@ class ParquetSource(StoredRows):
 # -- dispatch -----------------------------------------------------------------------------
 
 
+def is_zarr_array(data) -> bool:
+    """Whether `data` is a zarr.Array (without importing zarr: one exists only once zarr
+    is imported)."""
+    zarr = sys.modules.get("zarr")
+    return zarr is not None and isinstance(data, zarr.Array)
+
+
 def store_source(data, *, chunk_rows: int, allow_nan: bool) -> ChunkSource | None:
     """The source for a store: a zarr.Array, a path ending in .zarr (a Zarr directory), or
     a path ending in .parquet / .pq; None for anything else."""
-    zarr = sys.modules.get("zarr")  # a zarr.Array exists only once zarr is imported
-    if zarr is not None and isinstance(data, zarr.Array):
+    if is_zarr_array(data):
         return ZarrSource(data, chunk_rows=chunk_rows, allow_nan=allow_nan)
     if not isinstance(data, str | os.PathLike):
         return None

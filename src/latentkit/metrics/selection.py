@@ -169,12 +169,15 @@ def _candidate(model, param: str, k: int, seed: int):
     return estimator
 
 
-def _fit_candidate(estimator, X_fit, X_test, criterion: str):
+def _fit_candidate(estimator, X_fit, X_test, criterion: str, scorer=None):
     """Fit `estimator` on X_fit : (n_fit, n_features); the table row's numbers
     (criterion value, mean log-likelihood per row of X_fit, fit seconds)."""
     start = time.perf_counter()
     estimator.fit(X_fit)
     elapsed = time.perf_counter() - start
+    if scorer is not None:  # data not in memory, scored block by block
+        values = scorer(estimator, X_fit)
+        return float(values[criterion]), float(values["mean_log_likelihood"]), elapsed
     if criterion == "heldout":
         value = float(estimator.score(X_test))
     else:
@@ -228,7 +231,8 @@ def _pick(table: ResultTable, criterion: str) -> int:
 
 
 def select_n_components(model, X, candidates, criterion: str = "bic", test_size: float = 0.25,
-                        random_state=None, *, param: str | None = None) -> Selection:
+                        random_state=None, *, param: str | None = None,
+                        scorer=None) -> Selection:
     """Fit `model` with each size in `candidates` and pick the best.
 
     model : an unfitted or fitted estimator with a size parameter (it is cloned, not
@@ -244,6 +248,9 @@ def select_n_components(model, X, candidates, criterion: str = "bic", test_size:
         runs print the same table. Ties go to the earlier candidate.
     param : the size parameter to vary; by default the registry's `size_param` of the
         model's class (`latentkit.registry`), or n_components for a class it does not know.
+    scorer : for X that is not in memory (a store's path, a Dask array: "bic" or "aic"
+        only), (fitted estimator, X) -> {criterion: value, "mean_log_likelihood": value},
+        summed block by block; None scores X in memory with the model's own methods.
 
     Warnings raised while a candidate is fitted or scored are re-issued, same category, as
     "n_components=7: <message>". A SelectionEdgeWarning says when the best size is the
@@ -258,6 +265,9 @@ def select_n_components(model, X, candidates, criterion: str = "bic", test_size:
     candidates = _check_candidates(candidates)
     param = _check_model(model, criterion, param)
     seed = _check_seed(random_state)
+    if scorer is not None and criterion == "heldout":
+        raise InvalidParameterError("criterion 'heldout' splits the rows in memory; with a "
+                                    "scorer (data not in memory) use 'bic' or 'aic'.")
     X_fit, X_test = _split(X, test_size, seed) if criterion == "heldout" else (X, None)
     table = ResultTable([param, criterion, "log_likelihood", "time_s", "converged"],
                         formats={criterion: ".6g", "time_s": ".3f"})
@@ -265,7 +275,7 @@ def select_n_components(model, X, candidates, criterion: str = "bic", test_size:
     for k in candidates:
         estimator = _candidate(model, param, k, seed)
         value, log_likelihood, elapsed = _labelled(f"{param}={k}", _fit_candidate, estimator,
-                                                   X_fit, X_test, criterion)
+                                                   X_fit, X_test, criterion, scorer)
         converged = getattr(estimator, "converged_", None)
         table.add_row([k, value, log_likelihood, elapsed,
                        None if converged is None else bool(converged)])

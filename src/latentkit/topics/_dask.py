@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
+from ..distributed.cluster import active_client, worker_count
 from ..distributed.source import DaskSource
-from ..em.sources import ChunkSource, _sample_rows
+from ..em.sources import ChunkSource
 from ..exceptions import InvalidInputError
 from ._corpus import check_counts
 
@@ -39,7 +40,7 @@ class DaskCorpus(DaskSource):
 
     def __init__(self, X, *, batch_rows: int | None = None):
         if batch_rows is not None:
-            workers = _workers()
+            workers = worker_count(active_client())
             X = X.rechunk({0: max(1, math.ceil(batch_rows / workers))})
         super().__init__(X, allow_nan=False, prepare=prepare_counts, check_columns=False,
                          persist=False)
@@ -54,18 +55,6 @@ class DaskCorpus(DaskSource):
         self.kept = self.kept or self.keep_prepared(csr_bytes)
         return float(words), int(entries)
 
-    def init_sample(self, max_rows, rng):
-        """The documents an in-memory fit's initialization would see, as CSR counts."""
-        rows = _sample_rows(self.n_samples, max_rows, rng)
-        taken = self.X if len(rows) == self.n_samples else self.X[rows]
-        sample, = self._compute(taken)
-        return check_counts(sample, dtype=self.dtype)
-
-
-def _workers() -> int:
-    from ..distributed.cluster import active_client
-    from ..distributed.source import _n_workers
-    return _n_workers(active_client())
 
 
 def dask_corpus(model, X, *, reset: bool, batch_rows: int | None = None) -> DaskCorpus:
