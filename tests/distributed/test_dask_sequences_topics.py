@@ -91,3 +91,15 @@ def test_online_lda_minibatches_run_on_the_workers_and_equal_memory(client):
 def test_gibbs_lda_refuses_a_dask_array_and_names_the_alternatives(client):
     with pytest.raises(InvalidParameterError, match="method='batch' or 'online'"):
         LDA(n_topics=3, method="gibbs").fit(da.from_array(corpus(), chunks=(100, -1)))
+
+
+def test_a_corpus_kept_on_the_workers_still_iterates_as_csr_blocks(client):
+    """After keep_prepared, the blocks are futures on the workers; a pass over the source
+    (a family's checking pass) must still yield the prepared CSR counts, in order."""
+    X = corpus()
+    source = DaskCorpus(da.from_array(X, chunks=(64, -1)), batch_rows=50)
+    source.survey()
+    assert source.kept
+    blocks = list(source)
+    assert all(sp.issparse(b) for b in blocks)
+    np.testing.assert_array_equal(sp.vstack(blocks).toarray(), X)

@@ -257,8 +257,10 @@ class DaskSource(ChunkSource):
     def __iter__(self):
         """The prepared blocks, computed one after another on the client (for a family's
         one checking pass; EM itself goes through map_reduce)."""
-        for block, prepare in zip(self.blocks, self.prepares):
-            yield prepare(self._compute(block)[0])
+        from dask import delayed
+
+        for block, prepare in zip(self.blocks, self.prepares):  # a block or a kept future
+            yield self._compute(delayed(prepare, pure=False)(block))[0]
 
     def init_sample(self, max_rows, rng):
         """The rows an in-memory fit's initialization would see (`_sample_rows`: all rows up
